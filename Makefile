@@ -1,0 +1,41 @@
+# salesops — two commands: `make run` and `make test`. Both work on a fresh machine
+# with nothing but Python 3.11 and make: they bootstrap uv into .tools/ and sync .venv.
+PYTHON ?= python3
+UV_VERSION ?= 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+
+.PHONY: run test lint bench demo install clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml
+	$(UV) sync --frozen --python $(PYTHON)
+	touch $@
+
+install: $(VENV)/.synced
+
+run: install
+	$(VENV)/bin/salesops up
+
+demo: install
+	$(VENV)/bin/salesops demo
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy libs services
+
+bench: install
+	$(PY) -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) $(TOOLS)

@@ -1,0 +1,108 @@
+"""Async database access: engine, database creation, unit of work, migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from salesops_common.settings import database_dsn, server_url, sqlalchemy_url
+
+log = logging.getLogger(__name__)
+
+# Any fixed number works: it only has to be the same for every copy of a service.
+MIGRATION_LOCK_ID = 0x5A1E5095
+
+
+async def ensure_database(url: str, database: str) -> None:
+    """Create ``database`` on the server if it does not exist (idempotent, race-safe)."""
+    conn = await asyncpg.connect(database_dsn(server_url(url), "postgres"))
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
+        if not exists:
+            try:
+                await conn.execute(f'CREATE DATABASE "{database}"')
+            except asyncpg.DuplicateDatabaseError:
+                pass
+    finally:
+        await conn.close()
+
+
+def create_engine(dsn: str, *, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        sqlalchemy_url(dsn),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+    )
+
+
+class UnitOfWork:
+    """One transaction: the entrypoint commits; handlers and repositories never do."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def __call__(self) -> AsyncIterator[AsyncSession]:
+        async with self._sessions() as session, session.begin():
+            yield session
+
+
+def _upgrade(sync_conn: Connection, script_location: Path) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(script_location))
+    script = ScriptDirectory.from_config(cfg)
+
+    def upgrade(rev: object, context: object) -> object:
+        return script._upgrade_revs("head", rev)  # type: ignore[arg-type]
+
+    with EnvironmentContext(cfg, script, fn=upgrade, destination_rev="head") as env:
+        env.configure(connection=sync_conn, transactional_ddl=True)
+        with env.begin_transaction():
+            env.run_migrations()
+
+
+async def migrate(engine: AsyncEngine, script_location: Path) -> None:
+    """Bring the schema to head; an advisory lock keeps concurrent copies from racing."""
+    from sqlalchemy import text
+
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+        try:
+            await conn.run_sync(_upgrade, script_location)
+            await conn.commit()
+        finally:
+            await conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": MIGRATION_LOCK_ID})
+            await conn.commit()
+
+
+async def wait_for_database(url: str, database: str, *, attempts: int = 0) -> None:
+    """Retry until the server answers: services start before PostgreSQL in some setups."""
+    delay, tried = 0.2, 0
+    while True:
+        try:
+            await ensure_database(url, database)
+            return
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            tried += 1
+            if attempts and tried >= attempts:
+                raise
+            log.warning("database not reachable yet: %s; retrying in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)

@@ -1,0 +1,253 @@
+"""HTTP conventions every service shares: JSON errors, bearer auth, body limits,
+request metrics by route template, /healthz, /readyz and /metrics."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import SecretStr
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from salesops_common.observability import ServiceMetrics, correlation_id
+
+log = logging.getLogger(__name__)
+
+_STATUS_CODES = {
+    400: "malformed",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+class JsonResponse(JSONResponse):
+    """JSON rendered by orjson (decimals, datetimes and UUIDs included)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, default=_default)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+class ApiError(Exception):
+    """An error answered as ``{"error": {"code", "message", "details"}}``."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code or _STATUS_CODES.get(status, "error")
+        self.message = message
+        self.details = details
+        self.headers = headers
+
+
+def error_response(error: ApiError) -> JsonResponse:
+    body = {"error": {"code": error.code, "message": error.message, "details": error.details}}
+    return JsonResponse(body, status_code=error.status, headers=error.headers)
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    return [
+        {"loc": list(e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type", "")}
+        for e in exc.errors()
+    ]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_api_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return error_response(exc)
+
+    async def on_http(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        headers = dict(exc.headers) if exc.headers else None
+        return error_response(ApiError(exc.status_code, str(exc.detail), headers=headers))
+
+    async def on_validation(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        details = _validation_details(exc)
+        return error_response(ApiError(422, "request is invalid", details=details))
+
+    async def on_unexpected(_: Request, exc: Exception) -> Response:
+        log.exception("unhandled error", exc_info=exc)
+        return error_response(ApiError(500, "internal error", code="internal"))
+
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def token_guard(token: SecretStr) -> Callable[..., Awaitable[None]]:
+    """A dependency that refuses any call without ``Authorization: Bearer <token>``."""
+    expected = token.get_secret_value().encode()
+
+    async def require_token(
+        credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),  # noqa: B008
+    ) -> None:
+        given = credentials.credentials.encode() if credentials else b""
+        if not credentials or not hmac.compare_digest(given, expected):
+            raise ApiError(
+                401, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"}
+            )
+
+    return require_token
+
+
+async def read_body(request: Request, *, limit: int) -> bytes:
+    """Read the body, refusing with 413 as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"body over the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"body over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class RequestMetricsMiddleware:
+    """Counts and times requests by route template (never the raw path: ids are unbounded)."""
+
+    def __init__(self, app: ASGIApp, *, metrics: ServiceMetrics, routes_app: FastAPI) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.routes_app = routes_app
+
+    def _template(self, scope: Scope) -> str:
+        for route in self.routes_app.router.routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                return str(getattr(route, "path", "unmatched"))
+        return "unmatched"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        raw_id = headers.get(b"x-request-id", b"")[:64].decode("latin-1")
+        token = correlation_id.set(raw_id or uuid.uuid4().hex)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                cid = (correlation_id.get() or "").encode()
+                message.setdefault("headers", []).append((b"x-request-id", cid))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = self._template(scope)
+            method = scope["method"]
+            self.metrics.http_requests.labels(method, route, str(status)).inc()
+            self.metrics.http_latency.labels(method, route).observe(
+                time.perf_counter() - started
+            )
+            correlation_id.reset(token)
+
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+def ops_router(
+    metrics: ServiceMetrics,
+    checks: dict[str, ReadinessCheck],
+    before_scrape: Sequence[Callable[[], Awaitable[None]]] = (),
+) -> APIRouter:
+    """``/healthz``, ``/readyz`` and ``/metrics``: open, as the architecture says."""
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz")
+    async def readyz() -> Response:
+        results: dict[str, bool] = {}
+        for name, check in checks.items():
+            try:
+                results[name] = await check()
+            except Exception:  # noqa: BLE001 - any failure means not ready
+                results[name] = False
+        ready = all(results.values())
+        body = {"status": "ready" if ready else "not_ready", "checks": results}
+        return JsonResponse(body, status_code=200 if ready else 503)
+
+    @router.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        for refresh in before_scrape:
+            try:
+                await refresh()
+            except Exception:  # noqa: BLE001 - a scrape must still answer with what it has
+                log.warning("metrics refresh failed", exc_info=True)
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def create_app(
+    *,
+    title: str,
+    metrics: ServiceMetrics,
+    lifespan: Any,
+    routers: Sequence[APIRouter],
+    checks: dict[str, ReadinessCheck],
+    before_scrape: Sequence[Callable[[], Awaitable[None]]] = (),
+    description: str = "",
+) -> FastAPI:
+    app = FastAPI(
+        title=title,
+        description=description,
+        lifespan=lifespan,
+        default_response_class=JsonResponse,
+    )
+    install_error_handlers(app)
+    app.include_router(ops_router(metrics, checks, before_scrape))
+    for router in routers:
+        app.include_router(router)
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics, routes_app=app)
+    return app

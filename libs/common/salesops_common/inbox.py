@@ -1,0 +1,329 @@
+"""Idempotent consumers: apply a handler and record the event id in one transaction,
+commit offsets only after it, skip duplicates, dead-letter poison records."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from salesops_common.db import UnitOfWork
+from salesops_common.envelope import Envelope, EnvelopeError
+from salesops_common.events import EventData, dlq_topic
+from salesops_common.kafka import Topics
+from salesops_common.observability import ServiceMetrics, event_id
+from salesops_common.outbox import add_to_outbox
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class HandlerContext:
+    """What a handler may touch: the transaction and the outbox (through ``emit``)."""
+
+    session: AsyncSession
+    topics: Topics
+    source: str
+    emitted: list[Envelope] = field(default_factory=list)
+
+    def emit(self, type_name: str, data: EventData, *, id: UUID | None = None) -> Envelope:
+        envelope = Envelope.of(type_name, data, source=self.source, id=id)
+        self.emitted.append(envelope)
+        return envelope
+
+    async def flush(self) -> None:
+        await add_to_outbox(self.session, self.emitted, topics=self.topics)
+        self.emitted.clear()
+
+
+Handler = Callable[[HandlerContext, Envelope], Awaitable[None]]
+
+_CLAIM = text(
+    """
+    INSERT INTO inbox (consumer, event_id, event_type, topic, kafka_partition, kafka_offset,
+                       status, reason)
+    SELECT :consumer, * FROM unnest(CAST(:ids AS uuid[]), CAST(:types AS text[]),
+        CAST(:topics AS text[]), CAST(:partitions AS int[]), CAST(:offsets AS bigint[]),
+        CAST(:statuses AS text[]), CAST(:reasons AS text[]))
+    ON CONFLICT (consumer, event_id) DO NOTHING
+    RETURNING event_id
+    """
+)
+
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.AdminShutdownError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Infrastructure failures are retried forever; only the rest can make a record poison."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, _TRANSIENT):
+            return True
+        if isinstance(seen, sa_exc.DBAPIError) and seen.connection_invalidated:
+            return True
+        if isinstance(seen, sa_exc.InterfaceError | sa_exc.OperationalError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+@dataclass(frozen=True)
+class Item:
+    record: ConsumerRecord[bytes, bytes]
+    envelope: Envelope | None
+    error: str | None
+
+
+class ConsumerRunner:
+    """Runs one consumer group member: the handlers registry decides what is applied."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        topics: Topics,
+        subscribe: Sequence[str],
+        bootstrap: str,
+        group_id: str,
+        uow: UnitOfWork,
+        handlers: Mapping[str, Handler],
+        metrics: ServiceMetrics,
+        source: str,
+        max_attempts: int = 3,
+        max_records: int = 500,
+        consumer_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.name = name
+        self._topics = topics
+        self._subscribe = [topics.physical(t) for t in subscribe]
+        self._bootstrap = bootstrap
+        self._group_id = topics.prefix + group_id
+        self._uow = uow
+        self._handlers = handlers
+        self._metrics = metrics
+        self._source = source
+        self._max_attempts = max_attempts
+        self._max_records = max_records
+        self._options = dict(consumer_options or {})
+        self._consumer: AIOKafkaConsumer | None = None
+        self._stopping = asyncio.Event()
+        self.assigned = False
+
+    async def run(self) -> None:
+        delay = 0.5
+        while not self._stopping.is_set():
+            try:
+                await self._consume()
+                delay = 0.5
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a consumer must outlive broker outages
+                log.warning("consumer %s failed: %r; restarting in %.1fs", self.name, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def _consume(self) -> None:
+        consumer = AIOKafkaConsumer(
+            *self._subscribe,
+            bootstrap_servers=self._bootstrap,
+            group_id=self._group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self._max_records,
+            **self._options,
+        )
+        await consumer.start()
+        self._consumer = consumer
+        try:
+            while not self._stopping.is_set():
+                batches = await consumer.getmany(timeout_ms=250, max_records=self._max_records)
+                self.assigned = bool(consumer.assignment())
+                for tp, records in batches.items():
+                    await self._process(tp, records)
+                    await self._commit(consumer, tp, records[-1].offset + 1)
+        finally:
+            self._consumer = None
+            await consumer.stop()
+
+    async def _commit(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
+        try:
+            await consumer.commit({tp: offset})
+        except (CommitFailedError, KafkaError) as exc:
+            # The partition moved to another member; it re-reads and its inbox skips these.
+            log.info("offset commit for %s skipped after rebalance: %r", tp, exc)
+
+    async def _process(self, tp: TopicPartition, records: Sequence[ConsumerRecord]) -> None:
+        started = time.perf_counter()
+        items = [self._decode(r) for r in records]
+        await self._retry_transient(lambda: self._apply_batch(items))
+        self._metrics.consumer_processing.observe(time.perf_counter() - started)
+
+    def _decode(self, record: ConsumerRecord[bytes, bytes]) -> Item:
+        try:
+            envelope = Envelope.from_record(record.key, record.value, list(record.headers))
+            return Item(record, envelope, None)
+        except EnvelopeError as exc:
+            return Item(record, None, f"undecodable: {exc}")
+
+    async def _retry_transient(self, attempt: Callable[[], Awaitable[None]]) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await attempt()
+                return
+            except Exception as exc:
+                if not is_transient(exc) or self._stopping.is_set():
+                    raise
+                log.warning("consumer %s: transient failure %r; retrying", self.name, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _apply_batch(self, items: Sequence[Item]) -> None:
+        """All records in one transaction; on a handler failure, one transaction per record."""
+        good = [i for i in items if i.envelope is not None]
+        try:
+            async with self._uow() as session:
+                outcomes = await self._apply(session, good)
+            self._observe(good, outcomes)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            log.info("consumer %s: batch failed (%r); applying one by one", self.name, exc)
+            for item in good:
+                await self._apply_one(item)
+        for item in items:
+            if item.envelope is None:
+                await self._dead_letter(item, item.error or "undecodable")
+
+    async def _apply_one(self, item: Item) -> None:
+        reason = ""
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                async with self._uow() as session:
+                    outcomes = await self._apply(session, [item])
+                self._observe([item], outcomes)
+                return
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                reason = f"{type(exc).__name__}: {exc}"[:1000]
+                log.warning("consumer %s: attempt %d failed: %s", self.name, attempt, reason)
+                await asyncio.sleep(0.05 * attempt)
+        await self._dead_letter(item, reason)
+
+    async def _apply(self, session: AsyncSession, items: Sequence[Item]) -> list[tuple[str, str]]:
+        """Apply new events; returns (topic, outcome) per item for the metrics."""
+        handled = [i for i in items if i.envelope and i.envelope.type in self._handlers]
+        claimed = await self._claim(session, handled, status="applied", reason=None)
+        ctx = HandlerContext(session=session, topics=self._topics, source=self._source)
+        outcomes: list[tuple[str, str]] = []
+        for item in items:
+            assert item.envelope is not None
+            topic = self._topics.logical(item.record.topic)
+            if item.envelope.type not in self._handlers:
+                outcomes.append((topic, "ignored"))
+                continue
+            if item.envelope.id not in claimed:
+                outcomes.append((topic, "duplicate"))
+                continue
+            claimed.discard(item.envelope.id)  # a second copy in the same batch is a duplicate
+            token = event_id.set(str(item.envelope.id))
+            try:
+                await self._handlers[item.envelope.type](ctx, item.envelope)
+            finally:
+                event_id.reset(token)
+            outcomes.append((topic, "applied"))
+        await ctx.flush()
+        return outcomes
+
+    def _observe(self, items: Sequence[Item], outcomes: Sequence[tuple[str, str]]) -> None:
+        counts: dict[tuple[str, str], int] = {}
+        for key in outcomes:
+            counts[key] = counts.get(key, 0) + 1
+        for (topic, outcome), count in counts.items():
+            self._metrics.consumer_events.labels(topic, outcome).inc(count)
+        now = time.time()
+        newest = 0.0
+        for item in items:
+            published = item.record.timestamp / 1000
+            newest = max(newest, published)
+            self._metrics.pipeline_lag.observe(max(0.0, now - published))
+        if newest:
+            self._metrics.last_applied.set(newest)
+
+    async def _claim(
+        self, session: AsyncSession, items: Iterable[Item], *, status: str, reason: str | None
+    ) -> set[UUID]:
+        rows = [i for i in items if i.envelope is not None]
+        if not rows:
+            return set()
+        result = await session.execute(
+            _CLAIM,
+            {
+                "consumer": self.name,
+                "ids": [str(i.envelope.id) for i in rows if i.envelope],
+                "types": [i.envelope.type for i in rows if i.envelope],
+                "topics": [i.record.topic for i in rows],
+                "partitions": [i.record.partition for i in rows],
+                "offsets": [i.record.offset for i in rows],
+                "statuses": [status] * len(rows),
+                "reasons": [reason] * len(rows),
+            },
+        )
+        return {UUID(str(r[0])) for r in result}
+
+    async def _dead_letter(self, item: Item, reason: str) -> None:
+        """Record the poison record as handled and stage it for ``<topic>.dlq``, atomically."""
+        record = item.record
+        envelope = item.envelope or Envelope(
+            type="unknown",
+            source="unknown",
+            subject="",
+            data={"raw": (record.value or b"")[:65536].decode("utf-8", "replace")},
+        )
+        extra = [
+            ("x-dlq-reason", reason.encode()[:4096]),
+            ("x-dlq-consumer", self.name.encode()),
+            ("x-dlq-origin", f"{record.topic}/{record.partition}/{record.offset}".encode()),
+        ]
+        dlq = dlq_topic(record.topic)
+
+        async def write() -> None:
+            async with self._uow() as session:
+                if item.envelope is not None:
+                    claimed = await self._claim(session, [item], status="dead_lettered",
+                                                reason=reason)
+                    if not claimed:
+                        return
+                await add_to_outbox(session, [envelope], topics=self._topics,
+                                    topic_override=dlq, extra_headers=extra)
+
+        await self._retry_transient(write)
+        log.error("consumer %s: dead-lettered %s to %s: %s", self.name, envelope.id, dlq, reason)
+        self._metrics.dlq_events.labels(self._topics.logical(record.topic)).inc()
+        self._metrics.consumer_events.labels(
+            self._topics.logical(record.topic), "dead_lettered"
+        ).inc()

@@ -1,0 +1,208 @@
+"""Transactional outbox: events are written with the state change, published by a relay.
+
+Only one relay per service database publishes at a time (a PostgreSQL advisory lock), so
+rows go out in commit-id order; any number of service copies may run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from salesops_common.envelope import Envelope
+from salesops_common.kafka import Topics
+from salesops_common.messaging_schema import OUTBOX_CHANNEL
+from salesops_common.observability import ServiceMetrics
+
+log = logging.getLogger(__name__)
+
+RELAY_LOCK_ID = 0x0B7B0C5
+_INSERT = text(
+    """
+    INSERT INTO outbox (event_id, topic, key, headers, payload)
+    SELECT * FROM unnest(
+        CAST(:ids AS uuid[]), CAST(:topics AS text[]), CAST(:keys AS bytea[]),
+        CAST(:headers AS jsonb[]), CAST(:payloads AS bytea[]))
+    ON CONFLICT (topic, event_id) DO NOTHING
+    """
+)
+
+
+def _row(envelope: Envelope, topic: str, extra_headers: Sequence[tuple[str, bytes]]) -> tuple[
+    str, str, bytes, str, bytes
+]:
+    headers = [(k, v.decode()) for k, v in (*envelope.headers(), *extra_headers)]
+    return (str(envelope.id), topic, envelope.record_key, orjson.dumps(headers).decode(),
+            envelope.value())
+
+
+async def add_to_outbox(
+    session: AsyncSession,
+    envelopes: Sequence[Envelope],
+    *,
+    topics: Topics,
+    topic_override: str | None = None,
+    extra_headers: Sequence[tuple[str, bytes]] = (),
+) -> None:
+    """Stage events in the caller's transaction; they are published after it commits."""
+    if not envelopes:
+        return
+    rows = [
+        _row(e, topic_override or topics.physical(e.topic), extra_headers) for e in envelopes
+    ]
+    ids, tnames, keys, headers, payloads = (list(col) for col in zip(*rows, strict=True))
+    await session.execute(
+        _INSERT,
+        {"ids": ids, "topics": tnames, "keys": keys, "headers": headers, "payloads": payloads},
+    )
+
+
+ProducerFactory = Callable[[], AIOKafkaProducer]
+
+
+class OutboxRelay:
+    """Publishes unsent outbox rows (acks=all), marks them sent, prunes old sent rows."""
+
+    def __init__(
+        self,
+        *,
+        dsn: str,
+        producer_factory: ProducerFactory,
+        metrics: ServiceMetrics,
+        batch_size: int = 1000,
+        poll_interval: float = 1.0,
+        retention: timedelta = timedelta(days=7),
+    ) -> None:
+        self._dsn = dsn
+        self._producer_factory = producer_factory
+        self._metrics = metrics
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._retention = retention
+        self._wake = asyncio.Event()
+        self._producer: AIOKafkaProducer | None = None
+        self._last_prune = 0.0
+        self.is_leader = False
+
+    async def run(self) -> None:
+        """Run until cancelled, surviving database and broker outages with backoff."""
+        delay = 0.2
+        while True:
+            try:
+                await self._run_once()
+                delay = 0.2
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the relay must outlive every failure
+                log.warning("outbox relay error: %r; retrying in %.1fs", exc, delay)
+                await self._drop_producer()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+            finally:
+                self.is_leader = False
+
+    async def stop(self) -> None:
+        await self._drop_producer()
+
+    async def _run_once(self) -> None:
+        conn = await asyncpg.connect(self._dsn)
+        try:
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK_ID):
+                # Another copy holds the lock and is the relay; polling the lock is the wait.
+                await asyncio.sleep(self._poll_interval)  # noqa: ASYNC110
+            self.is_leader = True
+            await conn.add_listener(OUTBOX_CHANNEL, self._on_notify)
+            while True:
+                published = await self._publish_batch(conn)
+                await self._housekeeping(conn)
+                if published < self._batch_size:
+                    await self._wait_for_work()
+        finally:
+            await conn.close(timeout=2)
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _wait_for_work(self) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+        except TimeoutError:
+            pass
+        self._wake.clear()
+
+    async def _ensure_producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = self._producer_factory()
+            await producer.start()
+            self._producer = producer
+        return self._producer
+
+    async def _drop_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                await producer.stop()
+            except Exception:  # noqa: BLE001 - a broken producer is replaced, not repaired
+                log.debug("error stopping producer", exc_info=True)
+
+    async def _publish_batch(self, conn: asyncpg.Connection) -> int:
+        rows = await conn.fetch(
+            "SELECT id, topic, key, headers, payload, created_at FROM outbox "
+            "WHERE sent_at IS NULL ORDER BY id LIMIT $1",
+            self._batch_size,
+        )
+        if not rows:
+            return 0
+        producer = await self._ensure_producer()
+        futures = []
+        for row in rows:
+            headers = [(k, v.encode()) for k, v in orjson.loads(row["headers"])]
+            futures.append(
+                await producer.send(
+                    row["topic"], value=row["payload"], key=row["key"], headers=headers
+                )
+            )
+        await asyncio.gather(*futures)
+        await conn.execute(
+            "UPDATE outbox SET sent_at = clock_timestamp() WHERE id = ANY($1::bigint[])",
+            [r["id"] for r in rows],
+        )
+        self._observe(rows)
+        return len(rows)
+
+    def _observe(self, rows: Sequence[asyncpg.Record]) -> None:
+        now = time.time()
+        for row in rows:
+            created: datetime = row["created_at"]
+            self._metrics.outbox_latency.observe(max(0.0, now - created.timestamp()))
+            self._metrics.outbox_published.labels(row["topic"]).inc()
+
+    async def _housekeeping(self, conn: asyncpg.Connection) -> None:
+        now = time.monotonic()
+        if now - self._last_prune < 5:
+            return
+        self._last_prune = now
+        backlog = await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+        self._metrics.outbox_backlog.set(backlog)
+        await conn.execute(
+            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE sent_at < "
+            "clock_timestamp() - $1::interval LIMIT 10000)",
+            self._retention,
+        )
+
+
+async def republish_since(conn: asyncpg.Connection, since: datetime) -> int:
+    """Mark sent rows created since ``since`` unsent, so the relay publishes them again."""
+    status: str = await conn.execute(
+        "UPDATE outbox SET sent_at = NULL WHERE created_at >= $1 AND sent_at IS NOT NULL", since
+    )
+    return int(status.split()[-1])

@@ -1,0 +1,128 @@
+"""What every service process runs beside its HTTP API: migrations at start, the outbox
+relay and the consumers as tasks, and a clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from salesops_common.db import UnitOfWork, create_engine, migrate, wait_for_database
+from salesops_common.inbox import ConsumerRunner, Handler
+from salesops_common.kafka import Topics, broker_reachable, new_producer, wait_for_broker
+from salesops_common.observability import ServiceMetrics, configure_logging
+from salesops_common.outbox import OutboxRelay
+from salesops_common.settings import CommonSettings, database_dsn
+
+log = logging.getLogger(__name__)
+
+
+class ServiceRuntime:
+    """The composition of plumbing one service needs; built by the service's bootstrap."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        settings: CommonSettings,
+        database: str,
+        migrations: Path,
+        consumer_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.service = service
+        self.settings = settings
+        self.database = database
+        self.migrations = migrations
+        self.dsn = database_dsn(settings.database_url, database)
+        self.metrics = ServiceMetrics(service)
+        self.topics = Topics(settings.kafka_topic_prefix)
+        self.engine = create_engine(self.dsn)
+        self.uow = UnitOfWork(self.engine)
+        self.source = f"/{service}"
+        self.relay = OutboxRelay(
+            dsn=self.dsn,
+            producer_factory=lambda: new_producer(
+                settings.kafka_bootstrap, idempotence=settings.kafka_enable_idempotence
+            ),
+            metrics=self.metrics,
+            retention=timedelta(hours=settings.outbox_retention_hours),
+        )
+        self.consumers: list[ConsumerRunner] = []
+        self._consumer_options = consumer_options
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def add_consumer(
+        self, *, name: str, subscribe: Sequence[str], handlers: Mapping[str, Handler]
+    ) -> ConsumerRunner:
+        runner = ConsumerRunner(
+            name=f"{self.service}.{name}",
+            topics=self.topics,
+            subscribe=subscribe,
+            bootstrap=self.settings.kafka_bootstrap,
+            group_id=f"salesops-{self.service}-{name}",
+            uow=self.uow,
+            handlers=handlers,
+            metrics=self.metrics,
+            source=self.source,
+            consumer_options=self._consumer_options,
+        )
+        self.consumers.append(runner)
+        return runner
+
+    async def start(self) -> None:
+        await wait_for_database(self.settings.database_url, self.database)
+        await migrate(self.engine, self.migrations)
+        await wait_for_broker(
+            self.settings.kafka_bootstrap,
+            self.topics.every(),
+            partitions=self.settings.kafka_partitions,
+        )
+        self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.service}-relay"))
+        for runner in self.consumers:
+            self._tasks.append(asyncio.create_task(runner.run(), name=runner.name))
+        log.info("%s started", self.service)
+
+    async def stop(self, *, grace: float = 10.0) -> None:
+        for runner in self.consumers:
+            runner.stop()
+        consumers = self._tasks[1:]
+        if consumers:
+            _, pending = await asyncio.wait(consumers, timeout=grace)
+            for task in pending:
+                task.cancel()
+        if self._tasks:
+            self._tasks[0].cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self.relay.stop()
+        await self.engine.dispose()
+
+    async def database_ready(self) -> bool:
+        async with self.engine.connect() as conn:
+            await asyncio.wait_for(conn.execute(text("SELECT 1")), 2.0)
+        return True
+
+    async def broker_ready(self) -> bool:
+        return await broker_reachable(self.settings.kafka_bootstrap)
+
+    def checks(self) -> dict[str, Any]:
+        return {"database": self.database_ready, "broker": self.broker_ready}
+
+    def lifespan(self) -> Any:
+        @asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            configure_logging(self.settings.log_level)
+            await self.start()
+            try:
+                yield
+            finally:
+                await self.stop()
+
+        return lifespan

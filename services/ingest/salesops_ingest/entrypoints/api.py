@@ -1,0 +1,147 @@
+"""Ingest's REST API: ``POST /v1/events`` and ``GET /v1/entities``."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import Response
+from salesops_common.events import Source
+from salesops_common.http import ApiError, JsonResponse, read_body
+
+from salesops_ingest.adapters import repository
+from salesops_ingest.domain.model import ACCEPTED_TYPES, EventError, ValidEvent, validate_event
+from salesops_ingest.service_layer.accept import accept_events
+from salesops_ingest.service_layer.context import IngestContext
+
+_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "source_event_id", "occurred_at", "data"],
+    "properties": {
+        "type": {"type": "string", "enum": sorted(ACCEPTED_TYPES)},
+        "source": {"type": "string", "enum": ["api", "csv", "hubspot", "salesforce", "pipedrive"]},
+        "tenant": {"type": "string", "default": "default"},
+        "source_event_id": {"type": "string"},
+        "occurred_at": {"type": "string", "format": "date-time"},
+        "data": {
+            "type": "object",
+            "required": ["source_id"],
+            "description": "The entity's canonical fields; references to other records by "
+            "their source ids (owner_source_id, account_source_id, lead_source_id, "
+            "deal_source_id, rep_source_id, manager_source_id, parent_source_id).",
+        },
+    },
+}
+_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        _EVENT_SCHEMA,
+                        {"type": "array", "items": _EVENT_SCHEMA, "maxItems": 1000},
+                    ]
+                }
+            }
+        },
+    }
+}
+
+
+def _parse(body: bytes, *, max_events: int) -> list[Any]:
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, f"body is not valid JSON: {exc}") from None
+    items = parsed if isinstance(parsed, list) else [parsed]
+    if len(items) > max_events:
+        raise ApiError(413, f"{len(items)} events in one request; the limit is {max_events}")
+    if not items:
+        raise ApiError(422, "no events in the request", details=[])
+    return items
+
+
+def _validate(items: list[Any]) -> list[ValidEvent]:
+    valid: list[ValidEvent] = []
+    errors: list[EventError] = []
+    for index, raw in enumerate(items):
+        result = validate_event(index, raw)
+        if isinstance(result, ValidEvent):
+            valid.append(result)
+        else:
+            errors.extend(result)
+    if errors:
+        raise ApiError(
+            422, f"{len(errors)} invalid field(s); nothing was stored",
+            details=[e.as_json() for e in errors[:100]],
+        )
+    return valid
+
+
+def build_router(ctx: IngestContext) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["ingest"], dependencies=[Depends(ctx.require_token)])
+
+    @router.post("/events", status_code=202, openapi_extra=_BODY)
+    async def post_events(
+        request: Request,
+        idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    ) -> Response:
+        """Accept one canonical event or an array of up to 1,000. A 202 means every event
+        is committed in PostgreSQL with its outbox row; duplicates change nothing."""
+        body = await read_body(request, limit=ctx.settings.max_batch_bytes)
+        events = _validate(_parse(body, max_events=ctx.settings.max_batch_events))
+        request_hash = hashlib.sha256(body).hexdigest()
+        async with ctx.uow() as session:
+            if idempotency_key:
+                earlier = await repository.lock_idempotency_key(session, idempotency_key)
+                if earlier is not None:
+                    return _replay(earlier, request_hash)
+            results = await accept_events(session, events=events, topics=ctx.topics)
+            accepted = sum(r.status == "accepted" for r in results)
+            answer = {
+                "accepted": accepted,
+                "duplicates": len(results) - accepted,
+                "results": [r.as_json() for r in results],
+            }
+            encoded = orjson.dumps(answer)
+            if idempotency_key:
+                await repository.store_idempotent_response(
+                    session, key=idempotency_key, request_hash=request_hash, status=202,
+                    response=encoded,
+                )
+        ctx.observe_accepted(events, results)
+        return Response(encoded, status_code=202, media_type="application/json")
+
+    @router.get("/entities")
+    async def get_entity(
+        source: Annotated[Source, Query()],
+        source_id: Annotated[str, Query(min_length=1, max_length=256)],
+        tenant: Annotated[str, Query(min_length=1, max_length=128)] = "default",
+        kind: Annotated[str | None, Query(pattern="^(lead|account|deal|activity|rep)$")] = None,
+    ) -> dict[str, Any]:
+        """The canonical id of a CRM record (``kind`` narrows when a source id is reused)."""
+        async with ctx.uow() as session:
+            found = await repository.find_entities(
+                session, source=source, tenant=tenant, source_id=source_id, kind=kind
+            )
+        if not found:
+            raise ApiError(404, "no such record")
+        if len(found) > 1:
+            kinds = [f["kind"] for f in found]
+            raise ApiError(409, "several kinds of record share that source id; pass kind",
+                           details={"kinds": kinds})
+        entity = found[0]
+        entity["id"] = str(entity["id"])
+        return entity
+
+    return router
+
+
+def _replay(earlier: dict[str, Any], request_hash: str) -> Response:
+    if earlier["request_hash"] != request_hash:
+        raise ApiError(422, "Idempotency-Key was already used with a different request",
+                       code="idempotency_key_reused")
+    return JsonResponse(earlier["response"], status_code=earlier["status"])

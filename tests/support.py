@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
 from salesops_common.envelope import Envelope
 
@@ -115,9 +115,14 @@ async def eventually(
 
 
 def api_event(
-    type_name: str, source_id: str, data: dict[str, Any] | None = None, *,
-    source_event_id: str | None = None, occurred_at: str = "2026-11-01T10:00:00+00:00",
-    source: str = "api", tenant: str = "default",
+    type_name: str,
+    source_id: str,
+    data: dict[str, Any] | None = None,
+    *,
+    source_event_id: str | None = None,
+    occurred_at: str = "2026-11-01T10:00:00+00:00",
+    source: str = "api",
+    tenant: str = "default",
 ) -> dict[str, Any]:
     return {
         "type": type_name,
@@ -127,3 +132,17 @@ def api_event(
         "occurred_at": occurred_at,
         "data": {"source_id": source_id, **(data or {})},
     }
+
+
+async def publish(bootstrap: str, topic: str, envelopes: list[Envelope]) -> None:
+    """Put canonical events on a topic, as an upstream service's relay would."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topic, value=e.value(), key=e.record_key, headers=e.headers())
+            for e in envelopes
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()

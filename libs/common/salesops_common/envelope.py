@@ -96,9 +96,7 @@ class Envelope:
     @classmethod
     def from_record(cls, key: bytes | None, value: bytes | None, headers: Headers) -> Envelope:
         attrs = {name: raw.decode("utf-8", "replace") for name, raw in headers}
-        missing = [
-            h for h in ("ce_specversion", "ce_id", "ce_source", "ce_type") if h not in attrs
-        ]
+        missing = [h for h in ("ce_specversion", "ce_id", "ce_source", "ce_type") if h not in attrs]
         if missing:
             raise EnvelopeError(f"missing CloudEvents headers: {', '.join(missing)}")
         if attrs["ce_specversion"] != SPEC_VERSION:

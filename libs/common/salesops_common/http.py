@@ -184,9 +184,7 @@ class RequestMetricsMiddleware:
             route = self._template(scope)
             method = scope["method"]
             self.metrics.http_requests.labels(method, route, str(status)).inc()
-            self.metrics.http_latency.labels(method, route).observe(
-                time.perf_counter() - started
-            )
+            self.metrics.http_latency.labels(method, route).observe(time.perf_counter() - started)
             correlation_id.reset(token)
 
 

@@ -314,12 +314,18 @@ class ConsumerRunner:
         async def write() -> None:
             async with self._uow() as session:
                 if item.envelope is not None:
-                    claimed = await self._claim(session, [item], status="dead_lettered",
-                                                reason=reason)
+                    claimed = await self._claim(
+                        session, [item], status="dead_lettered", reason=reason
+                    )
                     if not claimed:
                         return
-                await add_to_outbox(session, [envelope], topics=self._topics,
-                                    topic_override=dlq, extra_headers=extra)
+                await add_to_outbox(
+                    session,
+                    [envelope],
+                    topics=self._topics,
+                    topic_override=dlq,
+                    extra_headers=extra,
+                )
 
         await self._retry_transient(write)
         log.error("consumer %s: dead-lettered %s to %s: %s", self.name, envelope.id, dlq, reason)

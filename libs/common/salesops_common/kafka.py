@@ -81,7 +81,8 @@ async def broker_reachable(bootstrap: str, *, connect_within: float = 1.0) -> bo
     for server in bootstrap.split(","):
         host, _, port = server.strip().rpartition(":")
         try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), connect_within)
+            connect = asyncio.open_connection(host, int(port))
+            _, writer = await asyncio.wait_for(connect, connect_within)
         except (OSError, TimeoutError, ValueError):
             continue
         writer.close()

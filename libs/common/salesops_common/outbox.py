@@ -37,12 +37,17 @@ _INSERT = text(
 )
 
 
-def _row(envelope: Envelope, topic: str, extra_headers: Sequence[tuple[str, bytes]]) -> tuple[
-    str, str, bytes, str, bytes
-]:
+def _row(
+    envelope: Envelope, topic: str, extra_headers: Sequence[tuple[str, bytes]]
+) -> tuple[str, str, bytes, str, bytes]:
     headers = [(k, v.decode()) for k, v in (*envelope.headers(), *extra_headers)]
-    return (str(envelope.id), topic, envelope.record_key, orjson.dumps(headers).decode(),
-            envelope.value())
+    return (
+        str(envelope.id),
+        topic,
+        envelope.record_key,
+        orjson.dumps(headers).decode(),
+        envelope.value(),
+    )
 
 
 async def add_to_outbox(
@@ -56,9 +61,7 @@ async def add_to_outbox(
     """Stage events in the caller's transaction; they are published after it commits."""
     if not envelopes:
         return
-    rows = [
-        _row(e, topic_override or topics.physical(e.topic), extra_headers) for e in envelopes
-    ]
+    rows = [_row(e, topic_override or topics.physical(e.topic), extra_headers) for e in envelopes]
     ids, tnames, keys, headers, payloads = (list(col) for col in zip(*rows, strict=True))
     await session.execute(
         _INSERT,
@@ -116,10 +119,7 @@ class OutboxRelay:
     async def _run_once(self) -> None:
         conn = await asyncpg.connect(self._dsn)
         try:
-            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK_ID):
-                # Another copy holds the lock and is the relay; polling the lock is the wait.
-                await asyncio.sleep(self._poll_interval)  # noqa: ASYNC110
-            self.is_leader = True
+            await self._become_leader(conn)
             await conn.add_listener(OUTBOX_CHANNEL, self._on_notify)
             while True:
                 published = await self._publish_batch(conn)
@@ -128,6 +128,14 @@ class OutboxRelay:
                     await self._wait_for_work()
         finally:
             await conn.close(timeout=2)
+
+    async def _become_leader(self, conn: asyncpg.Connection) -> None:
+        """Wait for the relay lock: while another copy holds it, that copy publishes."""
+        while True:
+            if await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK_ID):
+                self.is_leader = True
+                return
+            await asyncio.sleep(self._poll_interval)
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()

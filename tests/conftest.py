@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from salesops_cli.infra import EmbeddedBroker, EmbeddedPostgres, free_port, remove_tree
 
+from salesops_cli.infra import EmbeddedBroker, EmbeddedPostgres, free_port, remove_tree
 from tests.support import Isolation
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
+
 from salesops_common.envelope import Envelope
 
 TOKEN = "test-token-" + uuid.uuid4().hex[:8]

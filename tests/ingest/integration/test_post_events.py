@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 import asyncpg
 import httpx
 import pytest
+
 from salesops_common.settings import database_dsn
 from salesops_ingest.bootstrap import create_app
 from salesops_ingest.config import IngestSettings
-
 from tests.support import AUTH, Isolation, api_event, read_topic, running
 
 pytestmark = pytest.mark.integration
@@ -36,8 +36,9 @@ async def stored_counts(iso: Isolation) -> tuple[int, int]:
 async def test_a_new_lead_is_published_with_canonical_ids(
     ingest: httpx.AsyncClient, iso: Isolation
 ) -> None:
-    rep = api_event("rep.created", "R1", {"name": "Ann Rep", "email": "ann@x.example",
-                                           "active": True})
+    rep = api_event(
+        "rep.created", "R1", {"name": "Ann Rep", "email": "ann@x.example", "active": True}
+    )
     lead = api_event("lead.created", "L1", {"email": "bo@acme.example", "owner_source_id": "R1"})
     resp = await ingest.post("/v1/events", json=[rep, lead], headers=AUTH)
     assert resp.status_code == 202, resp.text
@@ -47,8 +48,9 @@ async def test_a_new_lead_is_published_with_canonical_ids(
     assert [r["status"] for r in body["results"]] == ["accepted", "accepted"]
     rep_id, lead_id = (r["entity_id"] for r in body["results"])
 
-    events = await read_topic(iso.bootstrap, iso.topic("salesops.crm.v1"),
-                              until=lambda seen: len(seen) >= 2)
+    events = await read_topic(
+        iso.bootstrap, iso.topic("salesops.crm.v1"), until=lambda seen: len(seen) >= 2
+    )
     by_type = {e.type: e for e in events}
     published = by_type["lead.created"]
     assert published.subject == lead_id
@@ -58,8 +60,9 @@ async def test_a_new_lead_is_published_with_canonical_ids(
     assert str(published.id) == body["results"][1]["event_id"]
     assert published.source == "/ingest/api/default"
 
-    lookup = await ingest.get("/v1/entities", params={"source": "api", "source_id": "L1",
-                                                      "kind": "lead"}, headers=AUTH)
+    lookup = await ingest.get(
+        "/v1/entities", params={"source": "api", "source_id": "L1", "kind": "lead"}, headers=AUTH
+    )
     assert lookup.status_code == 200
     assert lookup.json()["id"] == lead_id
 
@@ -86,8 +89,9 @@ async def test_an_idempotency_key_replays_the_first_answer(ingest: httpx.AsyncCl
     retry = await ingest.post("/v1/events", json=event, headers=headers)
     assert first.status_code == retry.status_code == 202
     assert retry.json() == first.json()
-    other = await ingest.post("/v1/events", json=api_event("account.created", "A2"),
-                              headers=headers)
+    other = await ingest.post(
+        "/v1/events", json=api_event("account.created", "A2"), headers=headers
+    )
     assert other.status_code == 422
     assert other.json()["error"]["code"] == "idempotency_key_reused"
 
@@ -96,21 +100,34 @@ async def test_an_idempotency_key_replays_the_first_answer(ingest: httpx.AsyncCl
     ("body", "headers", "status", "code"),
     [
         (b"{not json", AUTH, 400, "malformed"),
-        (b'[{"type": "lead.exploded", "source_event_id": "e", '
-         b'"occurred_at": "2026-01-01T00:00:00Z", "data": {"source_id": "x"}}]', AUTH, 422,
-         "invalid"),
-        (b'[{"type": "lead.created", "source_event_id": "e", '
-         b'"occurred_at": "2026-01-01T00:00:00Z", "data": {"source_id": "x"}}]', {}, 401,
-         "unauthenticated"),
+        (
+            b'[{"type": "lead.exploded", "source_event_id": "e", '
+            b'"occurred_at": "2026-01-01T00:00:00Z", "data": {"source_id": "x"}}]',
+            AUTH,
+            422,
+            "invalid",
+        ),
+        (
+            b'[{"type": "lead.created", "source_event_id": "e", '
+            b'"occurred_at": "2026-01-01T00:00:00Z", "data": {"source_id": "x"}}]',
+            {},
+            401,
+            "unauthenticated",
+        ),
     ],
     ids=["malformed-json", "unknown-type", "missing-token"],
 )
 async def test_bad_input_is_refused_and_nothing_is_stored(
-    ingest: httpx.AsyncClient, iso: Isolation, body: bytes, headers: dict[str, str],
-    status: int, code: str,
+    ingest: httpx.AsyncClient,
+    iso: Isolation,
+    body: bytes,
+    headers: dict[str, str],
+    status: int,
+    code: str,
 ) -> None:
-    resp = await ingest.post("/v1/events", content=body,
-                             headers={**headers, "content-type": "application/json"})
+    resp = await ingest.post(
+        "/v1/events", content=body, headers={**headers, "content-type": "application/json"}
+    )
     assert resp.status_code == status, resp.text
     assert resp.json()["error"]["code"] == code
     assert await stored_counts(iso) == (0, 0)

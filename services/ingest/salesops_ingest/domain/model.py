@@ -7,6 +7,7 @@ from typing import Any, get_args
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, create_model
+
 from salesops_common.envelope import Envelope, deterministic_event_id
 from salesops_common.events import (
     EVENT_TYPES,
@@ -148,9 +149,7 @@ def canonical_envelope(valid: ValidEvent, ids: dict[RecordKey, UUID]) -> Envelop
     ev = valid.event
     subject = record_keys(valid)[0]
     fields = valid.data.model_dump(exclude_none=True, mode="json")
-    payload: dict[str, Any] = {
-        k: v for k, v in fields.items() if not k.endswith("_source_id")
-    }
+    payload: dict[str, Any] = {k: v for k, v in fields.items() if not k.endswith("_source_id")}
     for field, kind in REFERENCES.items():
         ref = fields.get(_source_ref(field))
         if ref:

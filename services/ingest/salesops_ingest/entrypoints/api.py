@@ -8,9 +8,9 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
+
 from salesops_common.events import Source
 from salesops_common.http import ApiError, JsonResponse, read_body
-
 from salesops_ingest.adapters import repository
 from salesops_ingest.domain.model import ACCEPTED_TYPES, EventError, ValidEvent, validate_event
 from salesops_ingest.service_layer.accept import accept_events
@@ -75,7 +75,8 @@ def _validate(items: list[Any]) -> list[ValidEvent]:
             errors.extend(result)
     if errors:
         raise ApiError(
-            422, f"{len(errors)} invalid field(s); nothing was stored",
+            422,
+            f"{len(errors)} invalid field(s); nothing was stored",
             details=[e.as_json() for e in errors[:100]],
         )
     return valid
@@ -109,7 +110,10 @@ def build_router(ctx: IngestContext) -> APIRouter:
             encoded = orjson.dumps(answer)
             if idempotency_key:
                 await repository.store_idempotent_response(
-                    session, key=idempotency_key, request_hash=request_hash, status=202,
+                    session,
+                    key=idempotency_key,
+                    request_hash=request_hash,
+                    status=202,
                     response=encoded,
                 )
         ctx.observe_accepted(events, results)
@@ -131,8 +135,11 @@ def build_router(ctx: IngestContext) -> APIRouter:
             raise ApiError(404, "no such record")
         if len(found) > 1:
             kinds = [f["kind"] for f in found]
-            raise ApiError(409, "several kinds of record share that source id; pass kind",
-                           details={"kinds": kinds})
+            raise ApiError(
+                409,
+                "several kinds of record share that source id; pass kind",
+                details={"kinds": kinds},
+            )
         entity = found[0]
         entity["id"] = str(entity["id"])
         return entity
@@ -142,6 +149,9 @@ def build_router(ctx: IngestContext) -> APIRouter:
 
 def _replay(earlier: dict[str, Any], request_hash: str) -> Response:
     if earlier["request_hash"] != request_hash:
-        raise ApiError(422, "Idempotency-Key was already used with a different request",
-                       code="idempotency_key_reused")
+        raise ApiError(
+            422,
+            "Idempotency-Key was already used with a different request",
+            code="idempotency_key_reused",
+        )
     return JsonResponse(earlier["response"], status_code=earlier["status"])

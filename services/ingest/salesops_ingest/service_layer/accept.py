@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
-from salesops_common.kafka import Topics
-from salesops_common.outbox import add_to_outbox
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from salesops_common.kafka import Topics
+from salesops_common.outbox import add_to_outbox
 from salesops_ingest.adapters import repository
 from salesops_ingest.domain.model import RecordKey, ValidEvent, canonical_envelope, record_keys
 
@@ -21,8 +21,11 @@ class EventResult:
     status: str  # "accepted" or "duplicate"
 
     def as_json(self) -> dict[str, str]:
-        return {"event_id": str(self.event_id), "entity_id": str(self.entity_id),
-                "status": self.status}
+        return {
+            "event_id": str(self.event_id),
+            "entity_id": str(self.entity_id),
+            "status": self.status,
+        }
 
 
 async def accept_events(

@@ -6,10 +6,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client import Counter
+
 from salesops_common.db import UnitOfWork
 from salesops_common.kafka import Topics
 from salesops_common.observability import ServiceMetrics
-
 from salesops_ingest.config import IngestSettings
 from salesops_ingest.domain.model import ValidEvent
 from salesops_ingest.service_layer.accept import EventResult
@@ -27,12 +27,16 @@ class IngestContext:
 
     def __post_init__(self) -> None:
         self.accepted = Counter(
-            "salesops_ingest_events_accepted", "Events accepted durably",
-            ["source", "type"], registry=self.metrics.registry,
+            "salesops_ingest_events_accepted",
+            "Events accepted durably",
+            ["source", "type"],
+            registry=self.metrics.registry,
         )
         self.duplicates = Counter(
-            "salesops_ingest_events_duplicate", "Deliveries recognized as duplicates",
-            ["source"], registry=self.metrics.registry,
+            "salesops_ingest_events_duplicate",
+            "Deliveries recognized as duplicates",
+            ["source"],
+            registry=self.metrics.registry,
         )
 
     def observe_accepted(

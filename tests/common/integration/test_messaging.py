@@ -1,0 +1,152 @@
+"""Outbox relay and inbox consumer on the real PostgreSQL and broker."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from sqlalchemy import text
+
+from salesops_common.envelope import Envelope
+from salesops_common.events import Lead
+from salesops_common.outbox import add_to_outbox
+from salesops_common.runtime import ServiceRuntime
+from tests.common.integration.probe import effects, probe_runtime
+from tests.support import Isolation, eventually, publish, read_topic
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def probe(iso: Isolation) -> AsyncIterator[ServiceRuntime]:
+    runtime = probe_runtime(iso)
+    await runtime.start()
+    yield runtime
+    await runtime.stop()
+
+
+def lead_event(
+    type_name: str = "lead.created", *, lead_id: uuid.UUID | None = None, first_name: str = "Ann"
+) -> Envelope:
+    lead = Lead(
+        id=lead_id or uuid.uuid4(), source="api", source_id=uuid.uuid4().hex, first_name=first_name
+    )
+    return Envelope.of(type_name, lead, source="/ingest/api/default")
+
+
+async def all_sent(runtime: ServiceRuntime) -> bool:
+    async with runtime.uow() as session:
+        count = await session.scalar(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
+        return count == 0
+
+
+async def effects_once_applied(runtime: ServiceRuntime, count: int) -> dict[str, int] | None:
+    applied = await effects(runtime)
+    return applied if len(applied) >= count else None
+
+
+async def effects_including(runtime: ServiceRuntime, event: Envelope) -> dict[str, int] | None:
+    applied = await effects(runtime)
+    return applied if str(event.id) in applied else None
+
+
+async def test_the_relay_publishes_a_large_backlog_in_batches_keeping_order_per_key(
+    probe: ServiceRuntime, iso: Isolation
+) -> None:
+    leads = [uuid.uuid4() for _ in range(25)]
+    staged = [
+        lead_event("lead.updated", lead_id=leads[i % 25], first_name=f"v{i}") for i in range(2500)
+    ]
+    async with probe.uow() as session:
+        await add_to_outbox(session, staged, topics=probe.topics)
+    topic = iso.topic("salesops.crm.v1")
+    got = await read_topic(iso.bootstrap, topic, until=lambda seen: len(seen) >= 2500)
+    assert {e.id for e in got} == {e.id for e in staged}
+    for lead in leads:
+        sent_order = [e.id for e in staged if e.subject == str(lead)]
+        received_order = [e.id for e in got if e.subject == str(lead)]
+        assert received_order == sent_order
+    assert await eventually(lambda: all_sent(probe))
+    applied = await eventually(lambda: effects_once_applied(probe, 2500))
+    assert set(applied.values()) == {1}
+
+
+async def test_a_record_delivered_twice_has_one_effect(
+    probe: ServiceRuntime, iso: Isolation
+) -> None:
+    event = lead_event()
+    marker = lead_event()
+    await publish(iso.bootstrap, iso.topic("salesops.crm.v1"), [event, event, marker])
+    await publish(iso.bootstrap, iso.topic("salesops.crm.v1"), [event])
+    applied = await eventually(lambda: effects_including(probe, marker))
+    assert applied[str(event.id)] == 1
+
+
+async def test_a_poison_record_goes_to_the_dlq_and_the_consumer_keeps_going(
+    probe: ServiceRuntime, iso: Isolation
+) -> None:
+    lead_id = uuid.uuid4()
+    poison = lead_event("lead.updated", lead_id=lead_id, first_name="boom")
+    after = lead_event("lead.updated", lead_id=lead_id, first_name="fine")
+    topic = iso.topic("salesops.crm.v1")
+    producer = AIOKafkaProducer(bootstrap_servers=iso.bootstrap)
+    await producer.start()
+    await producer.send_and_wait(topic, b"\x00garbage", key=str(lead_id).encode())
+    await producer.stop()
+    await publish(iso.bootstrap, topic, [poison, after])
+
+    applied = await eventually(lambda: effects_including(probe, after))
+    assert str(poison.id) not in applied
+    reasons = await dlq_reasons(iso.bootstrap, topic + ".dlq", count=2)
+    assert any("cannot be applied" in r for r in reasons)
+    assert any("undecodable" in r or "missing CloudEvents" in r for r in reasons)
+    metrics = probe.metrics.registry.get_sample_value(
+        "salesops_probe_dlq_events_total", {"topic": "salesops.crm.v1"}
+    )
+    assert metrics == 2
+
+
+async def dlq_reasons(bootstrap: str, topic: str, *, count: int) -> list[str]:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        group_id=f"dlq-{uuid.uuid4().hex[:6]}",
+    )
+    await consumer.start()
+    reasons: list[str] = []
+    try:
+
+        async def probe_dlq() -> bool:
+            batches = await consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                for r in records:
+                    reasons.append(dict(r.headers)["x-dlq-reason"].decode())
+            return len(reasons) >= count
+
+        await eventually(probe_dlq, within=60)
+    finally:
+        await consumer.stop()
+    return reasons
+
+
+async def test_a_relay_crash_after_publishing_republishes_and_effects_stay_once(
+    probe: ServiceRuntime, iso: Isolation
+) -> None:
+    """The relay died after the broker acknowledged but before it marked the rows sent:
+    the rows are published again and the consumer's inbox absorbs the copies."""
+    staged = [lead_event() for _ in range(20)]
+    async with probe.uow() as session:
+        await add_to_outbox(session, staged, topics=probe.topics)
+    topic = iso.topic("salesops.crm.v1")
+    await read_topic(iso.bootstrap, topic, until=lambda seen: len(seen) >= 20)
+    await eventually(lambda: all_sent(probe))
+    async with probe.uow() as session:  # the state such a crash leaves behind
+        await session.execute(text("UPDATE outbox SET sent_at = NULL"))
+    copies = await read_topic(iso.bootstrap, topic, until=lambda seen: len(seen) >= 40)
+    assert len(copies) == 40
+    applied = await eventually(lambda: effects_once_applied(probe, 20))
+    await eventually(lambda: all_sent(probe))
+    assert set(applied.values()) == {1}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,8 +25,17 @@ class EnvelopeError(ValueError):
     """A record that is not a valid CloudEvent of ours."""
 
 
+def name_uuid(namespace: UUID, name: str) -> UUID:
+    """RFC 4122 version-5 UUID, equal to ``uuid.uuid5`` at a fraction of its cost
+    (ingest mints several per event on its hot path)."""
+    digest = bytearray(hashlib.sha1(namespace.bytes + name.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    return UUID(bytes=bytes(digest))
+
+
 def deterministic_event_id(*parts: str) -> UUID:
-    return uuid.uuid5(EVENT_ID_NAMESPACE, "\x1f".join(parts))
+    return name_uuid(EVENT_ID_NAMESPACE, "\x1f".join(parts))
 
 
 def utcnow() -> datetime:
@@ -79,16 +89,20 @@ class Envelope:
     def parsed(self) -> EventData:
         return parse_data(self.type, self.data)
 
+    def attributes(self) -> dict[str, str]:
+        """The CloudEvents attributes as Kafka binary-mode header names and values."""
+        return {
+            "ce_specversion": SPEC_VERSION,
+            "ce_id": str(self.id),
+            "ce_source": self.source,
+            "ce_type": CE_TYPE_PREFIX + self.type,
+            "ce_time": self.time.isoformat(),
+            "ce_subject": self.subject,
+            "content-type": CONTENT_TYPE,
+        }
+
     def headers(self) -> Headers:
-        return [
-            ("ce_specversion", SPEC_VERSION.encode()),
-            ("ce_id", str(self.id).encode()),
-            ("ce_source", self.source.encode()),
-            ("ce_type", (CE_TYPE_PREFIX + self.type).encode()),
-            ("ce_time", self.time.isoformat().encode()),
-            ("ce_subject", self.subject.encode()),
-            ("content-type", CONTENT_TYPE.encode()),
-        ]
+        return [(name, value.encode()) for name, value in self.attributes().items()]
 
     def value(self) -> bytes:
         return orjson.dumps(self.data)

@@ -19,7 +19,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import SecretStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from salesops_common.observability import ServiceMetrics, correlation_id
@@ -148,17 +147,15 @@ async def read_body(request: Request, *, limit: int) -> bytes:
 class RequestMetricsMiddleware:
     """Counts and times requests by route template (never the raw path: ids are unbounded)."""
 
-    def __init__(self, app: ASGIApp, *, metrics: ServiceMetrics, routes_app: FastAPI) -> None:
+    def __init__(self, app: ASGIApp, *, metrics: ServiceMetrics) -> None:
         self.app = app
         self.metrics = metrics
-        self.routes_app = routes_app
 
-    def _template(self, scope: Scope) -> str:
-        for route in self.routes_app.router.routes:
-            match, _ = route.matches(scope)
-            if match is Match.FULL:
-                return str(getattr(route, "path", "unmatched"))
-        return "unmatched"
+    @staticmethod
+    def _template(scope: Scope) -> str:
+        # The router records the matched route in the (shared) scope.
+        route = scope.get("route")
+        return str(getattr(route, "path", "unmatched"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -247,5 +244,5 @@ def create_app(
     app.include_router(ops_router(metrics, checks, before_scrape))
     for router in routers:
         app.include_router(router)
-    app.add_middleware(RequestMetricsMiddleware, metrics=metrics, routes_app=app)
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     return app

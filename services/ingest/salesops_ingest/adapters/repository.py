@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
@@ -11,82 +10,94 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from salesops_common.db import driver_connection
+from salesops_common.envelope import name_uuid
 from salesops_ingest.domain.model import RecordKey, ValidEvent
 
 # A CRM record's canonical id is derived from its identity, so replays mint the same id;
 # the registry stays authoritative (a merged duplicate may point elsewhere).
 RECORD_NAMESPACE = UUID("0d6b3c5e-8f0a-4a39-9b7e-3c2f1a4d5e60")
 
-_REGISTER = text(
-    """
-    INSERT INTO entities (id, kind, source, tenant, source_id)
-    SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:kinds AS text[]), CAST(:sources AS text[]),
-                         CAST(:tenants AS text[]), CAST(:source_ids AS text[]))
-    ON CONFLICT (kind, source, tenant, source_id) DO NOTHING
-    """
-)
-_RESOLVE = text(
-    """
+# Register what is new and read back every id in one statement: the CTE's insert and the
+# select see the same snapshot, so ids inserted here come from RETURNING.
+_RESOLVE = """
+    WITH wanted AS (
+        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[])
+            AS w(id, kind, source, tenant, source_id)
+    ), added AS (
+        INSERT INTO entities (id, kind, source, tenant, source_id)
+        SELECT id, kind, source, tenant, source_id FROM wanted
+        ON CONFLICT (kind, source, tenant, source_id) DO NOTHING
+        RETURNING id, kind, source, tenant, source_id
+    )
+    SELECT id, kind, source, tenant, source_id FROM added
+    UNION ALL
     SELECT e.id, e.kind, e.source, e.tenant, e.source_id
-    FROM entities e
-    JOIN unnest(CAST(:kinds AS text[]), CAST(:sources AS text[]), CAST(:tenants AS text[]),
-                CAST(:source_ids AS text[])) AS k(kind, source, tenant, source_id)
-      USING (kind, source, tenant, source_id)
-    """
-)
-_RECEIVE = text(
-    """
+    FROM entities e JOIN wanted w USING (kind, source, tenant, source_id)
+"""
+_RECEIVE = """
     INSERT INTO received_events (event_id, source, tenant, source_event_id, type, entity_id,
                                  occurred_at, payload)
-    SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:sources AS text[]),
-        CAST(:tenants AS text[]), CAST(:source_event_ids AS text[]), CAST(:types AS text[]),
-        CAST(:entity_ids AS uuid[]), CAST(:occurred AS timestamptz[]), CAST(:payloads AS jsonb[]))
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+                         $6::uuid[], $7::timestamptz[], $8::jsonb[])
     ON CONFLICT (event_id) DO NOTHING
     RETURNING event_id
-    """
-)
+"""
 
 
 def proposed_id(key: RecordKey) -> UUID:
-    return uuid.uuid5(RECORD_NAMESPACE, f"{key.kind}/{key.source}/{key.tenant}/{key.source_id}")
-
-
-def _columns(keys: Sequence[RecordKey]) -> dict[str, list[str]]:
-    return {
-        "kinds": [k.kind for k in keys],
-        "sources": [k.source for k in keys],
-        "tenants": [k.tenant for k in keys],
-        "source_ids": [k.source_id for k in keys],
-    }
+    return name_uuid(RECORD_NAMESPACE, f"{key.kind}/{key.source}/{key.tenant}/{key.source_id}")
 
 
 async def resolve_records(session: AsyncSession, keys: set[RecordKey]) -> dict[RecordKey, UUID]:
     """Canonical ids of CRM records, registering the ones seen for the first time."""
+    # A stable order keeps concurrent requests from locking registry rows in opposite orders.
     ordered = sorted(keys, key=lambda k: (k.kind, k.source, k.tenant, k.source_id))
-    cols = _columns(ordered)
-    await session.execute(_REGISTER, {"ids": [str(proposed_id(k)) for k in ordered], **cols})
-    rows = await session.execute(_RESOLVE, cols)
-    return {RecordKey(r.kind, r.source, r.tenant, r.source_id): r.id for r in rows}
+    conn = await driver_connection(session)
+    rows = await conn.fetch(
+        _RESOLVE,
+        [proposed_id(k) for k in ordered],
+        [k.kind for k in ordered],
+        [k.source for k in ordered],
+        [k.tenant for k in ordered],
+        [k.source_id for k in ordered],
+    )
+    ids = {RecordKey(r["kind"], r["source"], r["tenant"], r["source_id"]): r["id"] for r in rows}
+    missing = [k for k in ordered if k not in ids]
+    if missing:
+        # Registered by a concurrent request that committed after this statement's
+        # snapshot was taken: a new statement sees it.
+        again = await conn.fetch(
+            _RESOLVE,
+            [proposed_id(k) for k in missing],
+            [k.kind for k in missing],
+            [k.source for k in missing],
+            [k.tenant for k in missing],
+            [k.source_id for k in missing],
+        )
+        ids.update(
+            {RecordKey(r["kind"], r["source"], r["tenant"], r["source_id"]): r["id"] for r in again}
+        )
+    return ids
 
 
 async def record_received(
     session: AsyncSession, events: Sequence[ValidEvent], entity_ids: Sequence[UUID]
 ) -> set[UUID]:
-    """Store deliveries; returns the ids that were new (the rest are duplicates)."""
-    result = await session.execute(
+    """Store deliveries as received; returns the ids that were new (the rest are duplicates)."""
+    conn = await driver_connection(session)
+    rows = await conn.fetch(
         _RECEIVE,
-        {
-            "ids": [str(v.event.event_id) for v in events],
-            "sources": [v.event.source for v in events],
-            "tenants": [v.event.tenant for v in events],
-            "source_event_ids": [v.event.source_event_id for v in events],
-            "types": [v.event.type for v in events],
-            "entity_ids": [str(i) for i in entity_ids],
-            "occurred": [v.event.occurred_at for v in events],
-            "payloads": [orjson.dumps(v.event.model_dump(mode="json")).decode() for v in events],
-        },
+        [v.event_id for v in events],
+        [v.event.source for v in events],
+        [v.event.tenant for v in events],
+        [v.event.source_event_id for v in events],
+        [v.event.type for v in events],
+        list(entity_ids),
+        [v.event.occurred_at for v in events],
+        [orjson.dumps(v.raw).decode() for v in events],
     )
-    return {row[0] for row in result}
+    return {row[0] for row in rows}
 
 
 async def find_entities(

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, get_args
+from typing import Annotated, Any, Union, get_args
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+)
 
 from salesops_common.envelope import Envelope, deterministic_event_id
 from salesops_common.events import (
@@ -14,7 +24,6 @@ from salesops_common.events import (
     INGEST_EVENT_TYPES,
     EntityData,
     Source,
-    parse_data,
 )
 
 # lead.merged is ingest's own finding about duplicates: clients never send it.
@@ -52,12 +61,17 @@ def _input_model(entity: str, model: type[EntityData]) -> type[BaseModel]:
 
 
 INPUT_MODELS: dict[str, type[BaseModel]] = {}
+# Per entity: (canonical field, client field, kind of record referenced).
+ENTITY_REFERENCES: dict[str, tuple[tuple[str, str, str], ...]] = {}
 for _name in sorted(ACCEPTED_TYPES):
     _entity = _name.split(".")[0]
     if _entity not in INPUT_MODELS:
         _model = EVENT_TYPES[_name].model
         assert issubclass(_model, EntityData)
         INPUT_MODELS[_entity] = _input_model(_entity, _model)
+        ENTITY_REFERENCES[_entity] = tuple(
+            (f, _source_ref(f), kind) for f, kind in REFERENCES.items() if f in _model.model_fields
+        )
 
 
 class InboundEvent(BaseModel):
@@ -70,7 +84,7 @@ class InboundEvent(BaseModel):
     tenant: str = Field("default", min_length=1, max_length=128)
     source_event_id: str = Field(min_length=1, max_length=512)
     occurred_at: AwareDatetime
-    data: dict[str, Any]
+    data: Any
 
     @property
     def entity(self) -> str:
@@ -79,6 +93,13 @@ class InboundEvent(BaseModel):
     @property
     def event_id(self) -> UUID:
         return deterministic_event_id(self.source, self.tenant, self.source_event_id)
+
+
+# One model per entity validates an event and its data in a single pass.
+EVENT_MODELS: dict[str, type[InboundEvent]] = {
+    entity: create_model(f"{entity.title()}Event", __base__=InboundEvent, data=(model, Field(...)))
+    for entity, model in INPUT_MODELS.items()
+}
 
 
 @dataclass(frozen=True)
@@ -92,38 +113,6 @@ class EventError:
 
 
 @dataclass(frozen=True)
-class ValidEvent:
-    event: InboundEvent
-    data: BaseModel
-
-
-def _errors(index: int, prefix: str, exc: ValidationError) -> list[EventError]:
-    out = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
-        out.append(EventError(index, loc, err["msg"]))
-    return out
-
-
-def validate_event(index: int, raw: object) -> ValidEvent | list[EventError]:
-    """Validate the envelope, the type and the entity's data of one posted event."""
-    if not isinstance(raw, dict):
-        return [EventError(index, "", "an event must be a JSON object")]
-    try:
-        event = InboundEvent.model_validate(raw)
-    except ValidationError as exc:
-        return _errors(index, "", exc)
-    if event.type not in ACCEPTED_TYPES:
-        known = ", ".join(sorted(ACCEPTED_TYPES))
-        return [EventError(index, "type", f"unknown event type {event.type!r}; known: {known}")]
-    try:
-        data = INPUT_MODELS[event.entity].model_validate(event.data)
-    except ValidationError as exc:
-        return _errors(index, "data", exc)
-    return ValidEvent(event, data)
-
-
-@dataclass(frozen=True)
 class RecordKey:
     """A CRM record: unique only within (source, tenant) and kind."""
 
@@ -133,37 +122,98 @@ class RecordKey:
     source_id: str
 
 
-def record_keys(valid: ValidEvent) -> list[RecordKey]:
-    """The record the event is about, first, then every record it references."""
-    ev, data = valid.event, valid.data
-    keys = [RecordKey(ev.entity, ev.source, ev.tenant, data.source_id)]
-    for field, kind in REFERENCES.items():
-        ref = getattr(data, _source_ref(field), None)
-        if ref:
-            keys.append(RecordKey(kind, ev.source, ev.tenant, ref))
-    return keys
+@dataclass(frozen=True)
+class ValidEvent:
+    """A validated event with what accepting it needs, computed once."""
+
+    event: InboundEvent
+    data: BaseModel
+    raw: dict[str, Any]
+    event_id: UUID
+    subject: RecordKey
+    references: tuple[tuple[str, RecordKey], ...]
+
+    @property
+    def keys(self) -> list[RecordKey]:
+        return [self.subject, *(key for _, key in self.references)]
+
+
+def _entity_of(raw: Any) -> str | None:
+    type_name = raw.get("type") if isinstance(raw, dict) else getattr(raw, "type", None)
+    return type_name.split(".")[0] if type_name in ACCEPTED_TYPES else None
+
+
+# The whole batch in one pydantic-core pass: the event's type picks its entity's model.
+_BATCH = TypeAdapter(
+    list[
+        Annotated[
+            Union[tuple(Annotated[m, Tag(e)] for e, m in EVENT_MODELS.items())],  # noqa: UP007
+            Discriminator(_entity_of),
+        ]
+    ]
+)
+
+
+def _batch_errors(items: list[Any], exc: ValidationError) -> list[EventError]:
+    known = ", ".join(sorted(ACCEPTED_TYPES))
+    out = []
+    for err in exc.errors():
+        index, *path = err["loc"]
+        if err["type"] == "union_tag_invalid" or err["type"] == "union_tag_not_found":
+            raw = items[int(index)]
+            given = raw.get("type") if isinstance(raw, dict) else None
+            out.append(
+                EventError(int(index), "type", f"unknown event type {given!r}; known: {known}")
+            )
+            continue
+        field = ".".join(str(p) for p in path[1:])  # path[0] is the entity tag
+        out.append(EventError(int(index), field, err["msg"]))
+    return out
+
+
+def validate_events(items: list[Any]) -> list[ValidEvent] | list[EventError]:
+    """Validate every posted event: all valid, or every error with its index and field."""
+    for index, raw in enumerate(items):
+        if not isinstance(raw, dict):
+            return [EventError(index, "", "an event must be a JSON object")]
+    try:
+        events = _BATCH.validate_python(items)
+    except ValidationError as exc:
+        return _batch_errors(items, exc)
+    return [_valid(event, event.data, raw) for event, raw in zip(events, items, strict=True)]
+
+
+def _valid(event: InboundEvent, data: BaseModel, raw: dict[str, Any]) -> ValidEvent:
+    values = data.__dict__
+    references = tuple(
+        (field, RecordKey(kind, event.source, event.tenant, values[client_field]))
+        for field, client_field, kind in ENTITY_REFERENCES[event.entity]
+        if values[client_field]
+    )
+    subject = RecordKey(event.entity, event.source, event.tenant, values["source_id"])
+    return ValidEvent(event, data, raw, event.event_id, subject, references)
 
 
 def canonical_envelope(valid: ValidEvent, ids: dict[RecordKey, UUID]) -> Envelope:
-    """Translate a validated event into the canonical event ingest publishes."""
+    """Translate a validated event into the canonical event ingest publishes.
+
+    The input model has the canonical model's field types, so its JSON dump needs no
+    second validation: references become canonical ids and identity fields are added.
+    """
     ev = valid.event
-    subject = record_keys(valid)[0]
     fields = valid.data.model_dump(exclude_none=True, mode="json")
     payload: dict[str, Any] = {k: v for k, v in fields.items() if not k.endswith("_source_id")}
-    for field, kind in REFERENCES.items():
-        ref = fields.get(_source_ref(field))
-        if ref:
-            payload[field] = str(ids[RecordKey(kind, ev.source, ev.tenant, ref)])
-    entity_id = ids[subject]
-    payload.update(id=str(entity_id), source=ev.source, tenant=ev.tenant)
-    canonical = parse_data(ev.type, payload)
+    for field, key in valid.references:
+        payload[field] = str(ids[key])
+    entity_id = str(ids[valid.subject])
+    payload.update(schema_version=1, id=entity_id, source=ev.source, tenant=ev.tenant)
     return Envelope(
         type=ev.type,
         source=f"/ingest/{ev.source}/{ev.tenant}",
-        subject=str(entity_id),
-        key=str(entity_id),
-        data=canonical.model_dump(mode="json", exclude_none=True),
-        id=ev.event_id,
+        subject=entity_id,
+        key=entity_id,
+        data=payload,
+        id=valid.event_id,
         time=ev.occurred_at,
     )
 

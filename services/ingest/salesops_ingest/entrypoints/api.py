@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from salesops_common.events import Source
 from salesops_common.http import ApiError, JsonResponse, read_body
 from salesops_ingest.adapters import repository
-from salesops_ingest.domain.model import ACCEPTED_TYPES, EventError, ValidEvent, validate_event
+from salesops_ingest.domain.model import ACCEPTED_TYPES, EventError, ValidEvent, validate_events
 from salesops_ingest.service_layer.accept import accept_events
 from salesops_ingest.service_layer.context import IngestContext
 
@@ -65,21 +65,15 @@ def _parse(body: bytes, *, max_events: int) -> list[Any]:
 
 
 def _validate(items: list[Any]) -> list[ValidEvent]:
-    valid: list[ValidEvent] = []
-    errors: list[EventError] = []
-    for index, raw in enumerate(items):
-        result = validate_event(index, raw)
-        if isinstance(result, ValidEvent):
-            valid.append(result)
-        else:
-            errors.extend(result)
+    result = validate_events(items)
+    errors = [r for r in result if isinstance(r, EventError)]
     if errors:
         raise ApiError(
             422,
             f"{len(errors)} invalid field(s); nothing was stored",
             details=[e.as_json() for e in errors[:100]],
         )
-    return valid
+    return [r for r in result if isinstance(r, ValidEvent)]
 
 
 def build_router(ctx: IngestContext) -> APIRouter:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from salesops_common.kafka import Topics
 from salesops_common.outbox import add_to_outbox
 from salesops_ingest.adapters import repository
-from salesops_ingest.domain.model import RecordKey, ValidEvent, canonical_envelope, record_keys
+from salesops_ingest.domain.model import RecordKey, ValidEvent, canonical_envelope
 
 
 @dataclass(frozen=True)
@@ -34,15 +34,15 @@ async def accept_events(
     """Store every new event with its outbox row in the caller's transaction."""
     keys: set[RecordKey] = set()
     for valid in events:
-        keys.update(record_keys(valid))
+        keys.update(valid.keys)
     ids = await repository.resolve_records(session, keys)
-    subjects = [ids[record_keys(v)[0]] for v in events]
+    subjects = [ids[v.subject] for v in events]
     new_ids = await repository.record_received(session, events, subjects)
     published: set[UUID] = set()
     envelopes = []
     results = []
     for valid, entity_id in zip(events, subjects, strict=True):
-        event_id = valid.event.event_id
+        event_id = valid.event_id
         fresh = event_id in new_ids and event_id not in published
         if fresh:
             published.add(event_id)

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,11 +35,14 @@ def event(run: str, n: int) -> str:
     return _EVENT % (key, key, key, n % 50)
 
 
-def single(run: str):  # type: ignore[no-untyped-def]
+BodyMaker = Callable[[int], bytes]
+
+
+def single(run: str) -> BodyMaker:
     return lambda n: event(run, n).encode()
 
 
-def batch(run: str, size: int):  # type: ignore[no-untyped-def]
+def batch(run: str, size: int) -> BodyMaker:
     return lambda n: ("[" + ",".join(event(run, n * size + i) for i in range(size)) + "]").encode()
 
 
@@ -68,9 +71,21 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], path: str) -> None:
 
 def start_baseline(log: Path) -> Server:
     port = free_port()
-    cmd = [sys.executable, "-m", "uvicorn", "bench.baseline_app:app", "--port", str(port),
-           "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level",
-           "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "bench.baseline_app:app",
+        "--port",
+        str(port),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
     process = subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     wait_ready(url, process, "/docs")
@@ -118,26 +133,47 @@ async def measure(seconds: float, concurrency: int) -> str:
     pg.start()  # fsync on: a 202 means the event is on disk
     broker = EmbeddedBroker(port=free_port(), log_path=root / "broker.log")
     broker.start()
-    env = {**os.environ, "SALESOPS_API_TOKEN": TOKEN, "SALESOPS_DATABASE_URL": pg.url,
-           "SALESOPS_KAFKA_BOOTSTRAP": broker.bootstrap, "SALESOPS_INGEST_DATABASE": "bench"}
+    env = {
+        **os.environ,
+        "SALESOPS_API_TOKEN": TOKEN,
+        "SALESOPS_DATABASE_URL": pg.url,
+        "SALESOPS_KAFKA_BOOTSTRAP": broker.bootstrap,
+        "SALESOPS_INGEST_DATABASE": "bench",
+    }
     baseline = start_baseline(root / "baseline.log")
     ingest = start_ingest(env, root / "ingest.log")
     try:
-        load = {"concurrency": concurrency, "seconds": seconds, "headers": HEADERS}
-        await run_load(baseline.url + "/v1/events", single("warm"), events_per_request=1,
-                       **{**load, "seconds": 2})
-        await run_load(ingest.url + "/v1/events", single("warm"), events_per_request=1,
-                       **{**load, "seconds": 2})
-        base = await run_load(baseline.url + "/v1/events", single("b"), events_per_request=1,
-                              **load)
-        pids = {"ingest": ingest.process.pid, "postgres": pg_pid(pg), "broker": broker_pid(broker),
-                "load generator": os.getpid()}
+
+        async def load(
+            url: str,
+            body: BodyMaker,
+            *,
+            per_request: int = 1,
+            conns: int = concurrency,
+            duration: float = seconds,
+        ) -> LoadResult:
+            return await run_load(
+                url + "/v1/events",
+                body,
+                events_per_request=per_request,
+                concurrency=conns,
+                seconds=duration,
+                headers=HEADERS,
+            )
+
+        await load(baseline.url, single("warm"), duration=2)
+        await load(ingest.url, single("warm"), duration=2)
+        base = await load(baseline.url, single("b"))
+        pids = {
+            "ingest": ingest.process.pid,
+            "postgres": pg_pid(pg),
+            "broker": broker_pid(broker),
+            "load generator": os.getpid(),
+        }
         with cpu_of(pids) as one_cpu:
-            one = await run_load(ingest.url + "/v1/events", single("s"), events_per_request=1,
-                                 **load)
+            one = await load(ingest.url, single("s"))
         with cpu_of(pids) as hundred_cpu:
-            hundred = await run_load(ingest.url + "/v1/events", batch("h", 100),
-                                     events_per_request=100, **{**load, "concurrency": 8})
+            hundred = await load(ingest.url, batch("h", 100), per_request=100, conns=8)
         stored = await durable_count(database_dsn(pg.url, "bench"))
     finally:
         ingest.stop()

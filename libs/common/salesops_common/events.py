@@ -248,10 +248,10 @@ def _types() -> dict[str, EventType]:
         ("lead.scored", LeadScored, "lead_id"),
         ("deal.scored", DealScored, "deal_id"),
     ]
-    for name, model, key in routing:
-        out[name] = EventType(name, model, ROUTING_TOPIC, key)
-    for name, model, key in forecast:
-        out[name] = EventType(name, model, FORECAST_TOPIC, key)
+    for name, data_model, key in routing:
+        out[name] = EventType(name, data_model, ROUTING_TOPIC, key)
+    for name, data_model, key in forecast:
+        out[name] = EventType(name, data_model, FORECAST_TOPIC, key)
     return out
 
 

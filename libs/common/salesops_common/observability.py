@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 # One sample per counter: the *_created series only doubles what a scrape carries.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "correlation_id", default=None

@@ -17,7 +17,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def create_app(settings: IngestSettings | None = None) -> FastAPI:
-    settings = settings or IngestSettings()  # type: ignore[call-arg]
+    settings = settings or IngestSettings()
     runtime = ServiceRuntime(
         service="ingest", settings=settings, database=settings.database, migrations=MIGRATIONS
     )

@@ -64,9 +64,10 @@ class Envelope:
         id: UUID | None = None,
         time: datetime | None = None,
     ) -> Envelope:
-        """Build an envelope from a typed event; subject and key come from the type's key field."""
+        """Build an envelope from a typed event; subject and key come from the type's key field.
+        Every field is written, nulls included: a null ``rep_id`` is the fallback queue."""
         spec = event_type(type_name)
-        payload = data.model_dump(mode="json", exclude_none=True)
+        payload = data.model_dump(mode="json")
         key = str(payload[spec.key_field])
         return cls(
             type=type_name,

@@ -198,8 +198,12 @@ def canonical_envelope(valid: ValidEvent, ids: dict[RecordKey, UUID]) -> Envelop
     second validation: references become canonical ids and identity fields are added.
     """
     ev = valid.event
-    fields = valid.data.model_dump(exclude_none=True, mode="json")
+    # What the client sent, explicit nulls included: absent means unchanged, null cleared.
+    fields = valid.data.model_dump(exclude_unset=True, mode="json")
     payload: dict[str, Any] = {k: v for k, v in fields.items() if not k.endswith("_source_id")}
+    for field, client_field, _ in ENTITY_REFERENCES[ev.entity]:
+        if client_field in fields and fields[client_field] is None:
+            payload[field] = None  # the client cleared the reference
     for field, key in valid.references:
         payload[field] = str(ids[key])
     entity_id = str(ids[valid.subject])

@@ -1,0 +1,129 @@
+"""Forecast's REST API: run forecasts, read the latest or one by id."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
+from pydantic import TypeAdapter
+
+from salesops_common.http import ApiError, JsonResponse
+from salesops_forecast.domain.forecast import IssuedForecast
+from salesops_forecast.domain.probabilities import SHRINKAGE_WEIGHT, NoClosedDeals
+from salesops_forecast.service_layer import forecasting
+from salesops_forecast.service_layer.context import ForecastContext
+from salesops_forecast.service_layer.forecasting import ForecastRun
+
+# The same RFC 3339 rendering as the forecasts' own as_of.
+_AS_OF = TypeAdapter(datetime)
+_ERROR = {"description": 'JSON error: {"error": {"code", "message", "details"}}'}
+_RUN_DOC = f"""Forecast bookings as of now for the current fiscal month (named like `2026-11`)
+and fiscal quarter (`2026-Q4`; a fiscal year is named by the calendar year in which it ends),
+for the company, each team and each rep with open deals.
+
+**Method `stage_weighted_pipeline`.** Each open deal's win probability is learned from the
+deals already won or lost: P(win | reached stage s) = (won deals that reached s + α·p̄) /
+(closed deals that reached s + α), with p̄ the overall win rate of closed deals and α =
+{SHRINKAGE_WEIGHT}. A stage with little history is pulled toward p̄; a stage no closed deal
+ever reached, a deal with no stage, and every deal when the CRM sends no stage history (the
+Maven sample does not: its closed deals show only Won or Lost) all get p̄ itself.
+
+- point = Σ P(win) × amount over the scope's open deals whose expected close date falls in
+  the period **or is unknown** (an undated deal counts in the current period);
+- lo/hi 80 % and 95 % = point ∓ z·σ (z = 1.2816, 1.96; clipped at 0), with σ² = Σ p(1−p)·amount²
+  (deals win or lose independently);
+- categories: commit = Σ amount with p ≥ 0.7; best_case = commit + Σ amount with
+  0.4 ≤ p < 0.7; pipeline = Σ amount of every open deal counted in the period;
+- amounts in a currency other than the reporting one are skipped and counted as
+  `skipped_other_currency` until exchange rates exist (a deal with no currency is taken to be
+  in the reporting currency).
+
+Every forecast is stored (runs are kept, never overwritten) and published as
+`forecast.published` on `salesops.forecast.v1` in the same transaction. 409 while no deal has
+been won or lost."""
+
+
+def forecast_json(f: IssuedForecast) -> dict[str, Any]:
+    body: dict[str, Any] = f.published().model_dump(mode="json")
+    del body["schema_version"]
+    body.update(
+        run_id=str(f.run_id),
+        period_kind=f.period.kind,
+        starts_on=f.period.starts_on.isoformat(),
+        ends_on=f.period.ends_on.isoformat(),
+        deals=f.figures.deals,
+        skipped_other_currency=f.skipped_other_currency,
+    )
+    return body
+
+
+def run_json(run: ForecastRun) -> dict[str, Any]:
+    return {
+        "run_id": str(run.run_id),
+        "as_of": _AS_OF.dump_python(run.as_of, mode="json"),
+        "overall_win_rate": round(float(run.probabilities.overall), 6),
+        "closed_deals": run.history.closed,
+        "stage_probabilities": run.probabilities_json(),
+        "skipped_other_currency": run.skipped_other_currency,
+        "forecasts": [forecast_json(f) for f in run.forecasts],
+    }
+
+
+def build_router(ctx: ForecastContext) -> APIRouter:
+    router = APIRouter(
+        prefix="/v1",
+        tags=["forecast"],
+        dependencies=[Depends(ctx.require_token)],
+        responses={401: _ERROR},
+    )
+
+    @router.post("/forecasts/run", status_code=201, description=_RUN_DOC, responses={409: _ERROR})
+    async def run_forecasts() -> Response:
+        """Run and publish forecasts as of now."""
+        settings = ctx.settings
+        try:
+            async with ctx.uow() as session:
+                run = await forecasting.run_forecast(
+                    session,
+                    as_of=datetime.now(UTC),
+                    fiscal_year_start_month=settings.fiscal_year_start_month,
+                    currency=settings.currency,
+                    topics=ctx.topics,
+                )
+        except NoClosedDeals:
+            raise ApiError(
+                409,
+                "no deal has been won or lost yet, so there is no win rate to forecast with",
+                code="no_closed_deals",
+            ) from None
+        ctx.observe_run(run)
+        return JsonResponse(run_json(run), status_code=201)
+
+    @router.get("/forecasts")
+    async def list_forecasts(
+        scope_kind: Annotated[
+            Literal["company", "territory", "team", "rep"] | None, Query()
+        ] = None,
+        scope_id: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+        period: Annotated[str | None, Query(pattern=r"^\d{4}-(\d{2}|Q[1-4])$")] = None,
+    ) -> dict[str, Any]:
+        """The latest forecast of every (scope, period), optionally filtered."""
+        async with ctx.uow() as session:
+            found = await forecasting.latest_forecasts(
+                session, scope_kind=scope_kind, scope_id=scope_id, period=period
+            )
+        return {"forecasts": [forecast_json(f) for f in found]}
+
+    @router.get("/forecasts/{forecast_id}", responses={404: _ERROR})
+    async def get_forecast(forecast_id: UUID) -> dict[str, Any]:
+        """One stored forecast, from any run."""
+        async with ctx.uow() as session:
+            found = await forecasting.find_forecast(session, forecast_id)
+        if found is None:
+            raise ApiError(404, "no such forecast")
+        return forecast_json(found)
+
+    return router

@@ -1,0 +1,45 @@
+"""What forecast's entrypoints share: settings, unit of work, topics, metrics, auth."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from prometheus_client import Counter, Gauge
+
+from salesops_common.db import UnitOfWork
+from salesops_common.kafka import Topics
+from salesops_common.observability import ServiceMetrics
+from salesops_forecast.config import ForecastSettings
+from salesops_forecast.domain.forecast import COMPANY
+from salesops_forecast.service_layer.forecasting import ForecastRun
+
+
+@dataclass
+class ForecastContext:
+    settings: ForecastSettings
+    uow: UnitOfWork
+    topics: Topics
+    metrics: ServiceMetrics
+    require_token: Callable[..., Awaitable[None]]
+    runs: Counter = field(init=False)
+    company_point: Gauge = field(init=False)
+
+    def __post_init__(self) -> None:
+        registry = self.metrics.registry
+        self.runs = Counter(
+            "salesops_forecast_runs", "Forecast runs stored and published", registry=registry
+        )
+        self.company_point = Gauge(
+            "salesops_forecast_company_point_amount",
+            "Company point forecast of the latest run, in the reporting currency",
+            ["period_kind"],
+            registry=registry,
+        )
+
+    def observe_run(self, run: ForecastRun) -> None:
+        self.runs.inc()
+        for forecast in run.forecasts:
+            if forecast.scope == COMPANY:
+                point = float(forecast.figures.point)
+                self.company_point.labels(forecast.period.kind).set(point)

@@ -1,0 +1,130 @@
+"""A forecast run: learn stage probabilities, forecast every scope and period, store the
+forecasts and stage their ``forecast.published`` events in the same transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from salesops_common.envelope import Envelope
+from salesops_common.kafka import Topics
+from salesops_common.outbox import add_to_outbox
+from salesops_forecast.adapters import repository
+from salesops_forecast.domain.forecast import (
+    METHODS,
+    IssuedForecast,
+    OpenDeal,
+    ScopeForecast,
+    forecast_pipeline,
+)
+from salesops_forecast.domain.periods import current_periods
+from salesops_forecast.domain.probabilities import (
+    StageProbabilities,
+    WinHistory,
+    stage_probabilities,
+)
+
+SOURCE = "/forecast"
+
+
+@dataclass(frozen=True)
+class ForecastRun:
+    run_id: UUID
+    as_of: datetime
+    history: WinHistory
+    probabilities: StageProbabilities
+    forecasts: list[IssuedForecast]
+    skipped_other_currency: int
+
+    def probabilities_json(self) -> dict[str, float]:
+        return {s: round(float(p), 6) for s, p in self.probabilities.by_stage.items()}
+
+
+def _issue(
+    planned: Sequence[ScopeForecast], *, run_id: UUID, as_of: datetime, currency: str
+) -> list[IssuedForecast]:
+    return [
+        IssuedForecast(
+            forecast_id=uuid.uuid4(),
+            run_id=run_id,
+            as_of=as_of,
+            currency=currency,
+            scope=p.scope,
+            period=p.period,
+            figures=p.figures,
+            skipped_other_currency=p.skipped_other_currency,
+            methods=METHODS,
+        )
+        for p in planned
+    ]
+
+
+def _skipped(deals: Sequence[OpenDeal], currency: str) -> int:
+    return sum(1 for d in deals if not d.in_currency(currency))
+
+
+async def run_forecast(
+    session: AsyncSession,
+    *,
+    as_of: datetime,
+    fiscal_year_start_month: int,
+    currency: str,
+    topics: Topics,
+) -> ForecastRun:
+    """Raises NoClosedDeals when nothing has closed yet: there is no win rate to apply."""
+    await repository.snapshot_isolation(session)
+    history = await repository.win_history(session)
+    deals = await repository.open_deals(session)
+    probabilities = stage_probabilities(history, (d.stage for d in deals if d.stage))
+    periods = current_periods(as_of.date(), start_month=fiscal_year_start_month)
+    planned = forecast_pipeline(
+        deals=deals, probabilities=probabilities, periods=periods, currency=currency
+    )
+    run_id = uuid.uuid4()
+    run = ForecastRun(
+        run_id=run_id,
+        as_of=as_of,
+        history=history,
+        probabilities=probabilities,
+        forecasts=_issue(planned, run_id=run_id, as_of=as_of, currency=currency),
+        skipped_other_currency=_skipped(deals, currency),
+    )
+    await _store(session, run, currency=currency, topics=topics)
+    return run
+
+
+async def _store(session: AsyncSession, run: ForecastRun, *, currency: str, topics: Topics) -> None:
+    await repository.add_run(
+        session,
+        run_id=run.run_id,
+        as_of=run.as_of,
+        currency=currency,
+        history=run.history,
+        stage_probabilities=run.probabilities_json(),
+        skipped_other_currency=run.skipped_other_currency,
+    )
+    await repository.add_forecasts(session, run.forecasts)
+    envelopes = [
+        Envelope.of(
+            "forecast.published", f.published(), source=SOURCE, id=f.forecast_id, time=run.as_of
+        )
+        for f in run.forecasts
+    ]
+    await add_to_outbox(session, envelopes, topics=topics)
+
+
+async def latest_forecasts(
+    session: AsyncSession, *, scope_kind: str | None, scope_id: str | None, period: str | None
+) -> list[IssuedForecast]:
+    return await repository.latest_forecasts(
+        session, scope_kind=scope_kind, scope_id=scope_id, period=period
+    )
+
+
+async def find_forecast(session: AsyncSession, forecast_id: UUID) -> IssuedForecast | None:
+    return await repository.get_forecast(session, forecast_id)

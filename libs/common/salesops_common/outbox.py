@@ -112,6 +112,9 @@ class OutboxRelay:
                 delay = min(delay * 2, 10.0)
             finally:
                 self.is_leader = False
+                # Only the leader measures the backlog; a former leader must not keep
+                # reporting its last reading.
+                self._metrics.outbox_backlog.set(0)
 
     async def stop(self) -> None:
         await self._drop_producer()

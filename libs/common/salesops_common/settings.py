@@ -14,7 +14,10 @@ DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
 class CommonSettings(BaseSettings):
     """The variables every service reads (names from the architecture's table)."""
 
-    model_config = SettingsConfigDict(env_prefix="SALESOPS_", extra="ignore")
+    # Empty variables count as unset: compose passes optional ones as "".
+    model_config = SettingsConfigDict(
+        env_prefix="SALESOPS_", extra="ignore", env_ignore_empty=True, populate_by_name=True
+    )
 
     api_token: SecretStr = Field(description="Bearer token for /v1 endpoints")
     database_url: str = DEFAULT_DATABASE_URL

@@ -21,6 +21,7 @@ from salesops_cli.infra import EmbeddedBroker, EmbeddedPostgres, free_port
 from salesops_common.settings import database_dsn
 
 TOKEN = "bench-token"
+ARRAY_CONNECTIONS = 16
 HEADERS = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 _EVENT = (
     '{"type":"lead.created","source":"api","tenant":"bench","source_event_id":"%s",'
@@ -92,10 +93,10 @@ def start_baseline(log: Path) -> Server:
     return Server(process, url)
 
 
-def start_ingest(env: dict[str, str], log: Path) -> Server:
+def start_ingest(env: dict[str, str], log: Path, *, workers: int = 1) -> Server:
     port = free_port()
     env = {**env, "SALESOPS_INGEST_PORT": str(port), "SALESOPS_LOG_LEVEL": "WARNING"}
-    cmd = [sys.executable, "-m", "salesops_cli.main", "serve", "ingest"]
+    cmd = [sys.executable, "-m", "salesops_cli.main", "serve", "ingest", f"--workers={workers}"]
     process = subprocess.Popen(cmd, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     wait_ready(url, process, "/readyz")
@@ -173,7 +174,15 @@ async def measure(seconds: float, concurrency: int) -> str:
         with cpu_of(pids) as one_cpu:
             one = await load(ingest.url, single("s"))
         with cpu_of(pids) as hundred_cpu:
-            hundred = await load(ingest.url, batch("h", 100), per_request=100, conns=8)
+            hundred = await load(
+                ingest.url, batch("h", 100), per_request=100, conns=ARRAY_CONNECTIONS
+            )
+        ingest.stop()
+        ingest = start_ingest(env, root / "ingest2.log", workers=2)
+        await load(ingest.url, batch("warm2", 100), per_request=100, duration=2)
+        pids["ingest"] = ingest.process.pid
+        with cpu_of(pids) as two_cpu:
+            two = await load(ingest.url, batch("w", 100), per_request=100, conns=ARRAY_CONNECTIONS)
         stored = await durable_count(database_dsn(pg.url, "bench"))
     finally:
         ingest.stop()
@@ -181,14 +190,17 @@ async def measure(seconds: float, concurrency: int) -> str:
         broker.stop()
         pg.stop()
     lines = [
-        f"{seconds:.0f} s per measurement; {concurrency} connections (8 for arrays); "
-        "PostgreSQL with fsync on; one ingest process; load generator on the same machine.",
+        f"{seconds:.0f} s per measurement; {concurrency} connections "
+        f"({ARRAY_CONNECTIONS} for arrays); "
+        "PostgreSQL with fsync on; one ingest process unless said; load generator on the "
+        "same machine.",
         "",
         "| endpoint | requests/s | events/s | p50 ms | p99 ms | errors | events/s ÷ bare rps |",
         "|---|---|---|---|---|---|---|",
         row("bare FastAPI (baseline)", base, base.rps),
         row("ingest, single events", one, base.rps),
         row("ingest, 100-event arrays", hundred, base.rps),
+        row("ingest ×2 workers, 100-event arrays", two, base.rps),
         "",
         f"Single-event requests per second vs the bare endpoint: **{one.rps / base.rps:.2f}**. "
         f"Arrays: **{hundred.eps:,.0f} events/s** (target ≥ 5,000). "
@@ -196,6 +208,7 @@ async def measure(seconds: float, concurrency: int) -> str:
         "",
         f"- single events: {one_cpu.line(one.seconds)}",
         f"- 100-event arrays: {hundred_cpu.line(hundred.seconds)}",
+        f"- 100-event arrays, 2 workers: {two_cpu.line(two.seconds)}",
     ]
     return "\n".join(lines)
 

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 SERVICES = ("ingest", "routing", "metrics", "forecast")
 DEFAULT_PORTS = {"ingest": 8001, "routing": 8002, "metrics": 8003, "forecast": 8004}
@@ -51,19 +52,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from salesops_cli.services import create_service_app
 
+    options: dict[str, Any] = {
+        "log_config": None,
+        "access_log": False,
+        "loop": "uvloop",
+        "http": "httptools",
+        "timeout_graceful_shutdown": 10,
+        "backlog": 4096,
+    }
+    if args.workers > 1:
+        # Each worker is a full copy of the service: same database and consumer group,
+        # one outbox relay among them (advisory lock).
+        host = os.environ.get("SALESOPS_HTTP_HOST", "127.0.0.1")
+        target = f"salesops_cli.services:{args.service}_app"
+        uvicorn.run(
+            target,
+            factory=True,
+            host=host,
+            port=service_port(args.service),
+            workers=args.workers,
+            **options,
+        )
+        return 0
     app, host, port = create_service_app(args.service)
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-        timeout_graceful_shutdown=10,
-        backlog=4096,
-    )
-    uvicorn.Server(config).run()
+    uvicorn.Server(uvicorn.Config(app, host=host, port=port, **options)).run()
     return 0
 
 
@@ -112,6 +124,12 @@ def parser() -> argparse.ArgumentParser:
     up.set_defaults(func=cmd_up)
     serve = sub.add_parser("serve", help="run one service in the foreground")
     serve.add_argument("service", choices=SERVICES)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="copies of the service in worker processes on one port",
+    )
     serve.set_defaults(func=cmd_serve)
     demo = sub.add_parser("demo", help="load the Maven CRM sample into a running stack")
     demo.add_argument("--keep-dates", action="store_true", help="do not shift dates to today")

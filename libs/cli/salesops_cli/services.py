@@ -26,6 +26,23 @@ def create_service_app(service: str) -> tuple[FastAPI, str, int]:
     return app, settings.http_host, int(settings.port)
 
 
+# Factories by import string, for uvicorn's worker processes (each one a full copy).
+def ingest_app() -> FastAPI:
+    return create_service_app("ingest")[0]
+
+
+def routing_app() -> FastAPI:
+    return create_service_app("routing")[0]
+
+
+def metrics_app() -> FastAPI:
+    return create_service_app("metrics")[0]
+
+
+def forecast_app() -> FastAPI:
+    return create_service_app("forecast")[0]
+
+
 async def republish(since: datetime, services: list[str]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for service in services:

@@ -30,21 +30,20 @@ log = logging.getLogger(__name__)
 RELAY_LOCK_ID = 0x0B7B0C5
 _INSERT = """
     INSERT INTO outbox (event_id, topic, key, headers, payload)
-    SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::jsonb[], $5::bytea[])
-    ON CONFLICT (topic, event_id) DO NOTHING
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::bytea[], $5::bytea[])
 """
 
 
 def _row(
     envelope: Envelope, topic: str, extra_headers: Sequence[tuple[str, bytes]]
-) -> tuple[UUID, str, bytes, str, bytes]:
+) -> tuple[UUID, str, bytes, bytes, bytes]:
     headers = envelope.attributes()
     headers.update((k, v.decode()) for k, v in extra_headers)
     return (
         envelope.id,
         topic,
         envelope.record_key,
-        orjson.dumps(headers).decode(),
+        orjson.dumps(headers),
         envelope.value(),
     )
 
@@ -230,8 +229,8 @@ class OutboxRelay:
         backlog = await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
         self._metrics.outbox_backlog.set(backlog)
         await conn.execute(
-            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE sent_at < "
-            "clock_timestamp() - $1::interval LIMIT 10000)",
+            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE created_at < "
+            "clock_timestamp() - $1::interval AND sent_at IS NOT NULL LIMIT 10000)",
             self._retention,
         )
 

@@ -28,7 +28,6 @@ def upgrade() -> None:
         )
         """
     )
-    op.execute("CREATE INDEX entities_id ON entities (id)")
     op.execute(
         """
         CREATE TABLE received_events (
@@ -44,8 +43,9 @@ def upgrade() -> None:
         )
         """
     )
-    op.execute("CREATE INDEX received_events_received_at ON received_events (received_at)")
-    op.execute("CREATE INDEX received_events_entity ON received_events (entity_id)")
+    op.execute(
+        "CREATE INDEX received_events_received_at ON received_events USING brin (received_at)"
+    )
     op.execute(
         """
         CREATE TABLE idempotency_keys (

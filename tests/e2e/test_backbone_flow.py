@@ -16,37 +16,48 @@ from tests.support import AUTH, Isolation, api_event, eventually, read_topic
 pytestmark = pytest.mark.e2e
 
 
-def reps_and_leads() -> list[dict[str, object]]:
-    reps = [
-        api_event(
-            "rep.created",
-            f"R{i}",
-            {
-                "name": f"Rep {i}",
-                "email": f"r{i}@x.example",
-                "active": True,
-                "role": "rep",
-                "team": "East",
-            },
-        )
-        for i in range(3)
-    ]
-    leads = [
-        api_event(
-            "lead.created", f"L{i}", {"email": f"buyer{i}@acme{i}.example", "company": f"Acme {i}"}
-        )
-        for i in range(9)
-    ]
-    return reps + leads
+REPS = [
+    api_event(
+        "rep.created",
+        f"R{i}",
+        {
+            "name": f"Rep {i}",
+            "email": f"r{i}@x.example",
+            "active": True,
+            "role": "rep",
+            "team": "East",
+        },
+    )
+    for i in range(3)
+]
+LEADS = [
+    api_event(
+        "lead.created", f"L{i}", {"email": f"buyer{i}@acme{i}.example", "company": f"Acme {i}"}
+    )
+    for i in range(9)
+]
+
+
+async def hire_reps(http: httpx.AsyncClient, urls: dict[str, str]) -> None:
+    """Post the reps and wait until routing knows them: events about different entities
+    may arrive in any order, and a lead that arrives first goes to the fallback queue."""
+    assert (await http.post(urls["ingest"] + "/v1/events", json=REPS)).status_code == 202
+
+    async def routing_knows_reps() -> bool:
+        r = await http.get(urls["routing"] + "/v1/reps")
+        return r.status_code == 200 and len(r.json()["reps"]) == len(REPS)
+
+    await eventually(routing_knows_reps, within=60)
 
 
 async def test_leads_posted_to_ingest_are_assigned_and_counted(
     stack: RunningStack, iso: Isolation
 ) -> None:
     async with httpx.AsyncClient(headers=AUTH, timeout=10) as http:
-        resp = await http.post(stack.urls["ingest"] + "/v1/events", json=reps_and_leads())
+        await hire_reps(http, stack.urls)
+        resp = await http.post(stack.urls["ingest"] + "/v1/events", json=LEADS)
         assert resp.status_code == 202, resp.text
-        lead_ids = [r["entity_id"] for r in resp.json()["results"][3:]]
+        lead_ids = [r["entity_id"] for r in resp.json()["results"]]
 
         assigned = await read_topic(
             iso.bootstrap,
@@ -143,21 +154,16 @@ async def test_a_fully_embedded_stack_starts_and_stops_leaving_nothing_behind() 
     env["SALESOPS_DEV_BROKER_PORT"] = str(free_port())
     stack = start_stack(env, urls, home)
     try:
-        async with httpx.AsyncClient(timeout=10) as http:
-            resp = await http.post(
-                urls["ingest"] + "/v1/events",
-                json=reps_and_leads(),
-                headers={"Authorization": "Bearer e2e-token"},
-            )
+        headers = {"Authorization": "Bearer e2e-token"}
+        async with httpx.AsyncClient(timeout=10, headers=headers) as http:
+            await hire_reps(http, urls)
+            resp = await http.post(urls["ingest"] + "/v1/events", json=LEADS)
             assert resp.status_code == 202
             lead_id = resp.json()["results"][-1]["entity_id"]
 
             async def assigned() -> bool:
-                r = await http.get(
-                    f"{urls['routing']}/v1/assignments/{lead_id}",
-                    headers={"Authorization": "Bearer e2e-token"},
-                )
-                return r.status_code == 200
+                r = await http.get(f"{urls['routing']}/v1/assignments/{lead_id}")
+                return r.status_code == 200 and r.json()["rep_id"] is not None
 
             await eventually(assigned, within=60)
     finally:

@@ -1,0 +1,41 @@
+"""Composition root of metrics: real adapters by default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from salesops_common.events import CRM_TOPIC, FORECAST_TOPIC, ROUTING_TOPIC
+from salesops_common.http import create_app as create_http_app
+from salesops_common.http import token_guard
+from salesops_common.runtime import ServiceRuntime
+from salesops_metrics.adapters.prometheus import KpiCollector
+from salesops_metrics.config import MetricsSettings
+from salesops_metrics.entrypoints.api import build_router
+from salesops_metrics.service_layer.handlers import handlers
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_app(settings: MetricsSettings | None = None) -> FastAPI:
+    settings = settings or MetricsSettings()
+    runtime = ServiceRuntime(
+        service="metrics", settings=settings, database=settings.database, migrations=MIGRATIONS
+    )
+    runtime.add_consumer(
+        name="all", subscribe=[CRM_TOPIC, ROUTING_TOPIC, FORECAST_TOPIC], handlers=handlers()
+    )
+    kpis = KpiCollector(runtime.uow)
+    runtime.metrics.registry.register(kpis)
+    app = create_http_app(
+        title="salesops metrics",
+        description="Keeps the sales KPIs current from every event, for REST and Prometheus.",
+        metrics=runtime.metrics,
+        lifespan=runtime.lifespan(),
+        routers=[build_router(runtime.uow, token_guard(settings.api_token))],
+        checks=runtime.checks(),
+        before_scrape=[kpis.refresh],
+    )
+    app.state.runtime = runtime
+    return app

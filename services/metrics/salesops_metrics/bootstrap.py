@@ -12,8 +12,10 @@ from salesops_common.http import token_guard
 from salesops_common.runtime import ServiceRuntime
 from salesops_metrics.adapters.prometheus import KpiCollector
 from salesops_metrics.config import MetricsSettings
+from salesops_metrics.domain.kpis import Snapshot
 from salesops_metrics.entrypoints.api import build_router
-from salesops_metrics.service_layer.handlers import handlers
+from salesops_metrics.entrypoints.consumer import handlers
+from salesops_metrics.service_layer.kpis import current_kpis
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -26,16 +28,21 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
     runtime.add_consumer(
         name="all", subscribe=[CRM_TOPIC, ROUTING_TOPIC, FORECAST_TOPIC], handlers=handlers()
     )
-    kpis = KpiCollector(runtime.uow)
-    runtime.metrics.registry.register(kpis)
+
+    async def load() -> Snapshot:
+        return await current_kpis(runtime.uow)
+
+    collector = KpiCollector(load)
+    runtime.metrics.registry.register(collector)
     app = create_http_app(
         title="salesops metrics",
-        description="Keeps the sales KPIs current from every event, for REST and Prometheus.",
+        description="KPIs kept current from every event on every topic, read over REST "
+        "and scraped by Prometheus; all state is in PostgreSQL, so copies agree.",
         metrics=runtime.metrics,
         lifespan=runtime.lifespan(),
-        routers=[build_router(runtime.uow, token_guard(settings.api_token))],
+        routers=[build_router(load=load, require_token=token_guard(settings.api_token))],
         checks=runtime.checks(),
-        before_scrape=[kpis.refresh],
+        before_scrape=[collector.refresh],
     )
     app.state.runtime = runtime
     return app

@@ -281,3 +281,13 @@ async def latest_forecasts(
         {"kind": scope_kind, "scope_id": scope_id, "period": period},
     )
     return [_issued(r) for r in rows.mappings()]
+
+
+async def pipeline_counts(session: AsyncSession) -> dict[str, int]:
+    """Deals known to the snapshot by outcome (deleted deals left out)."""
+    rows = await session.execute(
+        text("SELECT outcome, count(*) AS n FROM deals WHERE NOT deleted GROUP BY outcome")
+    )
+    counts = {"open": 0, "won": 0, "lost": 0}
+    counts.update({r.outcome: int(r.n) for r in rows})
+    return counts

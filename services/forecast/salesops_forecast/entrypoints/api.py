@@ -13,7 +13,7 @@ from pydantic import TypeAdapter
 from salesops_common.http import ApiError, JsonResponse
 from salesops_forecast.domain.forecast import IssuedForecast
 from salesops_forecast.domain.probabilities import SHRINKAGE_WEIGHT, NoClosedDeals
-from salesops_forecast.service_layer import forecasting
+from salesops_forecast.service_layer import forecasting, pipeline
 from salesops_forecast.service_layer.context import ForecastContext
 from salesops_forecast.service_layer.forecasting import ForecastRun
 
@@ -116,6 +116,13 @@ def build_router(ctx: ForecastContext) -> APIRouter:
                 session, scope_kind=scope_kind, scope_id=scope_id, period=period
             )
         return {"forecasts": [forecast_json(f) for f in found]}
+
+    @router.get("/pipeline")
+    async def get_pipeline() -> dict[str, int]:
+        """How many deals the pipeline snapshot holds, by outcome: what the next forecast
+        run will learn from (won and lost) and weigh (open)."""
+        async with ctx.uow() as session:
+            return await pipeline.pipeline_summary(session)
 
     @router.get("/forecasts/{forecast_id}", responses={404: _ERROR})
     async def get_forecast(forecast_id: UUID) -> dict[str, Any]:

@@ -26,3 +26,8 @@ async def apply_deal_event(
 async def apply_rep_event(session: AsyncSession, *, rep: Rep, at: datetime) -> None:
     stored = await repository.lock_rep(session, rep.id)
     await repository.save_rep(session, rep.id, merge_newer(stored, rep_changes(rep), at=at))
+
+
+async def pipeline_summary(session: AsyncSession) -> dict[str, int]:
+    counts = await repository.pipeline_counts(session)
+    return {"open_deals": counts["open"], "won_deals": counts["won"], "lost_deals": counts["lost"]}

@@ -4,46 +4,69 @@ shows the same numbers, whichever events it consumed itself."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from salesops_common.db import UnitOfWork
 from salesops_common.events import EVENT_TYPES
-from salesops_metrics.adapters import repository
 from salesops_metrics.domain.kpis import Snapshot
+
+SnapshotLoader = Callable[[], Awaitable[Snapshot]]
 
 
 class KpiCollector(Collector):
-    def __init__(self, uow: UnitOfWork) -> None:
-        self._uow = uow
+    """Yields the snapshot taken by :meth:`refresh` (an ``http.create_app`` ``before_scrape``
+    hook): ``collect`` is synchronous and cannot read the database itself."""
+
+    def __init__(self, load: SnapshotLoader) -> None:
+        self._load = load
         self._snapshot: Snapshot | None = None
 
     async def refresh(self) -> None:
-        async with self._uow() as session:
-            self._snapshot = await repository.snapshot(session)
+        self._snapshot = await self._load()
+
+    def describe(self) -> Iterator[Metric]:
+        # The registry checks names on register, before any snapshot exists.
+        return iter(kpi_families(Snapshot()))
 
     def collect(self) -> Iterator[Metric]:
-        snap = self._snapshot
-        if snap is None:
-            return
-        rate = snap.value("win_rate").value
-        win_rate = GaugeMetricFamily(
-            "salesops_metrics_win_rate_ratio",
-            "Deals won / (won + lost); NaN while no deal is closed",
-        )
-        win_rate.add_metric([], float(rate) if rate is not None else math.nan)
-        yield win_rate
-        for name, value, doc in (
-            ("salesops_metrics_deals_won", snap.won, "Distinct deals won"),
-            ("salesops_metrics_deals_lost", snap.lost, "Distinct deals lost"),
-            ("salesops_metrics_leads_assigned", snap.leads_assigned, "Distinct leads assigned"),
-        ):
-            yield CounterMetricFamily(name, doc, value=value)
-        events = CounterMetricFamily(
-            "salesops_metrics_events", "Events applied, by type", labels=["type"]
-        )
-        for type_name in EVENT_TYPES:  # bounded: only the known event types
-            events.add_metric([type_name], snap.events_by_type.get(type_name, 0))
-        yield events
+        # Before the first successful read there is nothing true to say: yield nothing.
+        if self._snapshot is not None:
+            yield from kpi_families(self._snapshot)
+
+
+def kpi_families(snap: Snapshot) -> list[Metric]:
+    rate = snap.value("win_rate").value
+    win_rate = GaugeMetricFamily(
+        "salesops_metrics_win_rate_ratio",
+        "Deals won / (won + lost) over deals with an outcome; NaN while no deal has one",
+    )
+    # NaN rather than an absent series: "no closed deal yet" stays distinguishable from
+    # "metrics is down" (absent()), and a threshold alert on NaN never fires.
+    win_rate.add_metric([], float(rate) if rate is not None else math.nan)
+    # Counters of distinct deals: one only goes down when a CRM reverses an outcome
+    # (won -> lost), which Prometheus reads as a counter reset.
+    counters = [
+        CounterMetricFamily(
+            "salesops_metrics_deals_won",
+            "Distinct deals whose outcome is won",
+            value=snap.deals_won,
+        ),
+        CounterMetricFamily(
+            "salesops_metrics_deals_lost",
+            "Distinct deals whose outcome is lost",
+            value=snap.deals_lost,
+        ),
+        CounterMetricFamily(
+            "salesops_metrics_leads_assigned",
+            "Distinct leads put in a rep's hands",
+            value=snap.leads_assigned,
+        ),
+    ]
+    events = CounterMetricFamily(
+        "salesops_metrics_events", "Events applied, by type", labels=["type"]
+    )
+    for type_name in sorted(EVENT_TYPES):  # the label is bounded by the known types
+        events.add_metric([type_name], snap.events_by_type.get(type_name, 0))
+    return [win_rate, *counters, events]

@@ -1,38 +1,51 @@
-"""All of metrics' SQL. Late events lose: an upsert applies only if not older than the row."""
+"""All of metrics' SQL."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from decimal import Decimal
 from uuid import UUID
 
-from sqlalchemy import text
+from sqlalchemy import BigInteger, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
+from salesops_metrics.domain.deals import DealOutcome
 from salesops_metrics.domain.kpis import Snapshot
 
+# Sorted input, so every transaction locks the shared per-type rows in the same order.
+_ADD_EVENT_COUNTS = text(
+    """
+    INSERT INTO event_counts (type, count)
+    SELECT type, count FROM unnest(CAST(:types AS text[]), CAST(:counts AS bigint[]))
+        AS added (type, count)
+    ORDER BY type
+    ON CONFLICT (type) DO UPDATE SET count = event_counts.count + excluded.count
+    """
+)
 
-async def count_event(session: AsyncSession, type_name: str) -> None:
-    await session.execute(
-        text(
-            "INSERT INTO event_counts (type, count) VALUES (:t, 1) "
-            "ON CONFLICT (type) DO UPDATE SET count = event_counts.count + 1"
-        ),
-        {"t": type_name},
-    )
+
+def add_event_counts(session: Session, counts: Mapping[str, int]) -> None:
+    """Synchronous: it runs in the session's ``before_commit`` hook (see event_tally)."""
+    types = sorted(counts)
+    session.execute(_ADD_EVENT_COUNTS, {"types": types, "counts": [counts[t] for t in types]})
 
 
-async def record_outcome(
-    session: AsyncSession,
-    *,
-    deal_id: UUID,
-    outcome: str,
-    amount: Decimal | None,
-    currency: str | None,
-    owner_id: UUID | None,
-    closed_at: datetime | None,
-    event_time: datetime,
-) -> None:
+async def lock_deal_outcome(session: AsyncSession, deal_id: UUID) -> DealOutcome | None:
+    row = (
+        await session.execute(
+            text(
+                "SELECT deal_id, outcome, amount, currency, owner_id, closed_at, event_time "
+                "FROM deal_outcomes WHERE deal_id = :deal_id FOR UPDATE"
+            ),
+            {"deal_id": deal_id},
+        )
+    ).one_or_none()
+    return DealOutcome(**row._asdict()) if row else None
+
+
+async def save_deal_outcome(session: AsyncSession, outcome: DealOutcome) -> None:
     await session.execute(
         text(
             """
@@ -41,25 +54,40 @@ async def record_outcome(
             VALUES (:deal_id, :outcome, :amount, :currency, :owner_id, :closed_at, :event_time)
             ON CONFLICT (deal_id) DO UPDATE SET
                 outcome = excluded.outcome, amount = excluded.amount,
-                currency = excluded.currency,
-                owner_id = coalesce(excluded.owner_id, deal_outcomes.owner_id),
+                currency = excluded.currency, owner_id = excluded.owner_id,
                 closed_at = excluded.closed_at, event_time = excluded.event_time
-            WHERE excluded.event_time >= deal_outcomes.event_time
             """
         ),
         {
-            "deal_id": deal_id,
-            "outcome": outcome,
-            "amount": amount,
-            "currency": currency,
-            "owner_id": owner_id,
-            "closed_at": closed_at,
-            "event_time": event_time,
+            "deal_id": outcome.deal_id,
+            "outcome": outcome.outcome,
+            "amount": outcome.amount,
+            "currency": outcome.currency,
+            "owner_id": outcome.owner_id,
+            "closed_at": outcome.closed_at,
+            "event_time": outcome.event_time,
         },
     )
 
 
-async def record_assignment(
+# The newest assignment (by event time) names the current rep; whether the lead ever
+# reached a rep is an OR, so it neither depends on arrival order nor ever turns false.
+_RECORD_ASSIGNMENT = text(
+    """
+    INSERT INTO lead_assignments AS known (lead_id, rep_id, assigned_at, event_time, reached_rep)
+    VALUES (:lead_id, :rep_id, :assigned_at, :event_time, :reached_rep)
+    ON CONFLICT (lead_id) DO UPDATE SET
+        rep_id = CASE WHEN excluded.event_time >= known.event_time
+                      THEN excluded.rep_id ELSE known.rep_id END,
+        assigned_at = CASE WHEN excluded.event_time >= known.event_time
+                           THEN excluded.assigned_at ELSE known.assigned_at END,
+        event_time = greatest(known.event_time, excluded.event_time),
+        reached_rep = known.reached_rep OR excluded.reached_rep
+    """
+)
+
+
+async def record_lead_assignment(
     session: AsyncSession,
     *,
     lead_id: UUID,
@@ -68,41 +96,37 @@ async def record_assignment(
     event_time: datetime,
 ) -> None:
     await session.execute(
-        text(
-            """
-            INSERT INTO lead_assignments (lead_id, rep_id, assigned_at, event_time)
-            VALUES (:lead_id, :rep_id, :assigned_at, :event_time)
-            ON CONFLICT (lead_id) DO UPDATE SET
-                rep_id = excluded.rep_id, assigned_at = excluded.assigned_at,
-                event_time = excluded.event_time
-            WHERE excluded.event_time >= lead_assignments.event_time
-            """
-        ),
+        _RECORD_ASSIGNMENT,
         {
             "lead_id": lead_id,
             "rep_id": rep_id,
             "assigned_at": assigned_at,
             "event_time": event_time,
+            "reached_rep": rep_id is not None,
         },
     )
 
 
+# One statement, so every number comes from the same database snapshot.
+_SNAPSHOT = text(
+    """
+    SELECT
+        (SELECT count(*) FROM deal_outcomes WHERE outcome = 'won') AS deals_won,
+        (SELECT count(*) FROM deal_outcomes WHERE outcome = 'lost') AS deals_lost,
+        (SELECT count(*) FROM lead_assignments WHERE reached_rep) AS leads_assigned,
+        (SELECT coalesce(jsonb_object_agg(type, count), '{}') FROM event_counts)
+            AS events_by_type
+    """
+).columns(
+    deals_won=BigInteger, deals_lost=BigInteger, leads_assigned=BigInteger, events_by_type=JSONB
+)
+
+
 async def snapshot(session: AsyncSession) -> Snapshot:
-    outcomes = (
-        await session.execute(
-            text(
-                "SELECT count(*) FILTER (WHERE outcome = 'won') AS won, "
-                "count(*) FILTER (WHERE outcome = 'lost') AS lost FROM deal_outcomes"
-            )
-        )
-    ).one()
-    assigned = await session.scalar(
-        text("SELECT count(*) FROM lead_assignments WHERE rep_id IS NOT NULL")
-    )
-    counts = await session.execute(text("SELECT type, count AS n FROM event_counts ORDER BY type"))
+    row = (await session.execute(_SNAPSHOT)).one()
     return Snapshot(
-        won=int(outcomes.won),
-        lost=int(outcomes.lost),
-        leads_assigned=int(assigned or 0),
-        events_by_type={r.type: int(r.n) for r in counts},
+        deals_won=int(row.deals_won),
+        deals_lost=int(row.deals_lost),
+        leads_assigned=int(row.leads_assigned),
+        events_by_type={t: int(n) for t, n in sorted(row.events_by_type.items())},
     )

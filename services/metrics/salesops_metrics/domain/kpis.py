@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from decimal import Decimal
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -17,36 +16,45 @@ class KpiDefinition:
 WIN_RATE = KpiDefinition(
     "win_rate",
     "ratio",
-    "Deals won / (deals won + deals lost), over every deal whose latest outcome event "
-    "(deal.won or deal.lost, the newest by event time) is known; each deal counts once. "
-    "Null when no deal is closed.",
+    "Deals won / (deals won + deals lost), over the distinct deals that have an outcome; "
+    "a deal's outcome is its newest deal.won or deal.lost by event time, so each deal "
+    "counts once and a deal reopened and lost counts as lost. "
+    "Null while no deal has an outcome (no data is not a rate of 0).",
 )
 DEALS_WON = KpiDefinition(
-    "deals_won", "deals", "Distinct deals whose latest outcome event is deal.won."
+    "deals_won",
+    "deals",
+    "Distinct deals whose newest outcome (deal.won or deal.lost, by event time) is deal.won.",
 )
 DEALS_LOST = KpiDefinition(
-    "deals_lost", "deals", "Distinct deals whose latest outcome event is deal.lost."
+    "deals_lost",
+    "deals",
+    "Distinct deals whose newest outcome (deal.won or deal.lost, by event time) is deal.lost.",
 )
 LEADS_ASSIGNED = KpiDefinition(
     "leads_assigned",
     "leads",
-    "Distinct leads whose latest lead.assigned or lead.reassigned names a rep "
-    "(leads waiting in the fallback queue are not counted).",
+    "Distinct leads that a lead.assigned or lead.reassigned event has put in a rep's hands; "
+    "each lead counts once however often it is reassigned, and a lead only ever in the "
+    "fallback queue (no rep) is not counted.",
 )
-KPIS = {k.name: k for k in (WIN_RATE, DEALS_WON, DEALS_LOST, LEADS_ASSIGNED)}
+KPIS: dict[str, KpiDefinition] = {
+    k.name: k for k in (WIN_RATE, DEALS_WON, DEALS_LOST, LEADS_ASSIGNED)
+}
 
 
 @dataclass(frozen=True)
 class KpiValue:
-    value: Decimal | int | None
+    """A KPI's value with what it was computed from; ``n`` is how many observations."""
+
+    value: float | int | None
     numerator: int
     denominator: int | None
     n: int
 
     def as_json(self) -> dict[str, Any]:
-        value = str(self.value) if isinstance(self.value, Decimal) else self.value
         return {
-            "value": value,
+            "value": self.value,
             "numerator": self.numerator,
             "denominator": self.denominator,
             "n": self.n,
@@ -54,37 +62,30 @@ class KpiValue:
 
 
 def win_rate(*, won: int, lost: int) -> KpiValue:
-    """Won / (won + lost); None — not 0 — when nothing is closed."""
+    """Won / (won + lost); None, never 0, when no deal has an outcome."""
     closed = won + lost
-    value = (Decimal(won) / Decimal(closed)).quantize(Decimal("0.0001")) if closed else None
-    return KpiValue(value, won, closed, closed)
+    return KpiValue(won / closed if closed else None, won, closed, closed)
 
 
-def count(value: int) -> KpiValue:
-    return KpiValue(value, value, None, value)
+def tally(count: int) -> KpiValue:
+    return KpiValue(count, count, None, count)
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Every KPI's inputs, read in one transaction."""
+    """Every KPI's inputs, as of one database snapshot."""
 
-    won: int
-    lost: int
-    leads_assigned: int
-    events_by_type: dict[str, int]
+    deals_won: int = 0
+    deals_lost: int = 0
+    leads_assigned: int = 0
+    events_by_type: dict[str, int] = field(default_factory=dict)
 
     def value(self, kpi: str) -> KpiValue:
         if kpi == WIN_RATE.name:
-            return win_rate(won=self.won, lost=self.lost)
-        if kpi == DEALS_WON.name:
-            return count(self.won)
-        if kpi == DEALS_LOST.name:
-            return count(self.lost)
-        if kpi == LEADS_ASSIGNED.name:
-            return count(self.leads_assigned)
-        raise KeyError(kpi)
-
-
-def newer_outcome_wins(stored_time: Any, incoming_time: Any) -> bool:
-    """An outcome replaces the stored one only if it is not older (late events lose)."""
-    return stored_time is None or incoming_time >= stored_time
+            return win_rate(won=self.deals_won, lost=self.deals_lost)
+        counts = {
+            DEALS_WON.name: self.deals_won,
+            DEALS_LOST.name: self.deals_lost,
+            LEADS_ASSIGNED.name: self.leads_assigned,
+        }
+        return tally(counts[kpi])

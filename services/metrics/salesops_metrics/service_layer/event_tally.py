@@ -1,0 +1,41 @@
+"""Events by type, counted in the consuming transaction and written once, just before it
+commits.
+
+Every copy of the service updates the same few per-type rows. Written per event, two copies
+working through different partitions would hold those row locks for a whole batch and take
+them in arrival order: they would serialize and could deadlock. Written once at commit, in
+type order, it is one statement per batch and a brief wait at worst; a rolled-back
+transaction takes its tally with it, so the inbox's exactly-once holds for the counts too.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from sqlalchemy import event as orm_event
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from salesops_common.envelope import Envelope
+from salesops_common.inbox import HandlerContext
+from salesops_metrics.adapters import repository
+
+_TALLY = "salesops_metrics.event_tally"
+
+
+async def count_event(ctx: HandlerContext, event: Envelope) -> None:
+    tally_event(ctx.session, event.type)
+
+
+def tally_event(session: AsyncSession, type_name: str) -> None:
+    tally: Counter[str] | None = session.info.get(_TALLY)
+    if tally is None:
+        tally = session.info[_TALLY] = Counter()
+        orm_event.listen(session.sync_session, "before_commit", _write_tally)
+    tally[type_name] += 1
+
+
+def _write_tally(session: Session) -> None:
+    tally: Counter[str] | None = session.info.pop(_TALLY, None)
+    if tally:
+        repository.add_event_counts(session, tally)

@@ -1,0 +1,107 @@
+"""Records metrics cannot apply go to ``<topic>.dlq`` with the reason, and consumption goes on."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+
+from salesops_common.envelope import Envelope
+from salesops_common.events import Deal
+from salesops_metrics.bootstrap import create_app
+from salesops_metrics.config import MetricsSettings
+from tests.support import AUTH, Isolation, eventually, publish, running
+
+pytestmark = pytest.mark.integration
+CRM = "salesops.crm.v1"
+
+
+@pytest.fixture
+async def metrics(iso: Isolation) -> AsyncIterator[httpx.AsyncClient]:
+    settings = MetricsSettings(database=iso.database("metrics"), **iso.settings_kwargs())
+    async with running(create_app(settings)) as client:
+        yield client
+
+
+async def produce_raw(bootstrap: str, topic: str, *, key: bytes, value: bytes) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value=value, key=key)
+    finally:
+        await producer.stop()
+
+
+async def read_raw(
+    bootstrap: str, topic: str, *, count: int, within: float = 60.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Whole records, headers included (``read_topic`` keeps only the envelope)."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"reader-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    seen: list[ConsumerRecord[bytes, bytes]] = []
+    deadline = time.monotonic() + within
+    try:
+        while len(seen) < count:
+            assert time.monotonic() < deadline, f"{len(seen)} of {count} records on {topic}"
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                seen.extend(records)
+    finally:
+        await consumer.stop()
+    return seen
+
+
+def won(deal_id: uuid.UUID) -> Envelope:
+    deal = Deal(id=deal_id, source="api", source_id="D1", amount=Decimal("10"), currency="USD")
+    return Envelope.of("deal.won", deal, source="/ingest/api/default")
+
+
+async def test_poison_records_are_dead_lettered_and_later_events_still_count(
+    metrics: httpx.AsyncClient, iso: Isolation
+) -> None:
+    deal_id = uuid.uuid4()
+    key = str(deal_id).encode()  # one partition: the good event comes after the poison
+    garbage = b"\x00\xff not a CloudEvent"
+    await produce_raw(iso.bootstrap, iso.topic(CRM), key=key, value=garbage)
+    no_deal_id = Envelope(
+        type="deal.won",
+        source="/ingest/api/default",
+        subject=str(deal_id),
+        data={"stage": "Won"},
+        key=str(deal_id),
+    )
+    await publish(iso.bootstrap, iso.topic(CRM), [no_deal_id, won(deal_id)])
+
+    async def counted() -> dict[str, int] | None:
+        counts: dict[str, int] = (await metrics.get("/v1/kpis", headers=AUTH)).json()[
+            "events_by_type"
+        ]
+        return counts or None
+
+    assert await eventually(counted, within=60) == {"deal.won": 1}  # the invalid one is not
+    dead = await read_raw(iso.bootstrap, iso.topic(CRM + ".dlq"), count=2)
+    headers = [dict(r.headers) for r in dead]
+    assert all(h["x-dlq-origin"].decode().startswith(iso.topic(CRM) + "/") for h in headers)
+    envelopes = [Envelope.from_record(r.key, r.value, list(r.headers)) for r in dead]
+    by_kind = {
+        e.type: (e, h["x-dlq-reason"].decode()) for e, h in zip(envelopes, headers, strict=True)
+    }
+    undecodable, reason = by_kind["unknown"]  # the runner wraps what it could not read
+    assert reason.startswith("undecodable: missing CloudEvents headers")
+    assert undecodable.data["raw"].endswith("not a CloudEvent")
+    invalid, reason = by_kind["deal.won"]
+    assert invalid.id == no_deal_id.id
+    assert "ValidationError" in reason
+    assert (await metrics.get("/v1/kpis", params={"kpi": "deals_won"}, headers=AUTH)).json()[
+        "values"
+    ][0]["value"] == 1

@@ -90,7 +90,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from salesops_cli.demo import run_demo
 
-    report = asyncio.run(
+    asyncio.run(
         run_demo(
             ingest_url=service_url("ingest"),
             forecast_url=service_url("forecast"),
@@ -100,7 +100,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
             shift_dates=not args.keep_dates,
         )
     )
-    print(report, file=sys.stderr)
     return 0
 
 

@@ -30,21 +30,43 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class HandlerContext:
-    """What a handler may touch: the transaction and the outbox (through ``emit``)."""
+    """What a handler may touch: the transaction, the outbox (through ``emit``), state that
+    lives as long as the transaction, and actions to run just before or after it commits."""
 
     session: AsyncSession
     topics: Topics
     source: str
     emitted: list[Envelope] = field(default_factory=list)
+    state: dict[str, Any] = field(default_factory=dict)
+    _before_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    _after_commit: list[Callable[[], None]] = field(default_factory=list)
 
     def emit(self, type_name: str, data: EventData, *, id: UUID | None = None) -> Envelope:
         envelope = Envelope.of(type_name, data, source=self.source, id=id)
         self.emitted.append(envelope)
         return envelope
 
+    def before_commit(self, action: Callable[[], Awaitable[None]]) -> None:
+        """Run ``action`` in the transaction once every handler of the batch has run
+        (e.g. one write for a whole batch instead of one per event)."""
+        self._before_commit.append(action)
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run ``action`` only once the transaction committed: a batch that fails is
+        re-applied, so anything done inside a rolled-back transaction would happen twice."""
+        self._after_commit.append(action)
+
     async def flush(self) -> None:
+        for action in self._before_commit:
+            await action()
+        self._before_commit.clear()
         await add_to_outbox(self.session, self.emitted, topics=self.topics)
         self.emitted.clear()
+
+    def committed(self) -> None:
+        for action in self._after_commit:
+            action()
+        self._after_commit.clear()
 
 
 Handler = Callable[[HandlerContext, Envelope], Awaitable[None]]
@@ -206,7 +228,8 @@ class ConsumerRunner:
         good = [i for i in items if i.envelope is not None]
         try:
             async with self._uow() as session:
-                outcomes = await self._apply(session, good)
+                outcomes, ctx = await self._apply(session, good)
+            ctx.committed()
             self._observe(good, outcomes)
         except Exception as exc:
             if is_transient(exc):
@@ -223,7 +246,8 @@ class ConsumerRunner:
         for attempt in range(1, self._max_attempts + 1):
             try:
                 async with self._uow() as session:
-                    outcomes = await self._apply(session, [item])
+                    outcomes, ctx = await self._apply(session, [item])
+                ctx.committed()
                 self._observe([item], outcomes)
                 return
             except Exception as exc:
@@ -234,7 +258,9 @@ class ConsumerRunner:
                 await asyncio.sleep(0.05 * attempt)
         await self._dead_letter(item, reason)
 
-    async def _apply(self, session: AsyncSession, items: Sequence[Item]) -> list[tuple[str, str]]:
+    async def _apply(
+        self, session: AsyncSession, items: Sequence[Item]
+    ) -> tuple[list[tuple[str, str]], HandlerContext]:
         """Apply new events; returns (topic, outcome) per item for the metrics."""
         handled = [i for i in items if i.envelope and i.envelope.type in self._handlers]
         claimed = await self._claim(session, handled, status="applied", reason=None)
@@ -257,7 +283,7 @@ class ConsumerRunner:
                 event_id.reset(token)
             outcomes.append((topic, "applied"))
         await ctx.flush()
-        return outcomes
+        return outcomes, ctx
 
     def _observe(self, items: Sequence[Item], outcomes: Sequence[tuple[str, str]]) -> None:
         counts: dict[tuple[str, str], int] = {}

@@ -9,7 +9,6 @@ from uuid import UUID
 from sqlalchemy import BigInteger, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from salesops_metrics.domain.deals import DealOutcome
 from salesops_metrics.domain.kpis import Snapshot
@@ -26,10 +25,10 @@ _ADD_EVENT_COUNTS = text(
 )
 
 
-def add_event_counts(session: Session, counts: Mapping[str, int]) -> None:
-    """Synchronous: it runs in the session's ``before_commit`` hook (see event_tally)."""
+async def add_event_counts(session: AsyncSession, counts: Mapping[str, int]) -> None:
+    """One statement per batch, rows in type order (see event_tally)."""
     types = sorted(counts)
-    session.execute(_ADD_EVENT_COUNTS, {"types": types, "counts": [counts[t] for t in types]})
+    await session.execute(_ADD_EVENT_COUNTS, {"types": types, "counts": [counts[t] for t in types]})
 
 
 async def lock_deal_outcome(session: AsyncSession, deal_id: UUID) -> DealOutcome | None:

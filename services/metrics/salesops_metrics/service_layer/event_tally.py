@@ -12,10 +12,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-from sqlalchemy import event as orm_event
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
-
 from salesops_common.envelope import Envelope
 from salesops_common.inbox import HandlerContext
 from salesops_metrics.adapters import repository
@@ -24,18 +20,13 @@ _TALLY = "salesops_metrics.event_tally"
 
 
 async def count_event(ctx: HandlerContext, event: Envelope) -> None:
-    tally_event(ctx.session, event.type)
-
-
-def tally_event(session: AsyncSession, type_name: str) -> None:
-    tally: Counter[str] | None = session.info.get(_TALLY)
+    tally: Counter[str] | None = ctx.state.get(_TALLY)
     if tally is None:
-        tally = session.info[_TALLY] = Counter()
-        orm_event.listen(session.sync_session, "before_commit", _write_tally)
-    tally[type_name] += 1
+        tally = ctx.state[_TALLY] = Counter()
+        counts = tally
 
+        async def write_tally() -> None:
+            await repository.add_event_counts(ctx.session, counts)
 
-def _write_tally(session: Session) -> None:
-    tally: Counter[str] | None = session.info.pop(_TALLY, None)
-    if tally:
-        repository.add_event_counts(session, tally)
+        ctx.before_commit(write_tally)
+    tally[event.type] += 1

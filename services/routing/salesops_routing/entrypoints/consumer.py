@@ -42,7 +42,7 @@ def build_handlers(routing: RoutingContext) -> dict[str, Handler]:
     async def on_lead_created(ctx: HandlerContext, envelope: Envelope) -> None:
         assigned = await assignment.assign_lead(ctx, lead_id=_data(envelope, Lead).id)
         if assigned is not None:
-            routing.count_assignment(ctx.session, assigned.decision.strategy)
+            routing.count_assignment(ctx, assigned.decision.strategy)
 
     return {
         "rep.created": on_rep_event,

@@ -35,16 +35,14 @@ def _versioned(row: RowMapping, columns: Sequence[str]) -> VersionedRecord:
 async def _lock(
     session: AsyncSession, table: str, key: str, record_id: UUID, columns: Sequence[str]
 ) -> VersionedRecord:
-    """The stored record, locked for this transaction (created empty on first sight, so that
-    two consumers racing on a new record serialize on its row)."""
-    select = text(
-        f"SELECT {', '.join(columns)}, field_times FROM {table} WHERE {key} = :id FOR UPDATE"
+    """The stored record, locked for this transaction, created empty on first sight: one
+    statement, since the no-op update of an upsert takes the row lock as FOR UPDATE would."""
+    upsert = text(
+        f"INSERT INTO {table} ({key}) VALUES (:id) "
+        f"ON CONFLICT ({key}) DO UPDATE SET {key} = EXCLUDED.{key} "
+        f"RETURNING {', '.join(columns)}, field_times"
     )
-    row = (await session.execute(select, {"id": record_id})).mappings().first()
-    if row is None:
-        insert = text(f"INSERT INTO {table} ({key}) VALUES (:id) ON CONFLICT DO NOTHING")
-        await session.execute(insert, {"id": record_id})
-        row = (await session.execute(select, {"id": record_id})).mappings().one()
+    row = (await session.execute(upsert, {"id": record_id})).mappings().one()
     return _versioned(row, columns)
 
 
@@ -78,9 +76,46 @@ async def lock_deal(session: AsyncSession, deal_id: UUID) -> VersionedRecord:
     return await _lock(session, "deals", "deal_id", deal_id, _DEAL_COLUMNS)
 
 
-async def save_deal(session: AsyncSession, deal_id: UUID, record: VersionedRecord) -> None:
-    defaults = {"outcome": "open", "deleted": False}
-    await _save(session, "deals", "deal_id", deal_id, record, _DEAL_COLUMNS, defaults)
+_DEAL_TYPES = {
+    "stage": "text",
+    "amount": "numeric",
+    "currency": "text",
+    "owner_id": "uuid",
+    "account_id": "uuid",
+    "created_at": "timestamptz",
+    "expected_close_date": "date",
+    "closed_at": "timestamptz",
+    "outcome": "text",
+    "deleted": "boolean",
+}
+_DEAL_DEFAULTS: Mapping[str, Any] = {"outcome": "open", "deleted": False}
+
+
+async def save_deals(session: AsyncSession, records: Mapping[UUID, VersionedRecord]) -> None:
+    """Write a batch's merged deals in one statement (their rows are already locked)."""
+    if not records:
+        return
+    ids = list(records)
+    params: dict[str, Any] = {"ids": ids}
+    for column in _DEAL_COLUMNS:
+        params[column] = [records[i].values.get(column, _DEAL_DEFAULTS.get(column)) for i in ids]
+    params["times"] = [
+        orjson.dumps({k: v.isoformat() for k, v in records[i].times.items()}).decode() for i in ids
+    ]
+    params["last"] = [records[i].last_event_at for i in ids]
+    arrays = ", ".join(f"CAST(:{c} AS {_DEAL_TYPES[c]}[])" for c in _DEAL_COLUMNS)
+    sets = ", ".join(f"{c} = u.{c}" for c in _DEAL_COLUMNS)
+    await session.execute(
+        text(
+            f"UPDATE deals d SET {sets}, field_times = u.field_times, "
+            f"last_event_at = u.last_event_at "
+            f"FROM unnest(CAST(:ids AS uuid[]), {arrays}, CAST(:times AS jsonb[]), "
+            f"CAST(:last AS timestamptz[])) "
+            f"AS u(deal_id, {', '.join(_DEAL_COLUMNS)}, field_times, last_event_at) "
+            f"WHERE d.deal_id = u.deal_id"
+        ),
+        params,
+    )
 
 
 async def lock_rep(session: AsyncSession, rep_id: UUID) -> VersionedRecord:
@@ -91,18 +126,23 @@ async def save_rep(session: AsyncSession, rep_id: UUID, record: VersionedRecord)
     await _save(session, "reps", "rep_id", rep_id, record, _REP_COLUMNS, {})
 
 
-async def record_stage_reached(
-    session: AsyncSession, *, deal_id: UUID, stage: str, seen_at: datetime
+async def record_stages_reached(
+    session: AsyncSession, reached: Mapping[tuple[UUID, str], datetime]
 ) -> None:
-    """Remember that the deal reached ``stage``; late events only move the first sighting
-    earlier, since a deal that reached a stage once has reached it, whatever came after."""
+    """Remember the stages deals reached, earliest sighting per (deal, stage); late events
+    only move a first sighting earlier: a deal that reached a stage once has reached it."""
+    if not reached:
+        return
+    keys = sorted(reached)
     await session.execute(
         text(
-            "INSERT INTO deal_stages (deal_id, stage, first_seen_at) VALUES (:d, :s, :t) "
+            "INSERT INTO deal_stages (deal_id, stage, first_seen_at) "
+            "SELECT * FROM unnest(CAST(:d AS uuid[]), CAST(:s AS text[]), "
+            "CAST(:t AS timestamptz[])) "
             "ON CONFLICT (deal_id, stage) DO UPDATE "
             "SET first_seen_at = LEAST(deal_stages.first_seen_at, EXCLUDED.first_seen_at)"
         ),
-        {"d": deal_id, "s": stage, "t": seen_at},
+        {"d": [k[0] for k in keys], "s": [k[1] for k in keys], "t": [reached[k] for k in keys]},
     )
 
 

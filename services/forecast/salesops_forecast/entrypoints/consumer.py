@@ -41,7 +41,7 @@ def _event_time(envelope: Envelope) -> datetime:
 async def on_deal_event(ctx: HandlerContext, envelope: Envelope) -> None:
     deal = _data(envelope, Deal)
     await pipeline.apply_deal_event(
-        ctx.session, event_type=envelope.type, deal=deal, at=_event_time(envelope)
+        ctx, event_type=envelope.type, deal=deal, at=_event_time(envelope)
     )
 
 

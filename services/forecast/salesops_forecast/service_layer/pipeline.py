@@ -2,25 +2,62 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
+from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from salesops_common.events import Deal, Rep
+from salesops_common.inbox import HandlerContext
 from salesops_forecast.adapters import repository
-from salesops_forecast.domain.pipeline import deal_changes, merge_newer, rep_changes
+from salesops_forecast.domain.pipeline import (
+    VersionedRecord,
+    deal_changes,
+    merge_newer,
+    rep_changes,
+)
+
+_PENDING = "forecast.pending_deals"
+
+
+@dataclass
+class _Pending:
+    """A batch's changes, written once before it commits: a deal created and closed in the
+    same batch is one row write, and every stage sighting one statement."""
+
+    deals: dict[UUID, VersionedRecord] = field(default_factory=dict)
+    stages: dict[tuple[UUID, str], datetime] = field(default_factory=dict)
+
+    async def write(self, session: AsyncSession) -> None:
+        await repository.save_deals(session, self.deals)
+        await repository.record_stages_reached(session, self.stages)
+
+
+def _pending(ctx: HandlerContext) -> _Pending:
+    pending: _Pending | None = ctx.state.get(_PENDING)
+    if pending is None:
+        pending = ctx.state[_PENDING] = _Pending()
+        batch = pending
+
+        async def write() -> None:
+            await batch.write(ctx.session)
+
+        ctx.before_commit(write)
+    return pending
 
 
 async def apply_deal_event(
-    session: AsyncSession, *, event_type: str, deal: Deal, at: datetime
+    ctx: HandlerContext, *, event_type: str, deal: Deal, at: datetime
 ) -> None:
-    stored = await repository.lock_deal(session, deal.id)
-    changed = merge_newer(stored, deal_changes(event_type, deal, at=at), at=at)
-    await repository.save_deal(session, deal.id, changed)
+    pending = _pending(ctx)
+    stored = pending.deals.get(deal.id)
+    if stored is None:
+        stored = await repository.lock_deal(ctx.session, deal.id)
+    pending.deals[deal.id] = merge_newer(stored, deal_changes(event_type, deal, at=at), at=at)
     if deal.stage is not None and event_type != "deal.deleted":
-        await repository.record_stage_reached(
-            session, deal_id=deal.id, stage=deal.stage, seen_at=at
-        )
+        key = (deal.id, deal.stage)
+        pending.stages[key] = min(at, pending.stages.get(key, at))
 
 
 async def apply_rep_event(session: AsyncSession, *, rep: Rep, at: datetime) -> None:

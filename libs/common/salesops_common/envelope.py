@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import orjson
@@ -19,6 +20,7 @@ CONTENT_TYPE = "application/json"
 EVENT_ID_NAMESPACE = UUID("6f1d7c3e-3a53-4f4e-9a4b-5a1e5c0e2d11")
 
 Headers = list[tuple[str, bytes]]
+D = TypeVar("D", bound=EventData)
 
 
 class EnvelopeError(ValueError):
@@ -89,6 +91,14 @@ class Envelope:
 
     def parsed(self) -> EventData:
         return parse_data(self.type, self.data)
+
+    def parsed_as(self, model: builtins.type[D]) -> D:  # the field `type` shadows it
+        """The data as ``model``, old versions upgraded; a payload of another shape raises,
+        which makes the record poison (dead-lettered), not silently misread."""
+        data = self.parsed()
+        if not isinstance(data, model):
+            raise TypeError(f"{self.type} carries {type(data).__name__}, not {model.__name__}")
+        return data
 
     def attributes(self) -> dict[str, str]:
         """The CloudEvents attributes as Kafka binary-mode header names and values."""

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
 
 from salesops_common.db import UnitOfWork, create_engine, migrate, wait_for_database
+from salesops_common.http import create_app as create_http_app
 from salesops_common.inbox import ConsumerRunner, Handler
 from salesops_common.kafka import Topics, broker_reachable, new_producer, wait_for_broker
 from salesops_common.observability import ServiceMetrics, configure_logging
@@ -114,6 +115,27 @@ class ServiceRuntime:
 
     def checks(self) -> dict[str, Any]:
         return {"database": self.database_ready, "broker": self.broker_ready}
+
+    def create_app(
+        self,
+        *,
+        title: str,
+        description: str,
+        routers: Sequence[APIRouter],
+        before_scrape: Sequence[Callable[[], Awaitable[None]]] = (),
+    ) -> FastAPI:
+        """The service's HTTP app, with this runtime as its lifespan, readiness and metrics."""
+        app = create_http_app(
+            title=title,
+            description=description,
+            metrics=self.metrics,
+            lifespan=self.lifespan(),
+            routers=routers,
+            checks=self.checks(),
+            before_scrape=before_scrape,
+        )
+        app.state.runtime = self
+        return app
 
     def lifespan(self) -> Any:
         @asynccontextmanager

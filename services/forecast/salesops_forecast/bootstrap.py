@@ -7,7 +7,6 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from salesops_common.events import CRM_TOPIC
-from salesops_common.http import create_app as create_http_app
 from salesops_common.http import token_guard
 from salesops_common.runtime import ServiceRuntime
 from salesops_forecast.config import ForecastSettings
@@ -31,14 +30,9 @@ def create_app(settings: ForecastSettings | None = None) -> FastAPI:
         metrics=runtime.metrics,
         require_token=token_guard(settings.api_token),
     )
-    app = create_http_app(
+    return runtime.create_app(
         title="salesops forecast",
         description="Keeps a pipeline snapshot from salesops.crm.v1, forecasts bookings per "
         "scope and fiscal period, and publishes forecast.published to salesops.forecast.v1.",
-        metrics=runtime.metrics,
-        lifespan=runtime.lifespan(),
         routers=[build_router(ctx)],
-        checks=runtime.checks(),
     )
-    app.state.runtime = runtime
-    return app

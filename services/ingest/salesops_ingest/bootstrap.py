@@ -6,7 +6,6 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from salesops_common.http import create_app as create_http_app
 from salesops_common.http import token_guard
 from salesops_common.runtime import ServiceRuntime
 from salesops_ingest.config import IngestSettings
@@ -28,14 +27,9 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         metrics=runtime.metrics,
         require_token=token_guard(settings.api_token),
     )
-    app = create_http_app(
+    return runtime.create_app(
         title="salesops ingest",
         description="Authenticates, normalizes and deduplicates CRM events; publishes "
         "canonical events to salesops.crm.v1.",
-        metrics=runtime.metrics,
-        lifespan=runtime.lifespan(),
         routers=[build_router(ctx)],
-        checks=runtime.checks(),
     )
-    app.state.runtime = runtime
-    return app

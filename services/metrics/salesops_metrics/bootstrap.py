@@ -7,7 +7,6 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from salesops_common.events import CRM_TOPIC, FORECAST_TOPIC, ROUTING_TOPIC
-from salesops_common.http import create_app as create_http_app
 from salesops_common.http import token_guard
 from salesops_common.runtime import ServiceRuntime
 from salesops_metrics.adapters.prometheus import KpiCollector
@@ -34,15 +33,10 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
 
     collector = KpiCollector(load)
     runtime.metrics.registry.register(collector)
-    app = create_http_app(
+    return runtime.create_app(
         title="salesops metrics",
         description="KPIs kept current from every event on every topic, read over REST "
         "and scraped by Prometheus; all state is in PostgreSQL, so copies agree.",
-        metrics=runtime.metrics,
-        lifespan=runtime.lifespan(),
         routers=[build_router(load=load, require_token=token_guard(settings.api_token))],
-        checks=runtime.checks(),
         before_scrape=[collector.refresh],
     )
-    app.state.runtime = runtime
-    return app

@@ -7,7 +7,6 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from salesops_common.events import CRM_TOPIC
-from salesops_common.http import create_app as create_http_app
 from salesops_common.http import token_guard
 from salesops_common.runtime import ServiceRuntime
 from salesops_routing.config import RoutingSettings
@@ -30,15 +29,10 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
         require_token=token_guard(settings.api_token),
     )
     runtime.add_consumer(name="crm", subscribe=[CRM_TOPIC], handlers=build_handlers(ctx))
-    app = create_http_app(
+    return runtime.create_app(
         title="salesops routing",
         description="Keeps reps' routing attributes from salesops.crm.v1, assigns every new "
         "lead by fair rotation with an explanation, and publishes lead.assigned to "
         "salesops.routing.v1.",
-        metrics=runtime.metrics,
-        lifespan=runtime.lifespan(),
         routers=[build_router(ctx)],
-        checks=runtime.checks(),
     )
-    app.state.runtime = runtime
-    return app

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -52,33 +53,29 @@ def proposed_id(key: RecordKey) -> UUID:
 async def resolve_records(session: AsyncSession, keys: set[RecordKey]) -> dict[RecordKey, UUID]:
     """Canonical ids of CRM records, registering the ones seen for the first time."""
     # A stable order keeps concurrent requests from locking registry rows in opposite orders.
-    ordered = sorted(keys, key=lambda k: (k.kind, k.source, k.tenant, k.source_id))
+    ordered = sorted(keys)
     conn = await driver_connection(session)
-    rows = await conn.fetch(
-        _RESOLVE,
-        [proposed_id(k) for k in ordered],
-        [k.kind for k in ordered],
-        [k.source for k in ordered],
-        [k.tenant for k in ordered],
-        [k.source_id for k in ordered],
-    )
-    ids = {RecordKey(r["kind"], r["source"], r["tenant"], r["source_id"]): r["id"] for r in rows}
+    ids = await _register_and_resolve(conn, ordered)
     missing = [k for k in ordered if k not in ids]
     if missing:
         # Registered by a concurrent request that committed after this statement's
         # snapshot was taken: a new statement sees it.
-        again = await conn.fetch(
-            _RESOLVE,
-            [proposed_id(k) for k in missing],
-            [k.kind for k in missing],
-            [k.source for k in missing],
-            [k.tenant for k in missing],
-            [k.source_id for k in missing],
-        )
-        ids.update(
-            {RecordKey(r["kind"], r["source"], r["tenant"], r["source_id"]): r["id"] for r in again}
-        )
+        ids.update(await _register_and_resolve(conn, missing))
     return ids
+
+
+async def _register_and_resolve(
+    conn: asyncpg.Connection, keys: Sequence[RecordKey]
+) -> dict[RecordKey, UUID]:
+    rows = await conn.fetch(
+        _RESOLVE,
+        [proposed_id(k) for k in keys],
+        [k.kind for k in keys],
+        [k.source for k in keys],
+        [k.tenant for k in keys],
+        [k.source_id for k in keys],
+    )
+    return {RecordKey(r["kind"], r["source"], r["tenant"], r["source_id"]): r["id"] for r in rows}
 
 
 async def record_received(

@@ -67,9 +67,13 @@ class Envelope:
         time: datetime | None = None,
     ) -> Envelope:
         """Build an envelope from a typed event; subject and key come from the type's key field.
-        Every field is written, nulls included: a null ``rep_id`` is the fallback queue."""
+
+        The fields the producer set are written, explicit nulls included (a null ``rep_id``
+        is the fallback queue): as in ingest's events, an absent field means "unchanged" and
+        a null one "cleared", so consumers read ``data``'s keys to tell them apart."""
         spec = event_type(type_name)
-        payload = data.model_dump(mode="json")
+        payload = data.model_dump(mode="json", exclude_unset=True)
+        payload.setdefault("schema_version", data.schema_version)
         key = str(payload[spec.key_field])
         return cls(
             type=type_name,

@@ -27,21 +27,39 @@ def test_an_older_update_does_not_overwrite_a_newer_one_but_fills_what_is_unknow
 
 def test_an_update_changes_only_the_fields_it_carries() -> None:
     created = merge_newer(VersionedRecord(), {"stage": "Discovery", "amount": Decimal(10)}, at=T0)
-    updated = merge_newer(created, {"stage": "Proposal", "amount": None}, at=T0 + timedelta(1))
+    updated = merge_newer(created, {"stage": "Proposal"}, at=T0 + timedelta(1))
     assert updated.values == {"stage": "Proposal", "amount": Decimal(10)}
+
+
+def test_a_field_the_crm_cleared_is_cleared_unless_newer_news_exists() -> None:
+    created = merge_newer(VersionedRecord(), {"stage": "Discovery", "amount": Decimal(10)}, at=T0)
+    cleared = merge_newer(created, {"amount": None}, at=T0 + timedelta(1))
+    assert cleared.values == {"stage": "Discovery"}
+    stale = merge_newer(cleared, {"amount": Decimal(99)}, at=T0)  # older than the clearing
+    assert stale.values == {"stage": "Discovery"}
+
+
+def test_only_the_fields_an_event_carries_become_changes() -> None:
+    deal = Deal(id=uuid.uuid4(), source="api", source_id="D1", stage="Proposal", amount=None)
+    changes = deal_changes("deal.updated", deal, at=T0, present={"stage", "amount"})
+    assert changes == {"stage": "Proposal", "amount": None}
 
 
 def test_events_with_the_same_time_apply_in_delivery_order() -> None:
     deal = Deal(id=uuid.uuid4(), source="api", source_id="D1", stage="Won")
     created = merge_newer(VersionedRecord(), {"outcome": "open"}, at=T0)
-    won = merge_newer(created, deal_changes("deal.won", deal, at=T0), at=T0)
+    won = merge_newer(
+        created, deal_changes("deal.won", deal, at=T0, present=deal.model_fields_set), at=T0
+    )
     assert won.values["outcome"] == "won"
     assert won.values["closed_at"] == T0  # the event's time when the CRM sent none
 
 
 def test_a_deleted_deal_keeps_its_fields_and_is_only_marked() -> None:
     deal = Deal(id=uuid.uuid4(), source="api", source_id="D1")
-    assert deal_changes("deal.deleted", deal, at=T0) == {"deleted": True}
+    assert deal_changes("deal.deleted", deal, at=T0, present=deal.model_fields_set) == {
+        "deleted": True
+    }
 
 
 def test_a_created_deal_is_open_with_what_the_crm_sent() -> None:
@@ -53,8 +71,8 @@ def test_a_created_deal_is_open_with_what_the_crm_sent() -> None:
         amount=Decimal(100),
         expected_close_date=date(2026, 11, 30),
     )
-    changes = deal_changes("deal.created", deal, at=T0)
+    changes = deal_changes("deal.created", deal, at=T0, present=deal.model_fields_set)
     assert changes["outcome"] == "open"
     assert changes["deleted"] is False
     assert changes["expected_close_date"] == date(2026, 11, 30)
-    assert changes["owner_id"] is None  # unknown: merge_newer leaves it alone
+    assert "owner_id" not in changes  # not carried: merge_newer leaves it alone

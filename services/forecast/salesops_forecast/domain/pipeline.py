@@ -8,7 +8,7 @@ converges to the same state whatever the delivery order.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -49,24 +49,31 @@ class VersionedRecord:
 def merge_newer(
     record: VersionedRecord, changes: Mapping[str, FieldValue | None], *, at: datetime
 ) -> VersionedRecord:
-    """Apply the fields an event carries, unless a newer event already set them."""
+    """Apply the fields an event carries (a null clears one), unless a newer event already
+    set them. Fields the event does not carry are not in ``changes``: they stay as they are."""
     values, times = dict(record.values), dict(record.times)
     for name, value in changes.items():
-        if value is None:
-            continue  # absent from the update: unchanged, never erased
         known_since = times.get(name)
         if known_since is not None and at < known_since:
             continue
-        values[name] = value
+        if value is None:
+            values.pop(name, None)
+        else:
+            values[name] = value
         times[name] = at
     return VersionedRecord(values, times)
 
 
-def deal_changes(event_type: str, deal: Deal, *, at: datetime) -> dict[str, FieldValue | None]:
-    """What one deal event says about the deal, as field changes."""
+def deal_changes(
+    event_type: str, deal: Deal, *, at: datetime, present: Collection[str]
+) -> dict[str, FieldValue | None]:
+    """What one deal event says about the deal, as field changes: the fields it carries
+    (``present``: the keys of its data), a null meaning the CRM cleared that field."""
     if event_type == "deal.deleted":
         return {"deleted": True}
-    changes: dict[str, FieldValue | None] = {name: getattr(deal, name) for name in DEAL_FIELDS}
+    changes: dict[str, FieldValue | None] = {
+        name: getattr(deal, name) for name in DEAL_FIELDS if name in present
+    }
     if event_type == "deal.created":
         # A CRM that restores a deleted deal reports it as created again.
         changes.update(outcome="open", deleted=False)
@@ -75,5 +82,5 @@ def deal_changes(event_type: str, deal: Deal, *, at: datetime) -> dict[str, Fiel
     return changes
 
 
-def rep_changes(rep: Rep) -> dict[str, FieldValue | None]:
-    return {name: getattr(rep, name) for name in REP_FIELDS}
+def rep_changes(rep: Rep, *, present: Collection[str]) -> dict[str, FieldValue | None]:
+    return {name: getattr(rep, name) for name in REP_FIELDS if name in present}

@@ -30,13 +30,19 @@ def _event_time(envelope: Envelope) -> datetime:
 async def on_deal_event(ctx: HandlerContext, envelope: Envelope) -> None:
     deal = envelope.parsed_as(Deal)
     await pipeline.apply_deal_event(
-        ctx, event_type=envelope.type, deal=deal, at=_event_time(envelope)
+        ctx,
+        event_type=envelope.type,
+        deal=deal,
+        at=_event_time(envelope),
+        present=envelope.data.keys(),
     )
 
 
 async def on_rep_event(ctx: HandlerContext, envelope: Envelope) -> None:
     rep = envelope.parsed_as(Rep)
-    await pipeline.apply_rep_event(ctx.session, rep=rep, at=_event_time(envelope))
+    await pipeline.apply_rep_event(
+        ctx.session, rep=rep, at=_event_time(envelope), present=envelope.data.keys()
+    )
 
 
 HANDLERS: dict[str, Handler] = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
@@ -48,21 +49,27 @@ def _pending(ctx: HandlerContext) -> _Pending:
 
 
 async def apply_deal_event(
-    ctx: HandlerContext, *, event_type: str, deal: Deal, at: datetime
+    ctx: HandlerContext, *, event_type: str, deal: Deal, at: datetime, present: Collection[str]
 ) -> None:
     pending = _pending(ctx)
     stored = pending.deals.get(deal.id)
     if stored is None:
         stored = await repository.lock_deal(ctx.session, deal.id)
-    pending.deals[deal.id] = merge_newer(stored, deal_changes(event_type, deal, at=at), at=at)
+    pending.deals[deal.id] = merge_newer(
+        stored, deal_changes(event_type, deal, at=at, present=present), at=at
+    )
     if deal.stage is not None and event_type != "deal.deleted":
         key = (deal.id, deal.stage)
         pending.stages[key] = min(at, pending.stages.get(key, at))
 
 
-async def apply_rep_event(session: AsyncSession, *, rep: Rep, at: datetime) -> None:
+async def apply_rep_event(
+    session: AsyncSession, *, rep: Rep, at: datetime, present: Collection[str]
+) -> None:
     stored = await repository.lock_rep(session, rep.id)
-    await repository.save_rep(session, rep.id, merge_newer(stored, rep_changes(rep), at=at))
+    await repository.save_rep(
+        session, rep.id, merge_newer(stored, rep_changes(rep, present=present), at=at)
+    )
 
 
 async def pipeline_summary(session: AsyncSession) -> dict[str, int]:

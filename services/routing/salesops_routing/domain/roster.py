@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from salesops_common.events import Rep
@@ -9,11 +10,16 @@ from salesops_common.events import Rep
 ROUTING_ATTRIBUTES = ("name", "email", "active", "role", "team", "time_zone", "manager_id")
 
 
-def stated_attributes(rep: Rep) -> dict[str, Any]:
-    """The routing attributes a rep event states.
+# Always known for a rep: a null here is a producer's slip, not a clear.
+_NEVER_CLEARED = frozenset({"active"})
 
-    An update carries only the fields that changed, and typed events write the others as
-    null: so null means "not stated" and never erases what the roster already knows.
-    """
-    values = {name: getattr(rep, name) for name in ROUTING_ATTRIBUTES}
-    return {name: value for name, value in values.items() if value is not None}
+
+def stated_attributes(rep: Rep, *, present: Collection[str]) -> dict[str, Any]:
+    """The routing attributes a rep event states: the ones it carries (``present``, the keys
+    of its data). An update carries only what changed; a null clears an attribute, so a
+    CRM that empties a rep's team is followed, and absent attributes stay as they are."""
+    return {
+        name: getattr(rep, name)
+        for name in ROUTING_ATTRIBUTES
+        if name in present and not (name in _NEVER_CLEARED and getattr(rep, name) is None)
+    }

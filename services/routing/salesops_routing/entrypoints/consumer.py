@@ -10,7 +10,7 @@ from salesops_routing.service_layer.context import RoutingContext
 
 
 async def on_rep_event(ctx: HandlerContext, envelope: Envelope) -> None:
-    await roster.record_rep(ctx.session, rep=envelope.parsed_as(Rep))
+    await roster.record_rep(ctx.session, rep=envelope.parsed_as(Rep), present=envelope.data.keys())
 
 
 async def on_lead_merged(ctx: HandlerContext, envelope: Envelope) -> None:

@@ -49,7 +49,7 @@ def _row(
 
 
 async def add_to_outbox(
-    session: AsyncSession,
+    session: AsyncSession | asyncpg.Connection,
     envelopes: Sequence[Envelope],
     *,
     topics: Topics,
@@ -61,7 +61,7 @@ async def add_to_outbox(
         return
     rows = [_row(e, topic_override or topics.physical(e.topic), extra_headers) for e in envelopes]
     ids, tnames, keys, headers, payloads = (list(col) for col in zip(*rows, strict=True))
-    conn = await driver_connection(session)
+    conn = session if isinstance(session, asyncpg.Connection) else await driver_connection(session)
     await conn.execute(_INSERT, ids, tnames, keys, headers, payloads)
 
 

@@ -58,6 +58,23 @@ class ServiceRuntime:
         self.consumers: list[ConsumerRunner] = []
         self._consumer_options = consumer_options
         self._tasks: list[asyncio.Task[None]] = []
+        self._workers: list[tuple[str, Callable[[], Awaitable[None]]]] = []
+        self._worker_tasks: list[asyncio.Task[None]] = []
+        self._on_stop: list[Callable[[], Awaitable[None]]] = []
+        self._on_start: list[Callable[[], Awaitable[None]]] = []
+
+    def on_start(self, action: Callable[[], Awaitable[None]]) -> None:
+        """Run at start, after migrations and before consumers and workers (open pools)."""
+        self._on_start.append(action)
+
+    def add_worker(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        """A background task of the service (a queue worker, a scheduler), started after
+        migrations and cancelled first on stop: it must keep its progress in the database."""
+        self._workers.append((f"{self.service}-{name}", run))
+
+    def on_stop(self, action: Callable[[], Awaitable[None]]) -> None:
+        """Run at stop, after the workers are cancelled (close HTTP clients, pools)."""
+        self._on_stop.append(action)
 
     def add_consumer(
         self, *, name: str, subscribe: Sequence[str], handlers: Mapping[str, Handler]
@@ -85,12 +102,25 @@ class ServiceRuntime:
             self.topics.every(),
             partitions=self.settings.kafka_partitions,
         )
+        for action in self._on_start:
+            await action()
         self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.service}-relay"))
         for runner in self.consumers:
             self._tasks.append(asyncio.create_task(runner.run(), name=runner.name))
+        for name, run in self._workers:
+            self._worker_tasks.append(asyncio.create_task(_forever(name, run), name=name))
         log.info("%s started", self.service)
 
     async def stop(self, *, grace: float = 10.0) -> None:
+        for task in self._worker_tasks:
+            task.cancel()
+        await asyncio.gather(*self._worker_tasks, return_exceptions=True)
+        self._worker_tasks.clear()
+        for action in self._on_stop:
+            try:
+                await action()
+            except Exception:
+                log.exception("stop action failed")
         for runner in self.consumers:
             runner.stop()
         consumers = self._tasks[1:]
@@ -148,3 +178,16 @@ class ServiceRuntime:
                 await self.stop()
 
         return lifespan
+
+
+async def _forever(name: str, run: Callable[[], Awaitable[None]]) -> None:
+    """Keep a worker running: an unexpected error is logged and the worker restarted."""
+    while True:
+        try:
+            await run()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("worker %s failed; restarting in 1 s", name)
+            await asyncio.sleep(1.0)

@@ -1,0 +1,1 @@
+"""Connectors: one module per source, turning stored deliveries into records."""

@@ -1,0 +1,1 @@
+"""Data-quality measurements of ingest: how well normalization and matching do."""

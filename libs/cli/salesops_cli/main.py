@@ -12,6 +12,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from salesops_cli.importer import add_import_command
+
 SERVICES = ("ingest", "routing", "metrics", "forecast")
 DEFAULT_PORTS = {"ingest": 8001, "routing": 8002, "metrics": 8003, "forecast": 8004}
 
@@ -137,6 +139,7 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--since", required=True, help="RFC 3339 time, e.g. 2026-11-28T00:00Z")
     rep.add_argument("--service", dest="services", action="append", choices=SERVICES)
     rep.set_defaults(func=cmd_republish)
+    add_import_command(sub)
     return p
 
 

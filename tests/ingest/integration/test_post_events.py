@@ -26,7 +26,7 @@ async def ingest(iso: Isolation) -> AsyncIterator[httpx.AsyncClient]:
 async def stored_counts(iso: Isolation) -> tuple[int, int]:
     conn = await asyncpg.connect(database_dsn(iso.database_url, iso.database("ingest")))
     try:
-        received = await conn.fetchval("SELECT count(*) FROM received_events")
+        received = await conn.fetchval("SELECT count(*) FROM deliveries")
         outbox = await conn.fetchval("SELECT count(*) FROM outbox")
         return int(received), int(outbox)
     finally:
@@ -77,9 +77,12 @@ async def test_a_repeated_delivery_is_a_duplicate_and_publishes_nothing_new(
     assert again.json() == {
         "accepted": 0,
         "duplicates": 2,
+        "unchanged": 0,
+        "merged": 0,
         "results": [{**first.json()["results"][0], "status": "duplicate"}] * 2,
     }
-    assert await stored_counts(iso) == (1, 1)
+    # Both requests are archived as received; only the first published anything.
+    assert await stored_counts(iso) == (2, 1)
 
 
 async def test_an_idempotency_key_replays_the_first_answer(ingest: httpx.AsyncClient) -> None:

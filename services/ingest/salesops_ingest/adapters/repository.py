@@ -64,6 +64,17 @@ async def resolve_records(session: AsyncSession, keys: set[RecordKey]) -> dict[R
     return ids
 
 
+async def resolve_records_conn(
+    conn: asyncpg.Connection, keys: set[RecordKey]
+) -> dict[RecordKey, UUID]:
+    ordered = sorted(keys)
+    ids = await _register_and_resolve(conn, ordered)
+    missing = [k for k in ordered if k not in ids]
+    if missing:
+        ids.update(await _register_and_resolve(conn, missing))
+    return ids
+
+
 async def _register_and_resolve(
     conn: asyncpg.Connection, keys: Sequence[RecordKey]
 ) -> dict[RecordKey, UUID]:

@@ -9,6 +9,7 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 
+from salesops_common.db import driver_connection
 from salesops_common.events import Source
 from salesops_common.http import ApiError, JsonResponse, read_body
 from salesops_ingest.adapters import repository
@@ -85,7 +86,10 @@ def build_router(ctx: IngestContext) -> APIRouter:
         idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
     ) -> Response:
         """Accept one canonical event or an array of up to 1,000. A 202 means every event
-        is committed in PostgreSQL with its outbox row; duplicates change nothing."""
+        is committed in PostgreSQL with its outbox row. Events go through the same hygiene
+        as CRM webhooks: normalized, deduplicated by ``source_event_id`` (status
+        ``duplicate``), an update that changes nothing publishes nothing (``unchanged``), a
+        new lead matching an existing one is merged into it (``merged``)."""
         body = await read_body(request, limit=ctx.settings.max_batch_bytes)
         events = _validate(_parse(body, max_events=ctx.settings.max_batch_events))
         request_hash = hashlib.sha256(body).hexdigest()
@@ -94,11 +98,14 @@ def build_router(ctx: IngestContext) -> APIRouter:
                 earlier = await repository.lock_idempotency_key(session, idempotency_key)
                 if earlier is not None:
                     return _replay(earlier, request_hash)
-            results = await accept_events(session, events=events, topics=ctx.topics)
-            accepted = sum(r.status == "accepted" for r in results)
+            conn = await driver_connection(session)
+            results = await accept_events(conn, ctx.processor, events)
+            statuses = [r.status for r in results]
             answer = {
-                "accepted": accepted,
-                "duplicates": len(results) - accepted,
+                "accepted": statuses.count("accepted"),
+                "duplicates": statuses.count("duplicate"),
+                "unchanged": statuses.count("unchanged"),
+                "merged": statuses.count("merged"),
                 "results": [r.as_json() for r in results],
             }
             encoded = orjson.dumps(answer)
@@ -110,7 +117,7 @@ def build_router(ctx: IngestContext) -> APIRouter:
                     status=202,
                     response=encoded,
                 )
-        ctx.observe_accepted(events, results)
+        ctx.observe_outcomes("api", statuses)
         return Response(encoded, status_code=202, media_type="application/json")
 
     @router.get("/entities")

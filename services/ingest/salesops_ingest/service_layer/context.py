@@ -1,18 +1,23 @@
-"""What ingest's entrypoints share: settings, unit of work, topics, metrics, auth."""
+"""What ingest's entrypoints and workers share: settings, stores, topics, metrics, auth."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from salesops_common.db import UnitOfWork
 from salesops_common.kafka import Topics
 from salesops_common.observability import ServiceMetrics
+from salesops_ingest.adapters.deliveries import Delivery, DeliveryStore
 from salesops_ingest.config import IngestSettings
-from salesops_ingest.domain.model import ValidEvent
-from salesops_ingest.service_layer.accept import EventResult
+from salesops_ingest.domain.records import CrmApi
+from salesops_ingest.service_layer.pipeline import BatchResult
+from salesops_ingest.service_layer.processor import Processor
+
+SOURCES = ("api", "csv", "hubspot", "salesforce", "pipedrive")
 
 
 @dataclass
@@ -22,28 +27,85 @@ class IngestContext:
     topics: Topics
     metrics: ServiceMetrics
     require_token: Callable[..., Awaitable[None]]
+    deliveries: DeliveryStore
+    processor: Processor
+    apis: Mapping[str, CrmApi] = field(default_factory=dict)
     accepted: Counter = field(init=False)
-    duplicates: Counter = field(init=False)
+    outcomes: Counter = field(init=False)
+    webhook_items: Counter = field(init=False)
+    dead_letters: Counter = field(init=False)
+    writebacks: Counter = field(init=False)
+    echoes: Counter = field(init=False)
+    quality: Gauge = field(init=False)
+    pending: Gauge = field(init=False)
 
     def __post_init__(self) -> None:
+        r = self.metrics.registry
         self.accepted = Counter(
-            "salesops_ingest_events_accepted",
-            "Events accepted durably",
+            "salesops_ingest_events_published",
+            "Canonical events staged for publication, by source and type",
             ["source", "type"],
-            registry=self.metrics.registry,
+            registry=r,
         )
-        self.duplicates = Counter(
-            "salesops_ingest_events_duplicate",
-            "Deliveries recognized as duplicates",
+        self.outcomes = Counter(
+            "salesops_ingest_changes",
+            "Record changes processed, by source and outcome (accepted, duplicate, "
+            "unchanged, merged, queued, stale)",
+            ["source", "outcome"],
+            registry=r,
+        )
+        self.webhook_items = Counter(
+            "salesops_ingest_webhook_items_received",
+            "Items in webhook deliveries stored, by source",
             ["source"],
-            registry=self.metrics.registry,
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "salesops_ingest_dead_letters",
+            "Items dead-lettered (could not be mapped or processed), by source",
+            ["source"],
+            registry=r,
+        )
+        self.writebacks = Counter(
+            "salesops_ingest_writebacks",
+            "Owner write-backs to the CRM, by source and result (done, failed, retried, skipped)",
+            ["source", "result"],
+            registry=r,
+        )
+        self.echoes = Counter(
+            "salesops_ingest_writeback_echoes",
+            "Owner changes reported by a CRM that were ingest's own write-back",
+            ["source"],
+            registry=r,
+        )
+        self.quality = Gauge(
+            "salesops_ingest_data_quality_ratio",
+            "Data quality rates by source: duplicate_rate (new leads merged as duplicates), "
+            "invalid_email_rate, missing_field_rate (created records missing required fields)",
+            ["source", "rate"],
+            registry=r,
+        )
+        self.pending = Gauge(
+            "salesops_ingest_deliveries_pending",
+            "Stored deliveries not processed yet",
+            registry=r,
         )
 
-    def observe_accepted(
-        self, events: Sequence[ValidEvent], results: Sequence[EventResult]
-    ) -> None:
-        for valid, result in zip(events, results, strict=True):
-            if result.status == "accepted":
-                self.accepted.labels(valid.event.source, valid.event.type).inc()
-            else:
-                self.duplicates.labels(valid.event.source).inc()
+    def raw(self) -> Any:
+        """``async with ctx.raw() as conn``: an asyncpg connection from ingest's pool."""
+        return self.deliveries.acquire()
+
+    def observe(self, result: BatchResult, _: Sequence[Delivery] = ()) -> None:
+        for envelope in result.envelopes:
+            source = envelope.source.split("/")[2] if envelope.source.count("/") >= 2 else "api"
+            self.accepted.labels(source, envelope.type).inc()
+        for (source, metric), count in result.quality.items():
+            if metric == "deliveries_duplicate":
+                self.outcomes.labels(source, "duplicate").inc(count)
+
+    def observe_outcomes(self, source: str, statuses: Sequence[str]) -> None:
+        for status in statuses:
+            self.outcomes.labels(source, status).inc()
+
+    def count_dead(self, source: str, count: int) -> None:
+        self.dead_letters.labels(source).inc(count)

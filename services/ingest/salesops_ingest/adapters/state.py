@@ -1,0 +1,271 @@
+"""SQL of the processing pipeline: record state, dedupe window, lead keys, fetch queue,
+dead letters and quality tallies. Batches use unnest() so a delivery of 100 changes is a
+handful of statements."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import orjson
+
+from salesops_ingest.adapters.repository import proposed_id
+from salesops_ingest.domain.model import RecordKey
+
+
+def loads_json(value: Any) -> Any:
+    """A jsonb column's value, whether or not the connection decodes JSON itself."""
+    if isinstance(value, str | bytes):
+        return orjson.loads(value)
+    return value
+
+
+@dataclass(slots=True)
+class RecordState:
+    """One CRM record as ingest knows it, locked for the transaction."""
+
+    key: RecordKey
+    id: UUID
+    status: str  # referenced | live | merged | deleted
+    state: dict[str, Any]
+    stamps: dict[str, int]
+    outcome: str | None
+    object_type: str | None = None
+    dirty: bool = False
+
+
+_LOCK = """
+    WITH wanted AS (
+        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[])
+            AS w(id, kind, source, tenant, source_id)
+    ), added AS (
+        INSERT INTO entities (id, kind, source, tenant, source_id)
+        SELECT id, kind, source, tenant, source_id FROM wanted
+        ON CONFLICT (kind, source, tenant, source_id) DO NOTHING
+        RETURNING kind
+    )
+    SELECT count(*) FROM added
+"""
+_SELECT_FOR_UPDATE = """
+    SELECT e.id, e.kind, e.source, e.tenant, e.source_id, e.status, e.state, e.stamps, e.outcome,
+           e.object_type
+    FROM entities e
+    JOIN unnest($1::text[], $2::text[], $3::text[], $4::text[])
+         AS w(kind, source, tenant, source_id)
+      USING (kind, source, tenant, source_id)
+    ORDER BY e.kind, e.source, e.tenant, e.source_id
+    FOR UPDATE OF e
+"""
+
+
+def _columns(keys: Sequence[RecordKey]) -> list[list[str]]:
+    return [
+        [k.kind for k in keys],
+        [k.source for k in keys],
+        [k.tenant for k in keys],
+        [k.source_id for k in keys],
+    ]
+
+
+async def lock_records(
+    conn: asyncpg.Connection, keys: Iterable[RecordKey]
+) -> dict[RecordKey, RecordState]:
+    """Register unseen records and lock every one of them (in one stable order, so that
+    concurrent processors cannot deadlock) for the rest of the transaction."""
+    ordered = sorted(set(keys))
+    if not ordered:
+        return {}
+    await conn.fetchval(_LOCK, [proposed_id(k) for k in ordered], *_columns(ordered))
+    rows = await conn.fetch(_SELECT_FOR_UPDATE, *_columns(ordered))
+    found: dict[RecordKey, RecordState] = {}
+    for r in rows:
+        key = RecordKey(r["kind"], r["source"], r["tenant"], r["source_id"])
+        found[key] = RecordState(
+            key=key,
+            id=r["id"],
+            status=r["status"],
+            state=loads_json(r["state"]) or {},
+            stamps=loads_json(r["stamps"]) or {},
+            outcome=r["outcome"],
+            object_type=r["object_type"],
+        )
+    return found
+
+
+async def save_records(conn: asyncpg.Connection, records: Sequence[RecordState]) -> None:
+    dirty = [r for r in records if r.dirty]
+    if not dirty:
+        return
+    await conn.execute(
+        """
+        UPDATE entities e SET id = u.id, status = u.status, state = u.state::jsonb,
+               stamps = u.stamps::jsonb, outcome = u.outcome,
+               object_type = coalesce(u.object_type, e.object_type), updated_at = now()
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::uuid[], $6::text[],
+                    $7::text[], $8::text[], $9::text[], $10::text[])
+             AS u(kind, source, tenant, source_id, id, status, state, stamps, outcome,
+                  object_type)
+        WHERE (e.kind, e.source, e.tenant, e.source_id)
+            = (u.kind, u.source, u.tenant, u.source_id)
+        """,
+        *_columns([r.key for r in dirty]),
+        [r.id for r in dirty],
+        [r.status for r in dirty],
+        [orjson.dumps(r.state).decode() for r in dirty],
+        [orjson.dumps(r.stamps).decode() for r in dirty],
+        [r.outcome for r in dirty],
+        [r.object_type for r in dirty],
+    )
+
+
+async def claim_delivery_keys(
+    conn: asyncpg.Connection, source_keys: Sequence[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Record delivery identities; returns those not seen within the window before."""
+    if not source_keys:
+        return set()
+    rows = await conn.fetch(
+        """
+        INSERT INTO seen_deliveries (source, key)
+        SELECT * FROM unnest($1::text[], $2::text[])
+        ON CONFLICT DO NOTHING
+        RETURNING source, key
+        """,
+        [s for s, _ in source_keys],
+        [k for _, k in source_keys],
+    )
+    return {(r["source"], r["key"]) for r in rows}
+
+
+async def release_delivery_keys(
+    conn: asyncpg.Connection, source_keys: Sequence[tuple[str, str]]
+) -> None:
+    """Forget identities whose change was dead-lettered, so a retry is not a duplicate."""
+    if source_keys:
+        await conn.execute(
+            "DELETE FROM seen_deliveries WHERE (source, key) IN "
+            "(SELECT * FROM unnest($1::text[], $2::text[]))",
+            [s for s, _ in source_keys],
+            [k for _, k in source_keys],
+        )
+
+
+async def prune_seen(conn: asyncpg.Connection, *, older_than: datetime) -> int:
+    result = await conn.execute("DELETE FROM seen_deliveries WHERE seen_at < $1", older_than)
+    return int(result.split()[-1])
+
+
+async def candidate_leads(
+    conn: asyncpg.Connection, keys: Sequence[tuple[str, str]]
+) -> list[tuple[UUID, dict[str, Any]]]:
+    if not keys:
+        return []
+    rows = await conn.fetch(
+        """
+        SELECT DISTINCT ON (k.lead_id) k.lead_id, k.identity FROM lead_keys k
+        JOIN unnest($1::text[], $2::text[]) AS w(key_type, value) USING (key_type, value)
+        ORDER BY k.lead_id
+        """,
+        [t for t, _ in keys],
+        [v for _, v in keys],
+    )
+    return [(r["lead_id"], loads_json(r["identity"])) for r in rows]
+
+
+async def set_lead_keys(
+    conn: asyncpg.Connection,
+    lead_id: UUID,
+    keys: Sequence[tuple[str, str]],
+    identity: Mapping[str, Any],
+) -> None:
+    await conn.execute("DELETE FROM lead_keys WHERE lead_id = $1", lead_id)
+    if keys:
+        await conn.execute(
+            """
+            INSERT INTO lead_keys (key_type, value, lead_id, identity)
+            SELECT t, v, $3, $4::text::jsonb FROM unnest($1::text[], $2::text[]) AS k(t, v)
+            ON CONFLICT DO NOTHING
+            """,
+            [t for t, _ in keys],
+            [v for _, v in keys],
+            lead_id,
+            orjson.dumps(identity).decode(),
+        )
+
+
+async def drop_lead_keys(conn: asyncpg.Connection, lead_id: UUID) -> None:
+    await conn.execute("DELETE FROM lead_keys WHERE lead_id = $1", lead_id)
+
+
+async def queue_fetches(
+    conn: asyncpg.Connection, jobs: Sequence[tuple[str, str, str, str]]
+) -> None:
+    if jobs:
+        await conn.execute(
+            """
+            INSERT INTO fetch_jobs (source, tenant, object_type, source_id)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+            ON CONFLICT (source, tenant, object_type, source_id)
+                DO UPDATE SET due_at = least(fetch_jobs.due_at, now())
+            """,
+            *[list(col) for col in zip(*jobs, strict=True)],
+        )
+
+
+async def record_dead_letters(
+    conn: asyncpg.Connection,
+    letters: Sequence[tuple[str, int | None, str, str, Any]],
+) -> None:
+    """(source, delivery id, item key, reason, item): a retry of the same item updates it."""
+    if letters:
+        await conn.execute(
+            """
+            INSERT INTO dead_letters (source, delivery_id, item_key, reason, item)
+            SELECT s, d, k, r, i::jsonb
+            FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[])
+                AS x(s, d, k, r, i)
+            ON CONFLICT (source, item_key) DO UPDATE
+                SET reason = EXCLUDED.reason, status = 'open',
+                    attempts = dead_letters.attempts + 1, updated_at = now()
+            """,
+            [x[0] for x in letters],
+            [x[1] for x in letters],
+            [x[2] for x in letters],
+            [x[3] for x in letters],
+            [orjson.dumps(x[4], default=str).decode() for x in letters],
+        )
+
+
+async def resolve_dead_letters(conn: asyncpg.Connection, keys: Sequence[tuple[str, str]]) -> None:
+    if keys:
+        await conn.execute(
+            """
+            UPDATE dead_letters d SET status = 'resolved', updated_at = now()
+            FROM unnest($1::text[], $2::text[]) AS k(source, item_key)
+            WHERE d.source = k.source AND d.item_key = k.item_key AND d.status = 'open'
+            """,
+            [s for s, _ in keys],
+            [k for _, k in keys],
+        )
+
+
+async def add_quality_counts(
+    conn: asyncpg.Connection, counts: Mapping[tuple[str, str], int]
+) -> None:
+    if counts:
+        items = sorted(counts.items())
+        await conn.execute(
+            """
+            INSERT INTO quality_counts (source, metric, count)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
+            ON CONFLICT (source, metric) DO UPDATE
+                SET count = quality_counts.count + EXCLUDED.count
+            """,
+            [s for (s, _), _ in items],
+            [m for (_, m), _ in items],
+            [c for _, c in items],
+        )

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from salesops_cli.importer import add_import_command
+from salesops_cli.ingest_ops import add_ingest_commands
 
 SERVICES = ("ingest", "routing", "metrics", "forecast")
 DEFAULT_PORTS = {"ingest": 8001, "routing": 8002, "metrics": 8003, "forecast": 8004}
@@ -140,6 +141,9 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--service", dest="services", action="append", choices=SERVICES)
     rep.set_defaults(func=cmd_republish)
     add_import_command(sub)
+    add_ingest_commands(
+        sub, default_url=service_url("ingest"), token=lambda: api_token(create=False)
+    )
     return p
 
 

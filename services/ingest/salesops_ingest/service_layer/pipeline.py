@@ -309,6 +309,8 @@ class Pipeline:
         fields = dict(change.mapped.fields)
         ms = _ms(rec.occurred_at)
         self._count_quality(change, created=True)
+        if change.kind == "lead":
+            self.result.quality[(rec.source, "leads_new")] += 1
         if change.kind == "lead" and self.match_leads:
             merged = await self._match_duplicate(change, st, fields, ms)
             if merged is not None:
@@ -339,7 +341,6 @@ class Pipeline:
         candidates = [(lead_id, LeadIdentity(**ident)) for lead_id, ident in found]
         match = best_match(identity, candidates)
         source = change.record.source
-        self.result.quality[(source, "leads_new")] += 1
         if match is None:
             return None
         self.result.quality[(source, "leads_duplicate")] += 1

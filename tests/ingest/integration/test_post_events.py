@@ -157,3 +157,19 @@ async def test_one_invalid_event_rejects_the_batch_naming_index_and_field(
     assert details[0]["index"] == 1
     assert details[0]["field"] == "data.amount"
     assert await stored_counts(iso) == (0, 0)
+
+
+async def test_declared_lifecycle_types_publish_once_per_transition(
+    ingest: httpx.AsyncClient, iso: Isolation
+) -> None:
+    created = api_event("lead.created", "LC1", {"email": "lc1@acme.example"})
+    converted = api_event("lead.converted", "LC1")
+    again = api_event("lead.converted", "LC1")
+    answer = await ingest.post("/v1/events", json=[created, converted, again], headers=AUTH)
+    assert [r["status"] for r in answer.json()["results"]] == ["accepted", "accepted", "unchanged"]
+    events = await read_topic(
+        iso.bootstrap,
+        iso.topic("salesops.crm.v1"),
+        until=lambda seen: any(e.type == "lead.converted" for e in seen),
+    )
+    assert [e.type for e in events] == ["lead.created", "lead.converted"]

@@ -45,6 +45,8 @@ EVENT_NAMESPACE = UUID("5f0c7d1e-2b3a-4c5d-8e9f-0a1b2c3d4e5f")
 THIN_SOURCES = frozenset({"hubspot"})
 # Sources whose users (owners) have no webhook: the object type to read them as.
 OWNER_APIS = {"hubspot": "owner"}
+# Types a client declares that mean more than their fields: published once per transition.
+LIFECYCLE = frozenset({"lead.converted", "lead.disqualified"})
 _DOMAINS = frozenset({"domain", "website"})
 IDENTITY_FIELDS = ("email", "phone", "domain", "first_name", "last_name", "company")
 REQUIRED = {
@@ -393,7 +395,13 @@ class Pipeline:
             outcome_ids = self._deal_outcome(change, st, changed, payload_base=changed)
             if outcome_ids:
                 return Outcome("accepted", st.id, tuple(outcome_ids))
-        if not changed:
+        lifecycle = change.forced_type in LIFECYCLE and st.state.get("_lifecycle") != (
+            change.forced_type
+        )
+        if lifecycle:
+            st.state["_lifecycle"] = change.forced_type
+            st.dirty = True
+        if not changed and not lifecycle:
             return Outcome("unchanged", st.id)
         if change.kind == "activity":
             # Activities are facts logged once; later edits are kept, not re-announced.

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -85,6 +86,15 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
+def _invalid_data(exc: BaseException) -> str | None:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, asyncpg.DataError | OverflowError):
+            return str(seen).splitlines()[0][:200]
+        seen = getattr(seen, "orig", None) or seen.__cause__ or seen.__context__
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_api_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
@@ -101,6 +111,11 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(ApiError(422, "request is invalid", details=details))
 
     async def on_unexpected(_: Request, exc: Exception) -> Response:
+        invalid = _invalid_data(exc)
+        if invalid is not None:
+            # The database refused a value the validation let through (a NUL character, a
+            # number or date out of range): the transaction rolled back, nothing changed.
+            return error_response(ApiError(422, f"a value cannot be stored: {invalid}"))
         log.exception("unhandled error", exc_info=exc)
         return error_response(ApiError(500, "internal error", code="internal"))
 

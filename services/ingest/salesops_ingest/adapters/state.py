@@ -204,6 +204,7 @@ async def drop_lead_keys(conn: asyncpg.Connection, lead_id: UUID) -> None:
 async def queue_fetches(
     conn: asyncpg.Connection, jobs: Sequence[tuple[str, str, str, str]]
 ) -> None:
+    jobs = sorted(set(jobs))  # one row may not be upserted twice in a statement
     if jobs:
         await conn.execute(
             """

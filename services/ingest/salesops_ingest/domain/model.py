@@ -140,7 +140,9 @@ class ValidEvent:
 
 def _entity_of(raw: Any) -> str | None:
     type_name = raw.get("type") if isinstance(raw, dict) else getattr(raw, "type", None)
-    return type_name.split(".")[0] if type_name in ACCEPTED_TYPES else None
+    if not isinstance(type_name, str) or type_name not in ACCEPTED_TYPES:
+        return None
+    return type_name.split(".")[0]
 
 
 # The whole batch in one pydantic-core pass: the event's type picks its entity's model.

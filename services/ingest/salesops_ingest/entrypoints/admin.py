@@ -3,11 +3,12 @@ owner write-backs, delivery status and data quality."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import asyncpg
-from fastapi import APIRouter, Depends, Query
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from fastapi import APIRouter, Depends, Path, Query
+from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator
 
 from salesops_common.http import ApiError
 from salesops_ingest.adapters import deliveries as store
@@ -16,6 +17,15 @@ from salesops_ingest.service_layer.context import IngestContext
 from salesops_ingest.service_layer.crm_sync import CrmWorkers
 
 Status = Literal["open", "resolved"]
+MAX_ID = 2**63 - 1
+LetterId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+def _in_range(value: datetime | None) -> datetime | None:
+    try:
+        return value.astimezone(UTC) if value is not None else None
+    except OverflowError:
+        raise ValueError("date out of range") from None
 
 
 class ReplayRequest(BaseModel):
@@ -23,6 +33,8 @@ class ReplayRequest(BaseModel):
     since: AwareDatetime
     until: AwareDatetime | None = None
     source: Literal["api", "csv", "hubspot", "salesforce", "pipedrive"] | None = None
+
+    _range = field_validator("since", "until")(_in_range)
 
 
 class SyncRequest(BaseModel):
@@ -55,7 +67,7 @@ def build_router(ctx: IngestContext, workers: CrmWorkers) -> APIRouter:
             str | None, Query(pattern="^(api|csv|hubspot|salesforce|pipedrive)$")
         ] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        after_id: Annotated[int, Query(ge=0)] = 0,
+        after_id: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     ) -> dict[str, Any]:
         """Items that could not be mapped or processed, with the reason; oldest first."""
         async with ctx.raw() as conn:
@@ -76,7 +88,7 @@ def build_router(ctx: IngestContext, workers: CrmWorkers) -> APIRouter:
         return {"total": total, "items": [_letter(r) for r in rows]}
 
     @router.get("/dead-letters/{letter_id}")
-    async def get_dead_letter(letter_id: int) -> dict[str, Any]:
+    async def get_dead_letter(letter_id: LetterId) -> dict[str, Any]:
         async with ctx.raw() as conn:
             row = await conn.fetchrow("SELECT * FROM dead_letters WHERE id = $1", letter_id)
         if row is None:
@@ -84,7 +96,7 @@ def build_router(ctx: IngestContext, workers: CrmWorkers) -> APIRouter:
         return _letter(row)
 
     @router.post("/dead-letters/{letter_id}/retry")
-    async def retry_dead_letter(letter_id: int) -> dict[str, Any]:
+    async def retry_dead_letter(letter_id: LetterId) -> dict[str, Any]:
         """Process the item again (after a mapping fix): resolved if it now goes through."""
         async with ctx.raw() as conn:
             row = await conn.fetchrow("SELECT * FROM dead_letters WHERE id = $1", letter_id)

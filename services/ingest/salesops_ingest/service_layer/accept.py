@@ -11,6 +11,7 @@ from uuid import UUID
 import asyncpg
 import orjson
 
+from salesops_common.http import ApiError
 from salesops_ingest.adapters import deliveries as store
 from salesops_ingest.adapters.deliveries import Delivery
 from salesops_ingest.domain.model import ValidEvent
@@ -76,6 +77,7 @@ async def apply_records(
     source: str,
     forced: Sequence[tuple[str | None, UUID | None]] | None = None,
     dead_letters: bool = True,
+    coerced: bool = False,
 ) -> tuple[BatchResult, Prepared]:
     """Archive ``records`` as one processed delivery and apply them; returns the result
     (outcomes aligned with ``prepared.changes``) and what was prepared, with the records
@@ -93,7 +95,7 @@ async def apply_records(
     delivery_id = await store.insert_processed(conn, source, headers, body, len(records))
     delivery = Delivery(delivery_id, source, datetime.now(UTC), headers, body)
     prepared = prepare_records(
-        records, processor.mappings, mapping_name=lambda _: mapping, extras=extras
+        records, processor.mappings, mapping_name=lambda _: mapping, extras=extras, coerced=coerced
     )
     applied = prepared if dead_letters else Prepared(changes=prepared.changes)
     result = await processor.apply(conn, [delivery], prepared=[applied])
@@ -107,10 +109,11 @@ async def accept_events(
     records = [event_record(v) for v in events]
     forced = [(v.event.type, v.event_id) for v in events]
     result, prepared = await apply_records(
-        conn, processor, records, mapping=CANONICAL, source="api", forced=forced
+        conn, processor, records, mapping=CANONICAL, source="api", forced=forced, coerced=True
     )
     if prepared.dead:
-        raise RuntimeError("validated events failed to map")  # the models are the same
+        reasons = "; ".join(reason for _, reason, _ in prepared.dead[:5])
+        raise ApiError(422, f"events cannot be stored: {reasons}")
     out = []
     for valid, outcome in zip(events, result.outcomes, strict=True):
         event_id = outcome.event_ids[0] if outcome.event_ids else valid.event_id

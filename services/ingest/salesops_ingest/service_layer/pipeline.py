@@ -16,6 +16,7 @@ here, so every source gets the same hygiene:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -83,13 +84,20 @@ class BatchResult:
     quality: Counter[tuple[str, str]] = field(default_factory=Counter)
 
 
-def map_record(record: SourceRecord, mapping: SourceMapping) -> tuple[str, MappedRecord | None]:
+def map_record(
+    record: SourceRecord, mapping: SourceMapping, *, coerced: bool = False
+) -> tuple[str, MappedRecord | None]:
     """The record's canonical kind and, for creations and updates, its canonical fields,
-    normalized. Raises MappingError."""
+    normalized. ``coerced``: the properties are canonical fields already validated against
+    the canonical models (REST events), so mapping them again is skipped. Raises
+    MappingError."""
     kind = mapping.kind_of(record.object_type)
     if record.action not in ("create", "update"):
         return kind, None
-    mapped = mapping.apply(record)
+    if coerced:
+        mapped = MappedRecord(kind=kind, record=record, fields=dict(record.properties))
+    else:
+        mapped = mapping.apply(record)
     normalized = normalize_fields(kind, mapped.fields)
     fields = normalized.fields
     if record.action == "update" and "domain" in fields and not mapped.fields.keys() & _DOMAINS:
@@ -157,7 +165,9 @@ class Pipeline:
         for key, st in self._states.items():
             self._refs[key] = st.id
         await self._read_unknown_owners(ref_keys - keys)
-        for change, is_fresh in zip(changes, fresh, strict=True):
+        for index, (change, is_fresh) in enumerate(zip(changes, fresh, strict=True)):
+            if index % 200 == 199:
+                await asyncio.sleep(0)  # a long batch lets requests in now and then
             if is_fresh:
                 outcome = await self._apply_one(change)
             else:

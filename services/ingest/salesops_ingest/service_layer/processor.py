@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -110,15 +110,23 @@ def prepare_records(
     *,
     mapping_name: Callable[[SourceRecord], str],
     extras: Mapping[str, tuple[str | None, UUID | None]] | None = None,
+    coerced: bool = False,
 ) -> Prepared:
     out = Prepared()
     for index, record in enumerate(records):
         if isinstance(record, DeadItem):
             out.dead.append((record.delivery_key or f"item-{index}", record.reason, record.item))
             continue
+        clean = _without_nul(record)
+        if clean is None:
+            out.dead.append((f"item-{index}", "a NUL character in the record's identity", None))
+            continue
+        record = clean
         try:
             kind, mapped = map_record(
-                record, mappings.for_record(mapping_name(record), record.source)
+                record,
+                mappings.for_record(mapping_name(record), record.source),
+                coerced=coerced,
             )
         except MappingError as exc:
             out.dead.append((record.delivery_key, str(exc), dead_letter_item(record)))
@@ -128,6 +136,20 @@ def prepare_records(
             Change(record=record, kind=kind, mapped=mapped, forced_type=forced, event_id=event_id)
         )
     return out
+
+
+def _without_nul(record: SourceRecord) -> SourceRecord | None:
+    """NUL cannot be stored in PostgreSQL text: dropped from values, refused in identities."""
+    identity = (record.source_id, record.tenant, record.delivery_key, record.object_type)
+    if any("\x00" in part for part in identity):
+        return None
+    if not any(isinstance(v, str) and "\x00" in v for v in record.properties.values()):
+        return record
+    cleaned = {
+        k.replace("\x00", ""): v.replace("\x00", "") if isinstance(v, str) else v
+        for k, v in record.properties.items()
+    }
+    return replace(record, properties=cleaned)
 
 
 def parse_records_body(body: bytes) -> tuple[list[SourceRecord], dict[str, str], dict[str, Any]]:
@@ -153,7 +175,7 @@ class Processor:
         topics: Topics,
         mappings: Mappings,
         parsers: Mapping[str, Parser],
-        batch_deliveries: int = 64,
+        batch_deliveries: int = 16,
         on_result: Callable[[BatchResult, Sequence[Delivery]], None] | None = None,
         on_dead: Callable[[str, int], None] | None = None,
     ) -> None:
@@ -196,7 +218,12 @@ class Processor:
         prepared: Sequence[Prepared] | None = None,
     ) -> BatchResult:
         """Apply deliveries in the caller's transaction (dead letters included)."""
-        prepared = prepared or [self.prepare(d) for d in deliveries]
+        if prepared is None:
+            prepared = []
+            for delivery in deliveries:
+                prepared.append(self.prepare(delivery))
+                # Parsing and mapping a delivery is CPU work: let requests in between.
+                await asyncio.sleep(0)
         changes: list[Change] = []
         letters: list[tuple[str, int | None, str, str, Any]] = []
         succeeded: list[tuple[str, str]] = []

@@ -1,26 +1,240 @@
-"""``make bench``: run every benchmark and print Markdown for docs/benchmarks.md."""
+"""``make bench``: run every benchmark and print Markdown for docs/benchmarks.md.
+
+One set of servers for the whole run (embedded PostgreSQL with fsync on, the Tansu broker,
+one ``salesops serve ingest`` process, the bare baseline app); every figure is reported
+with its ratio to the baseline measured in the same run, since the shared 2-core machine
+drifts by tens of percent between runs.
+"""
 
 from __future__ import annotations
 
 import argparse
 import datetime
 import platform
+import shlex
 import sys
+import time
+from collections.abc import Sequence
 
-from bench import ingest_throughput
+import uvloop
+
+from bench import ingest_throughput, memory, payloads, webhooks
+from bench.load import LoadResult
+from bench.report import LOAD_HEADER, load_row, table
+from bench.session import Session
+from bench.stack import PROFILE_ENV, Stack
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(prog="bench")
-    p.add_argument("--seconds", type=float, default=10.0, help="per measurement")
-    args = p.parse_args()
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--seconds", type=float, default=10.0, help="per measurement (10)")
+    p.add_argument(
+        "--memory",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the 1,000,000-event memory run (on by default: the whole bench takes ~5 min; "
+        "--no-memory skips it)",
+    )
+    p.add_argument("--memory-events", type=int, default=1_000_000)
+    p.add_argument(
+        "--without-processor",
+        action="store_true",
+        help="also repeat the webhook runs with ingest's processor switched off (diagnosis)",
+    )
+    p.add_argument(
+        "--hubspot-unknown",
+        type=int,
+        default=payloads.KNOWN_CONTACTS,
+        help="never-seen contacts the HubSpot events cycle over (1000)",
+    )
+    p.add_argument(
+        "--drain-window",
+        type=float,
+        default=45.0,
+        help="longest wait for the processor after each webhook run, seconds (45)",
+    )
+    p.add_argument(
+        "--memory-drain",
+        type=float,
+        default=30.0,
+        help="how long the memory run keeps sampling while the processor works on (30 s; "
+        "a long one lets it finish)",
+    )
+    return p.parse_args(argv)
+
+
+async def seed_and_warm(s: Session) -> None:
+    """Create the HubSpot contacts the webhook runs change, and warm every path up."""
+    known = payloads.known_contact_events("seed")
+    post = s.events_post()
+    chunks = [known[i : i + 100] for i in range(0, len(known), 100)]
+    seeded = await s.load(
+        post,
+        post.of(lambda n: ("[" + ",".join(chunks[n]) + "]").encode()),
+        per_request=100,
+        conns=1,
+        seconds=120,
+        limit=len(chunks),
+    )
+    if seeded.errors or seeded.requests != len(chunks):
+        raise RuntimeError(f"seeding the known contacts failed: {seeded.unexpected()}")
+    base_post = s.events_post(s.baseline)
+    await s.load(base_post, base_post.of(payloads.single("warm")), conns=32, seconds=2)
+    await warm(s)
+
+
+async def warm(s: Session) -> None:
+    """A few seconds of each ingest path, then wait for the processor."""
+    post = s.events_post()
+    await s.load(post, post.of(payloads.single(f"warm{s.ingest.pid}")), conns=32, seconds=2)
+    hs = s.hubspot_post()
+    await s.load(
+        hs,
+        payloads.hubspot_requests(hs, s.hubspot_arrays(100)),
+        per_request=100,
+        conns=8,
+        seconds=2,
+        expect=204,
+        limit=100,
+    )
+    pd = s.pipedrive_post()
+    await s.load(
+        pd,
+        s.pipedrive_requests(pd, 100_000),
+        conns=8,
+        seconds=2,
+        expect=200,
+    )
+    if not await s.wait_drained(within=120):
+        raise RuntimeError("the processor did not drain the warm-up deliveries in 2 minutes")
+
+
+async def bare(s: Session) -> LoadResult:
+    post = s.events_post(s.baseline)
+    return await s.load(post, post.of(payloads.single("b")), conns=32)
+
+
+async def measure(args: argparse.Namespace, command: str) -> str:
+    stack = Stack.start()
+    db = None
+    try:
+        baseline = stack.baseline()
+        ingest = stack.ingest()
+        db = await stack.connect()
+        s = Session(stack, baseline, ingest, db, args.seconds)
+        s.unknown_contacts = args.hubspot_unknown
+        await seed_and_warm(s)
+        window = args.drain_window
+        with s.phase(None):
+            base = await bare(s)
+            base_pd = await webhooks.bare_pipedrive(s)
+        with s.phase("rest-single"):
+            rest = await ingest_throughput.single_events(s)
+        before = await webhooks.snapshot(s)
+        with s.phase("pipedrive"):
+            pd, pd_cpu = await webhooks.pipedrive(s)
+        processed = [await webhooks.processing(s, "Pipedrive", before, pd.requests, window)]
+        with s.phase("rest-arrays"):
+            await ingest_throughput.arrays(s, rest)
+        await ingest_throughput.two_workers(s, rest)
+        await warm(s)
+        runs = []
+        for name, rate in (("closed loop", None), ("fixed rate", webhooks.FIXED_RATE)):
+            before = await webhooks.snapshot(s)
+            with s.phase(f"hubspot-{name.replace(' ', '-')}"):
+                run = await webhooks.hubspot(s, rate=rate, seconds=args.seconds)
+            with s.phase(f"processing-after-{name.replace(' ', '-')}"):
+                processed.append(
+                    await webhooks.processing(
+                        s, f"HubSpot, {name}", before, run.result.events, window
+                    )
+                )
+            runs.append(run)
+        fetch_jobs = await s.fetch_jobs()
+        _, unsent = await s.outbox()
+        mem = None
+        if args.memory:
+            with s.phase("memory"):
+                mem = await memory.run(s, args.memory_events, drain_within=args.memory_drain)
+        stored = await s.stored_items("hubspot")
+        acknowledged = s.hubspot_acknowledged
+        warnings = s.ingest_warnings()
+        off = await webhooks.without_processor(s) if args.without_processor else None
+        s.ingest.stop()  # its processor would still be at work on the backlog
+        base_end = await bare(s)
+    finally:
+        if db is not None:
+            await db.close()
+        stack.stop()
+
+    single = webhooks.SingleResults(base, base_pd, pd, pd_cpu, rest.single)
+    sections = [
+        "## Baseline",
+        "",
+        "A bare FastAPI endpoint that parses the JSON body and answers 202, served by the "
+        "same uvicorn configuration as the services (`bench/baseline_app.py`), one "
+        "canonical event per request, 32 connections; measured at the start and again at "
+        "the end of the run (the difference is the machine's drift during the run).",
+        "",
+        table(
+            LOAD_HEADER,
+            [
+                load_row("bare FastAPI, start of run", base, base.rps),
+                load_row("bare FastAPI, end of run", base_end, base.rps),
+            ],
+        ),
+        "",
+        "## Webhooks: signed HubSpot arrays of 100 events (one ingest process)",
+        "",
+        webhooks.hubspot_report(s, runs, base, acknowledged, stored),
+        "",
+        "## Webhooks: single-event requests",
+        "",
+        webhooks.single_report(single),
+        "",
+        "## Processing rate",
+        "",
+        webhooks.processing_report(
+            processed, base, window, fetch_jobs, unsent, warnings, s.unknown_contacts
+        ),
+        "",
+        "## `POST /v1/events` throughput",
+        "",
+        ingest_throughput.report(s, base, rest),
+    ]
+    if mem is not None:
+        title = f"## Memory over {mem.events:,} events"
+        sections += ["", title, "", memory.report(mem, command)]
+    if off is not None:
+        sections += [
+            "",
+            "## Diagnosis: the webhook runs with the processor switched off",
+            "",
+            webhooks.without_processor_report(single, runs, off),
+        ]
+    if PROFILE_ENV in stack.env:
+        sections += [
+            "",
+            f"CPU profiles of the one-process ingest, per phase: `{stack.env[PROFILE_ENV]}` "
+            "(summarize with `python -m bench.profiled --summary FILE`).",
+        ]
+    return "\n".join(sections)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse(argv)
+    command = shlex.join(["python", "-m", "bench", *argv])
+    make = f"`make bench BENCH_ARGS={shlex.quote(shlex.join(argv))}`" if argv else "`make bench`"
+    started = time.monotonic()
+    body = uvloop.run(measure(args, command))
     print(
         f"# Benchmarks — {datetime.date.today()} on {platform.machine()}, "
-        f"{platform.python_version()}\n"
+        f"{platform.python_version()}\n\n"
+        f"Command: `{command}` ({make}); {args.seconds:g} s per measurement; the whole "
+        f"run took {(time.monotonic() - started) / 60:.1f} min.\n"
     )
-    print("## Ingest throughput (`POST /v1/events`)\n")
-    print("Command: `make bench`\n")
-    print(ingest_throughput.main(seconds=args.seconds), flush=True)
+    print(body, flush=True)
     return 0
 
 

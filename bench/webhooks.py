@@ -395,7 +395,7 @@ def processing_report(
         table(header, rows),
         "",
         "The processor (a background task of the same ingest process) turns stored "
-        "deliveries into canonical events: 64 deliveries per transaction. *During* a run it "
+        "deliveries into canonical events: 16 deliveries per transaction. *During* a run it "
         "shares the process with the requests; *after* it, nothing else is sent and the "
         "backlog is polled (`SELECT ... FROM deliveries WHERE processed_at IS NULL`, every "
         f"0.25 s) until nothing is pending or {window:g} s have passed. HubSpot items: half "

@@ -388,3 +388,75 @@ async def test_a_replay_after_a_mapping_fix_publishes_only_what_changed(
         assert len(of_type(after, "lead.updated")) == 1
         assert len(of_type(after, "lead.created")) == 1
     mapping.load_mappings.cache_clear()
+
+
+async def test_a_pipedrive_person_gets_its_owner_written_back(iso: Isolation) -> None:
+    from tests.ingest.fakes.pipedrive_api import FakePipedrive
+
+    async with (
+        FakePipedrive(token="pd-api") as pd,
+        ingest_app(
+            iso,
+            pipedrive_user=PD_USER,
+            pipedrive_password=PD_PASSWORD,
+            pipedrive_api_base=pd.base_url,
+            pipedrive_api_token="pd-api",
+        ) as ingest,
+    ):
+        pd.put("person", 77, name="Kim Lee", owner_id=1)
+        pd.put("user", 9, name="Sam Seller", email="sam@pipe.example")
+        headers = basic(PD_USER, PD_PASSWORD)
+        person = pd_event(
+            "person",
+            "create",
+            77,
+            {"id": 77, "name": "Kim Lee", "owner_id": 1},
+            "2026-11-01T10:00:00Z",
+        )
+        user = pd_event(
+            "user",
+            "create",
+            9,
+            {"id": 9, "name": "Sam Seller", "email": "sam@pipe.example"},
+            1_764_000_000,
+        )
+        for body in (person, user):
+            assert (
+                await ingest.post("/webhooks/pipedrive", content=body, headers=headers)
+            ).status_code == 200
+        events = await crm_events(
+            iso,
+            until=lambda ev: (
+                of_type(ev, "lead.created")
+                and any(
+                    e.data.get("email") == "sam@pipe.example" for e in of_type(ev, "rep.created")
+                )
+            ),
+        )
+        lead = of_type(events, "lead.created")[0]
+        sam = next(
+            e for e in of_type(events, "rep.created") if e.data.get("email") == "sam@pipe.example"
+        )
+        decision = Envelope.of(
+            "lead.assigned",
+            LeadAssigned(
+                lead_id=lead.data["id"],
+                rep_id=sam.data["id"],
+                strategy="round_robin",
+                reason="test",
+                assigned_at=datetime.now(UTC),
+            ),
+            source="/routing",
+        )
+        await publish(iso.bootstrap, iso.topic("salesops.routing.v1"), [decision])
+
+        async def done() -> list[dict[str, object]]:
+            listing = await ingest.get(
+                "/v1/writebacks", params={"lead_id": lead.data["id"]}, headers=AUTH
+            )
+            items: list[dict[str, object]] = listing.json()["items"]
+            return [i for i in items if i["status"] != "pending"]
+
+        finished = await eventually(done, within=60)
+        assert finished[0]["status"] == "done", finished[0]["detail"]
+        assert pd.records[("person", "77")]["owner_id"] == 9

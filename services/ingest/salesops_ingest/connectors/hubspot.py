@@ -30,7 +30,7 @@ import hashlib
 import hmac
 import logging
 import re
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ import orjson
 import yaml
 
 from salesops_common.http import ApiError
+from salesops_ingest.connectors.http import RetryingClient, Sleep
 from salesops_ingest.domain.records import CrmApiError, DeadItem, SourceRecord
 
 log = logging.getLogger(__name__)
@@ -441,16 +442,14 @@ def _to_ms(moment: datetime) -> int:
     return (moment - _EPOCH) // _MS
 
 
-Sleep = Callable[[float], Awaitable[None]]
-
-
 class HubSpotApi:
     """The HubSpot CRM v3 API as ingest uses it (one private-app or OAuth token per instance).
 
-    Every call retries up to ``attempts`` times on 429 (honouring ``Retry-After`` seconds,
-    capped at ``max_retry_after_s``), 408, 5xx and transport errors, sleeping ``retry_base``,
-    2x, 4x... in between; then it raises ``CrmApiError(retryable=True)``. Other 4xx answers
-    raise ``CrmApiError(retryable=False)`` (``fetch`` returns None on 404).
+    Every call goes through the shared :class:`~.http.RetryingClient`: up to ``attempts``
+    tries on 408, 429, 5xx and transport errors, sleeping ``retry_base``, 2x, 4x... (or the
+    answer's ``Retry-After``, capped at ``max_retry_after_s``); then it raises
+    ``CrmApiError(retryable=True)``. Other 4xx answers raise ``CrmApiError(retryable=False)``
+    (``fetch`` returns None on 404).
     """
 
     source = SOURCE
@@ -484,22 +483,23 @@ class HubSpotApi:
             else {"deal": ("companies",)}
         )
         self.portal_id = portal_id
-        self.attempts = max(1, attempts)
-        self.retry_base = retry_base
-        self.max_retry_after_s = max_retry_after_s
         self.page_size = page_size
         self.search_max_results = search_max_results
         self.include_archived_owners = include_archived_owners
-        self._sleep = sleep
-        self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
+        self._http = RetryingClient(
+            "HubSpot",
+            base_url,
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-            timeout=timeout_s,
+            timeout_s=timeout_s,
+            attempts=attempts,
+            backoff_s=retry_base,
+            max_retry_after_s=max_retry_after_s,
+            sleep=sleep,
             transport=transport,
         )
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._http.aclose()
 
     async def __aenter__(self) -> HubSpotApi:
         return self
@@ -522,10 +522,10 @@ class HubSpotApi:
             params["properties"] = ",".join(names)
         if assoc := self.associations.get(object_type):
             params["associations"] = ",".join(assoc)
-        response = await self._request("GET", path, params=params)
+        response = await self._http.request("GET", path, params=params)
         if response.status_code == 404:
             return None
-        self._raise_for_status(response, f"fetch {object_type} {source_id}")
+        self._http.raise_for_status(response, f"fetch {object_type} {source_id}")
         answer = self._json(response)
         if answer.get("archived"):
             return None
@@ -576,10 +576,10 @@ class HubSpotApi:
         truncated = False
         while True:
             body = dict(request, after=after) if after is not None else request
-            response = await self._request(
+            response = await self._http.request(
                 "POST", f"/crm/v3/objects/{plural}/search", json_body=body
             )
-            self._raise_for_status(response, f"search {object_type}")
+            self._http.raise_for_status(response, f"search {object_type}")
             page = self._json(response)
             for result in page.get("results") or ():
                 record = _search_record(tenant, object_type, result, modified)
@@ -609,8 +609,8 @@ class HubSpotApi:
         """PATCH ``hubspot_owner_id`` on the record."""
         path = f"/crm/v3/objects/{_plural(object_type)}/{source_id}"
         body = {"properties": {OWNER_PROPERTY: owner_source_id}}
-        response = await self._request("PATCH", path, json_body=body)
-        self._raise_for_status(response, f"set owner of {object_type} {source_id}")
+        response = await self._http.request("PATCH", path, json_body=body)
+        self._http.raise_for_status(response, f"set owner of {object_type} {source_id}")
 
     # -- owners -------------------------------------------------------------------------------
 
@@ -628,8 +628,8 @@ class HubSpotApi:
                 params = {"limit": str(self.page_size), "archived": archived}
                 if after is not None:
                     params["after"] = after
-                response = await self._request("GET", "/crm/v3/owners", params=params)
-                self._raise_for_status(response, "list owners")
+                response = await self._http.request("GET", "/crm/v3/owners", params=params)
+                self._http.raise_for_status(response, "list owners")
                 page = self._json(response)
                 for owner in page.get("results") or ():
                     record = _owner_record(tenant, owner)
@@ -642,66 +642,8 @@ class HubSpotApi:
 
     # -- transport ----------------------------------------------------------------------------
 
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        json_body: Any = None,
-    ) -> httpx.Response:
-        """One call with retries; returns the first answer that is not worth retrying."""
-        last_status: int | None = None
-        last_error = ""
-        for attempt in range(self.attempts):
-            delay = self.retry_base * (2**attempt)
-            try:
-                response = await self._client.request(method, path, params=params, json=json_body)
-            except httpx.TransportError as exc:
-                last_status, last_error = None, f"{type(exc).__name__}: {exc}"
-            else:
-                status = response.status_code
-                if status != 429 and status != 408 and status < 500:
-                    return response
-                last_status, last_error = status, response.text[:200]
-                if status == 429:
-                    delay = self._retry_after(response, delay)
-            if attempt + 1 < self.attempts:
-                log.debug("HubSpot %s %s failed (%s); retrying", method, path, last_error)
-                await self._sleep(delay)
-        raise CrmApiError(
-            f"HubSpot {method} {path} failed after {self.attempts} attempts: "
-            f"{last_status or ''} {last_error}".strip(),
-            retryable=True,
-            status=last_status,
-        )
-
-    def _retry_after(self, response: httpx.Response, default: float) -> float:
-        value = response.headers.get("retry-after")
-        if value is None:
-            return default
-        try:
-            seconds = float(value)
-        except ValueError:
-            return default
-        return min(max(seconds, 0.0), self.max_retry_after_s)
-
-    @staticmethod
-    def _raise_for_status(response: httpx.Response, what: str) -> None:
-        if response.status_code < 300:
-            return
-        raise CrmApiError(
-            f"HubSpot {what}: {response.status_code} {response.text[:200]}",
-            retryable=False,
-            status=response.status_code,
-        )
-
-    @staticmethod
-    def _json(response: httpx.Response) -> dict[str, Any]:
-        try:
-            answer = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            answer = None
+    def _json(self, response: httpx.Response) -> dict[str, Any]:
+        answer = self._http.json(response)
         if not isinstance(answer, dict):
             raise CrmApiError(
                 "HubSpot answered with a body that is not a JSON object",

@@ -23,7 +23,7 @@ Properties are Pipedrive's own, flattened by :func:`flatten` so the mapping can 
 
 :class:`PipedriveApi` is the :class:`~salesops_ingest.domain.records.CrmApi` adapter
 (``x-api-token`` header; API v2 for deals, persons, organizations and activities, v1 for leads
-and users), with the retry policy of :class:`~.salesforce.RetryingClient`.
+and users), with the retry policy of :class:`~.http.RetryingClient`.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ import httpx
 import orjson
 
 from salesops_common.http import ApiError
-from salesops_ingest.connectors.salesforce import RetryingClient, Sleep
+from salesops_ingest.connectors.http import RetryingClient, Sleep
 from salesops_ingest.domain.records import Action, CrmApiError, DeadItem, SourceRecord
 
 SOURCE = "pipedrive"

@@ -7,13 +7,11 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from salesops_common.db import driver_connection
 from salesops_common.envelope import name_uuid
-from salesops_ingest.domain.model import RecordKey, ValidEvent
+from salesops_ingest.domain.model import RecordKey
 
 # A CRM record's canonical id is derived from its identity, so replays mint the same id;
 # the registry stays authoritative (a merged duplicate may point elsewhere).
@@ -36,41 +34,24 @@ _RESOLVE = """
     SELECT e.id, e.kind, e.source, e.tenant, e.source_id
     FROM entities e JOIN wanted w USING (kind, source, tenant, source_id)
 """
-_RECEIVE = """
-    INSERT INTO received_events (event_id, source, tenant, source_event_id, type, entity_id,
-                                 occurred_at, payload)
-    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
-                         $6::uuid[], $7::timestamptz[], $8::jsonb[])
-    ON CONFLICT (event_id) DO NOTHING
-    RETURNING event_id
-"""
 
 
 def proposed_id(key: RecordKey) -> UUID:
     return name_uuid(RECORD_NAMESPACE, f"{key.kind}/{key.source}/{key.tenant}/{key.source_id}")
 
 
-async def resolve_records(session: AsyncSession, keys: set[RecordKey]) -> dict[RecordKey, UUID]:
-    """Canonical ids of CRM records, registering the ones seen for the first time."""
-    # A stable order keeps concurrent requests from locking registry rows in opposite orders.
-    ordered = sorted(keys)
-    conn = await driver_connection(session)
-    ids = await _register_and_resolve(conn, ordered)
-    missing = [k for k in ordered if k not in ids]
-    if missing:
-        # Registered by a concurrent request that committed after this statement's
-        # snapshot was taken: a new statement sees it.
-        ids.update(await _register_and_resolve(conn, missing))
-    return ids
-
-
 async def resolve_records_conn(
     conn: asyncpg.Connection, keys: set[RecordKey]
 ) -> dict[RecordKey, UUID]:
+    """Canonical ids of CRM records, registering the ones seen for the first time."""
+    # A stable order keeps concurrent transactions from locking registry rows in opposite
+    # orders.
     ordered = sorted(keys)
     ids = await _register_and_resolve(conn, ordered)
     missing = [k for k in ordered if k not in ids]
     if missing:
+        # Registered by a concurrent transaction that committed after this statement's
+        # snapshot was taken: a new statement sees it.
         ids.update(await _register_and_resolve(conn, missing))
     return ids
 
@@ -87,25 +68,6 @@ async def _register_and_resolve(
         [k.source_id for k in keys],
     )
     return {RecordKey(r["kind"], r["source"], r["tenant"], r["source_id"]): r["id"] for r in rows}
-
-
-async def record_received(
-    session: AsyncSession, events: Sequence[ValidEvent], entity_ids: Sequence[UUID]
-) -> set[UUID]:
-    """Store deliveries as received; returns the ids that were new (the rest are duplicates)."""
-    conn = await driver_connection(session)
-    rows = await conn.fetch(
-        _RECEIVE,
-        [v.event_id for v in events],
-        [v.event.source for v in events],
-        [v.event.tenant for v in events],
-        [v.event.source_event_id for v in events],
-        [v.event.type for v in events],
-        list(entity_ids),
-        [v.event.occurred_at for v in events],
-        [orjson.dumps(v.raw).decode() for v in events],
-    )
-    return {row[0] for row in rows}
 
 
 async def find_entities(

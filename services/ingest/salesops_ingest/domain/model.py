@@ -18,7 +18,7 @@ from pydantic import (
     create_model,
 )
 
-from salesops_common.envelope import Envelope, deterministic_event_id
+from salesops_common.envelope import deterministic_event_id
 from salesops_common.events import (
     EVENT_TYPES,
     INGEST_EVENT_TYPES,
@@ -191,34 +191,6 @@ def _valid(event: InboundEvent, data: BaseModel, raw: dict[str, Any]) -> ValidEv
     )
     subject = RecordKey(event.entity, event.source, event.tenant, values["source_id"])
     return ValidEvent(event, data, raw, event.event_id, subject, references)
-
-
-def canonical_envelope(valid: ValidEvent, ids: dict[RecordKey, UUID]) -> Envelope:
-    """Translate a validated event into the canonical event ingest publishes.
-
-    The input model has the canonical model's field types, so its JSON dump needs no
-    second validation: references become canonical ids and identity fields are added.
-    """
-    ev = valid.event
-    # What the client sent, explicit nulls included: absent means unchanged, null cleared.
-    fields = valid.data.model_dump(exclude_unset=True, mode="json")
-    payload: dict[str, Any] = {k: v for k, v in fields.items() if not k.endswith("_source_id")}
-    for field, client_field, _ in ENTITY_REFERENCES[ev.entity]:
-        if client_field in fields and fields[client_field] is None:
-            payload[field] = None  # the client cleared the reference
-    for field, key in valid.references:
-        payload[field] = str(ids[key])
-    entity_id = str(ids[valid.subject])
-    payload.update(schema_version=1, id=entity_id, source=ev.source, tenant=ev.tenant)
-    return Envelope(
-        type=ev.type,
-        source=f"/ingest/{ev.source}/{ev.tenant}",
-        subject=entity_id,
-        key=entity_id,
-        data=payload,
-        id=valid.event_id,
-        time=ev.occurred_at,
-    )
 
 
 SOURCES: tuple[str, ...] = get_args(Source)

@@ -17,8 +17,6 @@ from salesops_ingest.domain.records import CrmApi
 from salesops_ingest.service_layer.pipeline import BatchResult
 from salesops_ingest.service_layer.processor import Processor
 
-SOURCES = ("api", "csv", "hubspot", "salesforce", "pipedrive")
-
 
 @dataclass
 class IngestContext:

@@ -16,7 +16,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -337,7 +337,3 @@ class Processor:
                 await store.mark_processed(conn, [delivery.id], {delivery.id: reason})
                 if self._on_dead:
                     self._on_dead(delivery.source, 1)
-
-
-def now() -> datetime:
-    return datetime.now(UTC)

@@ -146,6 +146,9 @@ class LeadAssigned(EventData):
     reason: str
     previous_rep_id: UUID | None = None
     assigned_at: datetime
+    # The explanation in brief (matched account or territory and rule, skipped reps by
+    # reason); the whole one is at routing's GET /v1/assignments/{lead_id}.
+    summary: dict[str, Any] | None = None
 
 
 class LeadSlaBreached(EventData):

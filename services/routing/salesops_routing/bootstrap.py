@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from pathlib import Path
 
+import httpx
 from fastapi import FastAPI
 
 from salesops_common.events import CRM_TOPIC
@@ -12,9 +15,25 @@ from salesops_common.runtime import ServiceRuntime
 from salesops_routing.config import RoutingSettings
 from salesops_routing.entrypoints.api import build_router
 from salesops_routing.entrypoints.consumer import build_handlers
+from salesops_routing.entrypoints.notifications_api import build_notifications_router
+from salesops_routing.entrypoints.ruleset_api import build_ruleset_router
+from salesops_routing.entrypoints.simulate_api import build_simulate_router
+from salesops_routing.service_layer import assignment, notify, sla
 from salesops_routing.service_layer.context import RoutingContext
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
+
+
+async def queue_loop(routing: RoutingContext) -> None:
+    """Queued leads go to a rep as soon as one can take them."""
+    while True:
+        async with routing.transaction() as ctx:
+            moved = await assignment.retry_queued(ctx)
+        if moved:
+            log.info("%d queued leads assigned", moved)
+        else:
+            await asyncio.sleep(routing.settings.queue_poll_seconds)
 
 
 def create_app(settings: RoutingSettings | None = None) -> FastAPI:
@@ -27,12 +46,26 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
         uow=runtime.uow,
         metrics=runtime.metrics,
         require_token=token_guard(settings.api_token),
+        topics=runtime.topics,
+        source=runtime.source,
     )
+    client = httpx.AsyncClient(timeout=settings.notify_timeout_seconds)
     runtime.add_consumer(name="crm", subscribe=[CRM_TOPIC], handlers=build_handlers(ctx))
+    runtime.add_worker("sla", lambda: sla.sla_loop(ctx))
+    runtime.add_worker("queue", lambda: queue_loop(ctx))
+    runtime.add_worker("notify", lambda: notify.notify_loop(ctx, client))
+    runtime.on_stop(client.aclose)
     return runtime.create_app(
         title="salesops routing",
-        description="Keeps reps' routing attributes from salesops.crm.v1, assigns every new "
-        "lead by fair rotation with an explanation, and publishes lead.assigned to "
-        "salesops.routing.v1.",
-        routers=[build_router(ctx)],
+        description="Assigns every new lead from salesops.crm.v1 — to its account's owner, "
+        "else by territory rules and the territory's strategy among available reps — with "
+        "an explanation, SLA timers and team notifications, and publishes lead.assigned, "
+        "lead.reassigned, lead.sla_breached, account.territory_assigned and "
+        "ruleset.published to salesops.routing.v1.",
+        routers=[
+            build_router(ctx),
+            build_ruleset_router(ctx),
+            build_simulate_router(ctx),
+            build_notifications_router(ctx),
+        ],
     )

@@ -11,3 +11,22 @@ class RoutingSettings(CommonSettings):
 
     port: int = Field(8002, validation_alias="SALESOPS_ROUTING_PORT")
     database: str = Field("salesops_routing", validation_alias="SALESOPS_ROUTING_DATABASE")
+    # How often due SLA timers and queued leads are looked at.
+    sla_poll_seconds: float = Field(1.0, gt=0, validation_alias="SALESOPS_ROUTING_SLA_POLL_SECONDS")
+    queue_poll_seconds: float = Field(
+        30.0, gt=0, validation_alias="SALESOPS_ROUTING_QUEUE_POLL_SECONDS"
+    )
+    notify_poll_seconds: float = Field(
+        1.0, gt=0, validation_alias="SALESOPS_ROUTING_NOTIFY_POLL_SECONDS"
+    )
+    notify_timeout_seconds: float = Field(
+        5.0, gt=0, validation_alias="SALESOPS_ROUTING_NOTIFY_TIMEOUT_SECONDS"
+    )
+    notify_max_attempts: int = Field(
+        8, ge=1, validation_alias="SALESOPS_ROUTING_NOTIFY_MAX_ATTEMPTS"
+    )
+    # First retry delay of a failed notification; doubles per attempt (with jitter) up to
+    # ten minutes. Tests shorten it.
+    notify_backoff_seconds: float = Field(
+        5.0, gt=0, validation_alias="SALESOPS_ROUTING_NOTIFY_BACKOFF_SECONDS"
+    )

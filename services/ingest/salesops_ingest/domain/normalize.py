@@ -13,11 +13,13 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache, lru_cache
-from importlib import resources
 from typing import Any
 
 import phonenumbers
 from publicsuffixlist import PublicSuffixList
+
+# Shared with routing (account matching); re-exported: ingest code imports them from here.
+from salesops_common.free_mail import FREE_MAIL_DOMAINS, is_free_mail_domain
 
 __all__ = [
     "FREE_MAIL_DOMAINS",
@@ -505,23 +507,6 @@ _IPV4 = re.compile(r"[0-9.]+")
 def _public_suffixes() -> PublicSuffixList:
     """The public-suffix list shipped with the package: offline, parsed once (~0.1 s)."""
     return PublicSuffixList()
-
-
-def _load_free_mail() -> frozenset[str]:
-    text = resources.files(__package__).joinpath("free_mail_domains.txt").read_text("utf-8")
-    return frozenset(
-        line.strip().lower()
-        for line in text.splitlines()
-        if line.strip() and not line.lstrip().startswith("#")
-    )
-
-
-FREE_MAIL_DOMAINS = _load_free_mail()
-
-
-def is_free_mail_domain(domain: str) -> bool:
-    """Whether a registrable domain belongs to a free / consumer e-mail provider."""
-    return domain in FREE_MAIL_DOMAINS
 
 
 @lru_cache(maxsize=65536)

@@ -3,39 +3,71 @@
 from __future__ import annotations
 
 from salesops_common.envelope import Envelope
-from salesops_common.events import Lead, LeadMerged, Rep
+from salesops_common.events import Account, Activity, Lead, LeadMerged, Rep
 from salesops_common.inbox import Handler, HandlerContext
-from salesops_routing.service_layer import assignment, roster
+from salesops_routing.adapters import repository
+from salesops_routing.service_layer import accounts, assignment, roster, sla
 from salesops_routing.service_layer.context import RoutingContext
 
 
 async def on_rep_event(ctx: HandlerContext, envelope: Envelope) -> None:
-    await roster.record_rep(ctx.session, rep=envelope.parsed_as(Rep), present=envelope.data.keys())
+    rep = envelope.parsed_as(Rep)
+    was_active = await repository.rep_is_active(ctx.session, rep.id)
+    await roster.record_rep(ctx.session, rep=rep, present=envelope.data.keys())
+    if was_active and rep.active is False:
+        await assignment.rep_deactivated(ctx, rep_id=rep.id)
+
+
+async def on_lead_updated(ctx: HandlerContext, envelope: Envelope) -> None:
+    lead = envelope.parsed_as(Lead)
+    await repository.save_lead(ctx.session, lead.id, assignment.lead_attributes(lead), None)
 
 
 async def on_lead_merged(ctx: HandlerContext, envelope: Envelope) -> None:
     merged = envelope.parsed_as(LeadMerged)
-    await assignment.withdraw_lead(
-        ctx, lead_id=merged.id, reason="merged", merged_into_id=merged.merged_into_id
+    await assignment.close_lead(
+        ctx, lead_id=merged.id, status="merged", merged_into_id=merged.merged_into_id
     )
 
 
-async def on_lead_deleted(ctx: HandlerContext, envelope: Envelope) -> None:
-    await assignment.withdraw_lead(ctx, lead_id=envelope.parsed_as(Lead).id, reason="deleted")
+async def on_lead_closed(ctx: HandlerContext, envelope: Envelope) -> None:
+    status = assignment.CLOSED_BY[envelope.type]
+    await assignment.close_lead(ctx, lead_id=envelope.parsed_as(Lead).id, status=status)
+
+
+async def on_account_event(ctx: HandlerContext, envelope: Envelope) -> None:
+    await accounts.record_account(
+        ctx, account=envelope.parsed_as(Account), present=envelope.data.keys()
+    )
+
+
+async def on_account_deleted(ctx: HandlerContext, envelope: Envelope) -> None:
+    await accounts.forget_account(ctx, account_id=envelope.parsed_as(Account).id)
+
+
+async def on_activity(ctx: HandlerContext, envelope: Envelope) -> None:
+    await sla.record_touch(ctx.session, activity=envelope.parsed_as(Activity))
 
 
 def build_handlers(routing: RoutingContext) -> dict[str, Handler]:
     """The registry; built per app because the assignment counter lives on its registry."""
 
     async def on_lead_created(ctx: HandlerContext, envelope: Envelope) -> None:
-        assigned = await assignment.assign_lead(ctx, lead_id=envelope.parsed_as(Lead).id)
+        assigned = await assignment.assign_lead(ctx, lead=envelope.parsed_as(Lead))
         if assigned is not None:
-            routing.count_assignment(ctx, assigned.decision.strategy)
+            routing.count_assignment(ctx, assigned.strategy)
 
     return {
         "rep.created": on_rep_event,
         "rep.updated": on_rep_event,
         "lead.created": on_lead_created,
+        "lead.updated": on_lead_updated,
         "lead.merged": on_lead_merged,
-        "lead.deleted": on_lead_deleted,
+        "lead.converted": on_lead_closed,
+        "lead.disqualified": on_lead_closed,
+        "lead.deleted": on_lead_closed,
+        "account.created": on_account_event,
+        "account.updated": on_account_event,
+        "account.deleted": on_account_deleted,
+        "activity.logged": on_activity,
     }

@@ -3,6 +3,7 @@ validated before any change, versioned; single territories edited through the sa
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -39,11 +40,31 @@ class VersionView(BaseModel):
     created_at: Any
 
 
+class _Yaml12Loader(yaml.SafeLoader):
+    """YAML 1.1 reads ``NO`` (Norway), ``ON`` or ``Y`` as booleans: in a ruleset they are
+    country and region codes. Only ``true``/``false`` are booleans here, as in YAML 1.2."""
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
+def load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 def parse_ruleset(raw: bytes, content_type: str) -> Ruleset:
     """YAML or JSON by Content-Type (JSON when unsaid); 400 if unreadable, 422 if invalid."""
     try:
         if content_type.split(";")[0].strip().lower() in YAML_TYPES:
-            data = yaml.safe_load(raw.decode("utf-8"))
+            data = load_yaml(raw.decode("utf-8"))
         else:
             data = orjson.loads(raw)
     except (yaml.YAMLError, orjson.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -4,8 +4,7 @@ lead moves on when its owner misses the SLA or leaves, and queued leads are retr
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping
-from datetime import datetime
+from collections.abc import Collection
 from typing import Any
 from uuid import UUID
 
@@ -13,7 +12,7 @@ from salesops_common.envelope import utcnow
 from salesops_common.events import Lead
 from salesops_common.inbox import HandlerContext
 from salesops_routing.adapters import repository
-from salesops_routing.domain.assignment import Assignment, Decision, Kind
+from salesops_routing.domain.assignment import Assignment, Decision
 from salesops_routing.service_layer import notify, sla
 from salesops_routing.service_layer.router import LEAD_ATTRIBUTES, LeadInput, decide, summary
 from salesops_routing.service_layer.rulesets import MODELS
@@ -154,18 +153,10 @@ async def retry_queued(ctx: HandlerContext, *, limit: int = 100) -> int:
     changed, working hours began)."""
     moved = 0
     for lead_id in await repository.claim_queued_leads(ctx.session, limit=limit):
-        if await reassign_lead(ctx, lead_id=lead_id, reason="from_queue", only_to_a_rep=True):
+        # Reps who already missed the lead's SLA do not get it back from the queue.
+        missed = await sla.missed_by(ctx.session, lead_id=lead_id)
+        if await reassign_lead(
+            ctx, lead_id=lead_id, reason="from_queue", exclude=missed, only_to_a_rep=True
+        ):
             moved += 1
     return moved
-
-
-def lead_view(found: Mapping[str, Any], history: list[dict[str, Any]]) -> dict[str, Any]:
-    return {**found, "history": history}
-
-
-def kind_of(type_name: str) -> Kind:
-    return "assigned" if type_name == "lead.assigned" else "reassigned"
-
-
-def now_or(value: datetime | None) -> datetime:
-    return value or utcnow()

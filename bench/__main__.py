@@ -1,9 +1,16 @@
 """``make bench``: run every benchmark and print Markdown for docs/benchmarks.md.
 
-One set of servers for the whole run (embedded PostgreSQL with fsync on, the Tansu broker,
-one ``salesops serve ingest`` process, the bare baseline app); every figure is reported
-with its ratio to the baseline measured in the same run, since the shared 2-core machine
-drifts by tens of percent between runs.
+One set of servers for the ingest benchmarks (embedded PostgreSQL with fsync on, the Tansu
+broker, one ``salesops serve ingest`` process, the bare baseline app); every figure is
+reported with its ratio to the baseline measured in the same run, since the shared 2-core
+machine drifts by tens of percent between runs.
+
+The routing benchmarks (issue 4) run first: the decision in this process
+(bench/routing_decision.py, next to a 10-rule model), then ``lead.created`` ->
+``lead.assigned`` through ingest and routing on a stack of their own
+(bench/routing_e2e.py, next to ingest -> ``salesops.crm.v1`` alone), stopped before the
+ingest benchmarks start theirs. ``--no-routing`` skips them, ``--only-routing`` runs only
+them.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from collections.abc import Sequence
 
 import uvloop
 
-from bench import ingest_throughput, memory, payloads, webhooks
+from bench import ingest_throughput, memory, payloads, routing_decision, routing_e2e, webhooks
 from bench.load import LoadResult
 from bench.report import LOAD_HEADER, load_row, table
 from bench.session import Session
@@ -59,6 +66,31 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         default=30.0,
         help="how long the memory run keeps sampling while the processor works on (30 s; "
         "a long one lets it finish)",
+    )
+    p.add_argument(
+        "--routing",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the routing benchmarks: the decision with 10,000 territories in this process, "
+        "and lead.created -> lead.assigned through ingest and routing on their own stack "
+        "(on by default; --no-routing skips them)",
+    )
+    p.add_argument(
+        "--only-routing",
+        action="store_true",
+        help="the routing benchmarks alone (no ingest measurements)",
+    )
+    p.add_argument(
+        "--routing-drain",
+        type=float,
+        default=60.0,
+        help="longest wait for the last leads' lead.assigned after each routing run, s (60)",
+    )
+    p.add_argument(
+        "--routing-low-rate",
+        type=float,
+        default=routing_e2e.LOW_RATE,
+        help="leads/s of the second end-to-end run, where routing keeps up (20; 0 skips it)",
     )
     return p.parse_args(argv)
 
@@ -115,6 +147,33 @@ async def bare(s: Session) -> LoadResult:
 
 
 async def measure(args: argparse.Namespace, command: str) -> str:
+    """The routing benchmarks first (the decision in this process, then the end-to-end run
+    on a stack of its own, stopped before the ingest benchmarks start theirs), reported
+    last."""
+    routing: list[str] = []
+    if args.routing or args.only_routing:
+        decisions = routing_decision.run()
+        e2e = await routing_e2e.run(
+            args.seconds, drain_within=args.routing_drain, low_rate=args.routing_low_rate
+        )
+        routing = [
+            "## Routing (issue 4)",
+            "",
+            "### Routing decision: 10,000 territories / 50,000 rules next to 10 rules",
+            "",
+            routing_decision.report(decisions),
+            "",
+            "### `lead.created` accepted by ingest → `lead.assigned` on `salesops.routing.v1`",
+            "",
+            routing_e2e.report(e2e),
+        ]
+    if args.only_routing:
+        return "\n".join(routing)
+    ingest = await measure_ingest(args, command)
+    return "\n".join([ingest, "", *routing]) if routing else ingest
+
+
+async def measure_ingest(args: argparse.Namespace, command: str) -> str:
     stack = Stack.start()
     db = None
     try:

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 RequestMaker = Callable[[int], bytes]
+# Called with (request number, status, response body, perf_counter when the answer was read).
+AnswerHook = Callable[[int, int, bytes, float], None]
 
 
 class Post:
@@ -100,7 +102,7 @@ class LoadResult:
 
 async def _exchange(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
-) -> int:
+) -> tuple[int, bytes]:
     writer.write(request)
     status = int((await reader.readline()).split(b" ", 2)[1])
     length = 0
@@ -108,8 +110,7 @@ async def _exchange(
         name, _, value = line.partition(b":")
         if name.lower() == b"content-length":
             length = int(value)
-    await reader.readexactly(length)
-    return status
+    return status, await reader.readexactly(length)
 
 
 async def run_load(
@@ -123,9 +124,10 @@ async def run_load(
     rate: float | None = None,
     limit: int | None = None,
     progress: Progress | None = None,
+    on_answer: AnswerHook | None = None,
 ) -> LoadResult:
     """Send requests to ``url``'s host for ``seconds`` (and at most ``limit`` requests);
-    see the module docstring."""
+    see the module docstring. ``on_answer`` sees every answer as it is read."""
     parts = urlsplit(url)
     expected = (expect,) if isinstance(expect, int) else expect
     counter = iter(range(limit if limit is not None else 10**12))
@@ -156,8 +158,11 @@ async def run_load(
                         await asyncio.sleep(wait)
                     else:
                         max_lag = max(max_lag, -wait)
-                status = await _exchange(reader, writer, request)
-                latencies.append(time.perf_counter() - due)
+                status, body = await _exchange(reader, writer, request)
+                answered = time.perf_counter()
+                latencies.append(answered - due)
+                if on_answer is not None:
+                    on_answer(n, status, body, answered)
                 statuses[status] += 1
                 watch.answered += 1
         finally:

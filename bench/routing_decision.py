@@ -10,6 +10,7 @@ so validation finds no overlap of equal precedence.
 
 from __future__ import annotations
 
+import gc
 import random
 import time
 import uuid
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from bench.report import table
+from bench.report import table, verdict
 from salesops_routing.domain.ruleset import Band, Member, PostalCodes, Rule, Ruleset, Territory
 from salesops_routing.domain.territories import LeadAttributes, TerritoryIndex
 from salesops_routing.domain.validation import RosterRep, validate
@@ -228,8 +229,8 @@ def generate_ruleset(territories: int, rules: int, seed: int = 7) -> Ruleset:
     return Ruleset(territories=b.territories)
 
 
-def generate_leads(n: int, seed: int = 11) -> list[LeadAttributes]:
-    """Leads as a CRM sends them: mixed case, spaces in postal codes, gaps."""
+def lead_values(n: int, seed: int = 11) -> list[dict[str, Any]]:
+    """Leads' routing fields as a CRM sends them: mixed case, spaces in postal codes, gaps."""
     rng = random.Random(seed)
     countries = [c for geo in GEOS.values() for c in geo]
     weights = [12 if c == "US" else 4 if c in ("GB", "DE", "CA", "AU") else 1 for c in countries]
@@ -237,20 +238,25 @@ def generate_leads(n: int, seed: int = 11) -> list[LeadAttributes]:
     for _ in range(n):
         country = rng.choices(countries, weights)[0]
         postal = f"{rng.randint(0, 99999):05d}"
-        values: dict[str, Any] = {
-            "country": country.lower() if rng.random() < 0.1 else country,
-            "region": f"{country}-R{rng.randint(1, REGIONS_PER_LEAD_POOL):03d}",
-            "postal_code": f"{postal[:3]} {postal[3:]}" if rng.random() < 0.1 else postal,
-            "industry": rng.choice(INDUSTRIES).upper() if rng.random() < 0.9 else None,
-            "employees": int(10 ** rng.uniform(0, 4.5)),
-            "annual_revenue": Decimal(int(10 ** rng.uniform(4, 9))),
-            "lead_source": rng.choice(SOURCES),
-            "domain": f"named{rng.randint(1, 2000):05d}.example"
-            if rng.random() < 0.05
-            else f"company{rng.randint(1, 10**6)}.example",
-        }
-        leads.append(LeadAttributes.from_mapping(values))
+        leads.append(
+            {
+                "country": country.lower() if rng.random() < 0.1 else country,
+                "region": f"{country}-R{rng.randint(1, REGIONS_PER_LEAD_POOL):03d}",
+                "postal_code": f"{postal[:3]} {postal[3:]}" if rng.random() < 0.1 else postal,
+                "industry": rng.choice(INDUSTRIES).upper() if rng.random() < 0.9 else None,
+                "employees": int(10 ** rng.uniform(0, 4.5)),
+                "annual_revenue": Decimal(int(10 ** rng.uniform(4, 9))),
+                "lead_source": rng.choice(SOURCES),
+                "domain": f"named{rng.randint(1, 2000):05d}.example"
+                if rng.random() < 0.05
+                else f"company{rng.randint(1, 10**6)}.example",
+            }
+        )
     return leads
+
+
+def generate_leads(n: int, seed: int = 11) -> list[LeadAttributes]:
+    return [LeadAttributes.from_mapping(values) for values in lead_values(n, seed)]
 
 
 def _roster(ruleset: Ruleset) -> list[RosterRep]:
@@ -264,15 +270,8 @@ def _seconds(action: Callable[[], T]) -> tuple[float, T]:
     return time.perf_counter() - start, result
 
 
-def measure(territories: int, rules: int, leads: int = 20000) -> dict[str, Any]:
-    """Build and validate seconds, and match latency in microseconds (after a warm-up)."""
-    ruleset = generate_ruleset(territories, rules)
-    build_s, index = _seconds(lambda: TerritoryIndex.build(ruleset))
-    roster = _roster(ruleset)
-    validate_s, findings = _seconds(lambda: validate(ruleset, roster))
-    sample = generate_leads(leads)
-    for lead in sample[:1000]:
-        index.match(lead)
+def _match_all(index: TerritoryIndex, sample: list[LeadAttributes]) -> tuple[list[int], int]:
+    """Each lead's match latency in ns, sorted, and how many leads matched a territory."""
     latencies, matched = [], 0
     clock = time.perf_counter_ns
     for lead in sample:
@@ -281,6 +280,27 @@ def measure(territories: int, rules: int, leads: int = 20000) -> dict[str, Any]:
         latencies.append(clock() - start)
         matched += result is not None
     latencies.sort()
+    return latencies, matched
+
+
+def measure(territories: int, rules: int, leads: int = 20000) -> dict[str, Any]:
+    """Build and validate seconds, and match latency in microseconds (after a warm-up):
+    once with the garbage collector as the service runs it, once after ``gc.freeze()``
+    (the index's objects, built once per ruleset version, then never scanned again)."""
+    ruleset = generate_ruleset(territories, rules)
+    build_s, index = _seconds(lambda: TerritoryIndex.build(ruleset))
+    roster = _roster(ruleset)
+    validate_s, findings = _seconds(lambda: validate(ruleset, roster))
+    sample = generate_leads(leads)
+    for lead in sample[:1000]:
+        index.match(lead)
+    latencies, matched = _match_all(index, sample)
+    gc.collect()
+    gc.freeze()
+    try:
+        frozen, _ = _match_all(index, sample)
+    finally:
+        gc.unfreeze()
     return {
         "territories": len(ruleset.territories),
         "rules": len(index.rules),
@@ -288,10 +308,16 @@ def measure(territories: int, rules: int, leads: int = 20000) -> dict[str, Any]:
         "validate_s": round(validate_s, 3),
         "errors": sum(f.severity == "error" for f in findings),
         "warnings": sum(f.severity == "warning" for f in findings),
+        "leads": len(sample),
         "matched_share": round(matched / len(sample), 3),
         "p50_us": _percentile(latencies, 0.50) / 1000,
         "p99_us": _percentile(latencies, 0.99) / 1000,
+        "p999_us": _percentile(latencies, 0.999) / 1000,
         "max_us": latencies[-1] / 1000,
+        "frozen_p50_us": _percentile(frozen, 0.50) / 1000,
+        "frozen_p99_us": _percentile(frozen, 0.99) / 1000,
+        "frozen_p999_us": _percentile(frozen, 0.999) / 1000,
+        "frozen_max_us": frozen[-1] / 1000,
     }
 
 
@@ -299,28 +325,81 @@ def _percentile(ordered: list[int], q: float) -> float:
     return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
 
 
-def main() -> None:
-    small, large = measure(5, 10), measure(10_000, 50_000)
-    header = ("model", "build s", "validate s", "findings", "matched", "p50 µs", "p99 µs", "max µs")
-    rows = [
-        [
-            f"{r['territories']:,} territories / {r['rules']:,} rules",
-            f"{r['build_s']:.3f}",
-            f"{r['validate_s']:.3f}",
-            f"{r['errors']} errors, {r['warnings']} warnings",
-            f"{r['matched_share']:.0%}",
-            f"{r['p50_us']:.1f}",
-            f"{r['p99_us']:.1f}",
-            f"{r['max_us']:.1f}",
-        ]
-        for r in (small, large)
-    ]
-    print(table(header, rows))
-    ratio = large["p99_us"] / small["p99_us"]
-    print(
-        f"\np99 ratio (large / small): {ratio:.2f}; p99 target 1000 µs: "
-        f"{'met' if large['p99_us'] <= 1000 else 'missed'}"
+TARGET_P99_US = 1000.0
+
+
+@dataclass(frozen=True)
+class Decisions:
+    small: dict[str, Any]
+    large: dict[str, Any]
+
+    @property
+    def met(self) -> bool:
+        return bool(self.large["p99_us"] <= TARGET_P99_US)
+
+
+def run(leads: int = 20000) -> Decisions:
+    """The 10-rule baseline and the 10,000-territory / 50,000-rule model, in this process."""
+    return Decisions(measure(5, 10, leads), measure(10_000, 50_000, leads))
+
+
+def report(d: Decisions) -> str:
+    header = (
+        "model",
+        "build s",
+        "validate s",
+        "findings",
+        "matched",
+        "GC",
+        "p50 µs",
+        "p99 µs",
+        "p99.9 µs",
+        "max µs",
+        "p99 ÷ 10-rule p99",
     )
+    rows = []
+    for r in (d.small, d.large):
+        name = f"{r['territories']:,} territories / {r['rules']:,} rules"
+        for gc_mode, prefix in (("as is", ""), ("frozen", "frozen_")):
+            rows.append(
+                [
+                    name,
+                    f"{r['build_s']:.3f}",
+                    f"{r['validate_s']:.3f}",
+                    f"{r['errors']} errors, {r['warnings']} warnings",
+                    f"{r['matched_share']:.0%}",
+                    gc_mode,
+                    f"{r[prefix + 'p50_us']:.1f}",
+                    f"{r[prefix + 'p99_us']:.1f}",
+                    f"{r[prefix + 'p999_us']:.1f}",
+                    f"{r[prefix + 'max_us']:.1f}",
+                    f"{r[prefix + 'p99_us'] / d.small[prefix + 'p99_us']:.2f}",
+                ]
+            )
+    large = d.large
+    return "\n".join(
+        [
+            table(header, rows),
+            "",
+            f"{large['leads']:,} generated leads per model, matched one at a time in this "
+            "process (`TerritoryIndex.match`, after 1,000 warm-up matches), timed with "
+            "`perf_counter_ns`; the index is built from a generated, valid model "
+            "(`bench/routing_decision.py`: geos, countries, postal areas and states, "
+            "segment, inbound and named-account teams). *GC as is*: the garbage collector "
+            "as the service runs it; *frozen*: the same leads again after `gc.collect(); "
+            "gc.freeze()`, so that collections no longer walk the index's objects.",
+            "",
+            f"Decision p99 with 10,000 territories / 50,000 rules: **{large['p99_us']:.1f} µs** "
+            f"(max {large['max_us']:.1f} µs; {large['frozen_p99_us']:.1f} µs, max "
+            f"{large['frozen_max_us']:.1f} µs with the GC frozen), against "
+            f"{d.small['p99_us']:.1f} µs with 10 rules (target p99 ≤ 1 ms: "
+            f"{verdict(d.met)}).",
+        ]
+    )
+
+
+def main() -> None:
+    print(report(run()))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from salesops_common.settings import database_dsn
 
 TOKEN = "bench-token"
 DATABASE = "bench"
+ROUTING_DATABASE = "bench_routing"
 PROFILE_ENV = "SALESOPS_BENCH_PROFILE"
 
 
@@ -181,6 +182,33 @@ class Stack:
             Path(profile) if profile else None,
             log,
         )
+        self.servers.append(server)
+        _wait_ready(server.url, process, "/readyz")
+        return server
+
+    def routing(
+        self, *, env: dict[str, str] | None = None, module: str | None = None, workers: int = 1
+    ) -> Server:
+        """``salesops serve routing`` (``env``: more variables; ``module``: run ``python -m
+        module serve routing`` instead, a diagnosis wrapper like bench/noprocessor.py, or
+        bench/profiled.py or bench/sql_timing.py with ``SALESOPS_BENCH_PROFILE`` in ``env``)."""
+        port = free_port()
+        base = {k: v for k, v in self.env.items() if k != PROFILE_ENV}
+        env = {
+            **base,
+            "SALESOPS_ROUTING_PORT": str(port),
+            "SALESOPS_ROUTING_DATABASE": ROUTING_DATABASE,
+            **(env or {}),
+        }
+        args = ["serve", "routing"] + ([f"--workers={workers}"] if workers != 1 else [])
+        cmd = [sys.executable, "-m", module or "salesops_cli.main", *args]
+        log = self.root / f"routing-{len(self.servers)}.log"
+        with log.open("ab") as out:
+            process = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        name = f"python -m {module} " if module else "salesops "
+        # bench/profiled.py and bench/sql_timing.py write a part per SIGUSR1 there
+        profile = Path(env[PROFILE_ENV]) if module and PROFILE_ENV in env else None
+        server = Server(process, f"http://127.0.0.1:{port}", name + " ".join(args), profile, log)
         self.servers.append(server)
         _wait_ready(server.url, process, "/readyz")
         return server

@@ -27,19 +27,26 @@ log = logging.getLogger(__name__)
 
 async def queue_loop(routing: RoutingContext) -> None:
     """Queued leads go to a rep as soon as one can take them."""
+    place = None  # a pass over the queue goes on from here, a page per transaction
     while True:
         async with routing.transaction() as ctx:
-            moved = await assignment.retry_queued(ctx)
+            moved, place = await assignment.retry_queued(ctx, after=place)
         if moved:
             log.info("%d queued leads assigned", moved)
-        else:
+        elif place is None:
             await asyncio.sleep(routing.settings.queue_poll_seconds)
 
 
 def create_app(settings: RoutingSettings | None = None) -> FastAPI:
     settings = settings or RoutingSettings()
     runtime = ServiceRuntime(
-        service="routing", settings=settings, database=settings.database, migrations=MIGRATIONS
+        service="routing",
+        settings=settings,
+        database=settings.database,
+        migrations=MIGRATIONS,
+        # Speed to lead: the dev broker answers a waiting fetch only when it times out, so
+        # aiokafka's 500 ms default put ~130 ms on every lead (bench: p50 195 -> 40 ms).
+        consumer_options={"fetch_max_wait_ms": 50},
     )
     ctx = RoutingContext(
         settings=settings,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -121,7 +121,7 @@ async def load_reps(
 
 
 async def roster(session: AsyncSession) -> list[dict[str, Any]]:
-    rows = await session.execute(text("SELECT id, email, active FROM reps ORDER BY turn"))
+    rows = await session.execute(text("SELECT id, email, active, role FROM reps ORDER BY turn"))
     return [dict(r._mapping) for r in rows]
 
 
@@ -252,13 +252,19 @@ async def find_lead(session: AsyncSession, lead_id: UUID) -> dict[str, Any] | No
 async def leads_received(
     session: AsyncSession, *, since: datetime, until: datetime, limit: int
 ) -> list[dict[str, Any]]:
+    """The leads received in the window, in the order they were first routed: a consumer
+    applies a batch of leads in one transaction, so they share one ``received_at``, and only
+    the order of the decisions (their history ids) lets a replay hand them out as it was done."""
     rows = await session.execute(
         text(
             """
             SELECT l.id, l.attributes, l.received_at, a.rep_id, a.territory_id, a.strategy
-            FROM leads l LEFT JOIN assignments a ON a.lead_id = l.id
+            FROM leads l
+            LEFT JOIN assignments a ON a.lead_id = l.id
+            LEFT JOIN LATERAL (SELECT min(h.id) AS id FROM assignment_history h
+                               WHERE h.lead_id = l.id) first ON true
             WHERE l.received_at >= :since AND l.received_at < :until
-            ORDER BY l.received_at, l.id LIMIT :limit
+            ORDER BY first.id NULLS LAST, l.received_at, l.id LIMIT :limit
             """
         ),
         {"since": since, "until": until, "limit": limit},
@@ -372,16 +378,25 @@ async def open_leads_of(session: AsyncSession, rep_id: UUID) -> list[UUID]:
     return [r.lead_id for r in rows]
 
 
-async def claim_queued_leads(session: AsyncSession, *, limit: int) -> list[UUID]:
-    """Leads waiting in the fallback queue, oldest first, skipped by other copies."""
+QueuePlace = tuple[datetime, UUID]  # (queued at, lead id): where a pass over the queue is
+
+
+async def claim_queued_leads(
+    session: AsyncSession, *, limit: int, after: QueuePlace | None = None
+) -> list[QueuePlace]:
+    """Leads waiting in the fallback queue, oldest first from ``after`` on, skipped by other
+    copies."""
+    since, lead_id = after or (datetime.min.replace(tzinfo=UTC), UUID(int=0))
     rows = await session.execute(
         text(
-            "SELECT lead_id FROM assignments WHERE rep_id IS NULL AND status = 'open' "
-            "ORDER BY assigned_at LIMIT :limit FOR UPDATE SKIP LOCKED"
+            "SELECT lead_id, assigned_at FROM assignments "
+            "WHERE rep_id IS NULL AND status = 'open' "
+            "AND (assigned_at, lead_id) > (:since, :lead_id) "
+            "ORDER BY assigned_at, lead_id LIMIT :limit FOR UPDATE SKIP LOCKED"
         ),
-        {"limit": limit},
+        {"limit": limit, "since": since, "lead_id": lead_id},
     )
-    return [r.lead_id for r in rows]
+    return [(r.assigned_at, r.lead_id) for r in rows]
 
 
 async def withdraw_lead(

@@ -139,7 +139,7 @@ def _absence_detail(
     return f"out of office until {until}" + (f" ({note})" if note else "")
 
 
-def _minutes(text: str) -> int | None:
+def clock_minutes(text: str) -> int | None:
     """Minutes after midnight of an ``HH:MM`` time (``24:00`` is the end of the day)."""
     match = _HH_MM.match(text.strip())
     if match is None:
@@ -151,7 +151,7 @@ def _minutes(text: str) -> int | None:
 
 
 def _within_hours(hours: WorkingHours, local: datetime) -> bool:
-    start, end = _minutes(hours.start), _minutes(hours.end)
+    start, end = clock_minutes(hours.start), clock_minutes(hours.end)
     if start is None or end is None:
         return True  # unreadable hours restrict nobody (see the module docstring)
     minute = local.hour * 60 + local.minute

@@ -16,7 +16,14 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
 
 Strategy = Literal["round_robin", "weighted_round_robin", "least_loaded"]
 STRATEGIES: tuple[Strategy, ...] = ("round_robin", "weighted_round_robin", "least_loaded")
@@ -28,11 +35,23 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _as_number(value: Decimal) -> int | float | str:
+    """A band end exported as the number the admin wrote (``1000``, not ``'1000'``); a
+    decimal no float holds exactly stays a string, which reads back as the same value."""
+    if value == value.to_integral_value():
+        return int(value)
+    as_float = float(value)
+    return as_float if Decimal(repr(as_float)) == value else str(value)
+
+
+BandEnd = Annotated[Decimal, PlainSerializer(_as_number, when_used="json")]
+
+
 class Band(_Strict):
     """An inclusive numeric band (employees, annual revenue); an open end is unbounded."""
 
-    min: Decimal | None = None
-    max: Decimal | None = None
+    min: BandEnd | None = None
+    max: BandEnd | None = None
 
     def contains(self, value: Decimal | int | None) -> bool:
         if value is None:

@@ -51,6 +51,12 @@ class RosterRep:
     id: UUID
     email: str | None
     active: bool
+    role: str | None = None
+
+    @property
+    def takes_leads(self) -> bool:
+        """Active and not a manager (managers never work leads)."""
+        return self.active and self.role != "manager"
 
 
 def validate(
@@ -245,7 +251,7 @@ def _members(ruleset: Ruleset, reps: Sequence[RosterRep]) -> Iterator[Finding]:
                 )
             else:
                 placed.add(rep.id)
-                active = active or rep.active
+                active = active or rep.takes_leads
         # A container territory without members is a design (its leads go up), not a gap.
         worked = bool(territory.members) or bool(territory.rules and territory.id not in parents)
         if not active and (worked or territory.id == ruleset.fallback_territory):
@@ -253,14 +259,14 @@ def _members(ruleset: Ruleset, reps: Sequence[RosterRep]) -> Iterator[Finding]:
                 "no_active_members",
                 f"Nobody can take leads in territory '{territory.id}': "
                 + (
-                    "its members are all inactive or unknown"
+                    "its members are all inactive, managers or unknown"
                     if territory.members
                     else "it has no members"
                 )  # fmt: skip
                 + "; its leads go up to the parent territory, then to the fallback queue.",
                 territory.id,
             )
-    yield from _unplaced([rep for rep in reps if rep.active and rep.id not in placed])
+    yield from _unplaced([rep for rep in reps if rep.takes_leads and rep.id not in placed])
 
 
 def _unplaced(reps: list[RosterRep]) -> Iterator[Finding]:

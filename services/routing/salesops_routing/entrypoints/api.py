@@ -14,6 +14,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from salesops_common.events import WorkingHours
 from salesops_common.http import ApiError
 from salesops_routing.adapters import repository
+from salesops_routing.domain.availability import clock_minutes
 from salesops_routing.service_layer.context import RoutingContext
 
 
@@ -82,10 +83,8 @@ class RoutingAttributes(BaseModel):
     def _hours(cls, value: WorkingHours | None) -> WorkingHours | None:
         if value is not None:
             for clock in (value.start, value.end):
-                try:
-                    datetime.strptime(clock, "%H:%M")
-                except ValueError:
-                    raise ValueError(f"{clock!r} is not HH:MM") from None
+                if clock_minutes(clock) is None:  # as routing reads them: 24:00 ends the day
+                    raise ValueError(f"{clock!r} is not HH:MM (00:00 to 24:00)")
             if not value.days or any(d < 1 or d > 7 for d in value.days):
                 raise ValueError("days are ISO weekdays 1 (Monday) to 7 (Sunday)")
         return value

@@ -12,9 +12,11 @@ from salesops_routing.service_layer.context import RoutingContext
 
 async def on_rep_event(ctx: HandlerContext, envelope: Envelope) -> None:
     rep = envelope.parsed_as(Rep)
-    was_active = await repository.rep_is_active(ctx.session, rep.id)
     await roster.record_rep(ctx.session, rep=rep, present=envelope.data.keys())
-    if was_active and rep.active is False:
+    if rep.active is False:
+        # Whatever routing thought of the rep before (an admin may have paused them, which
+        # keeps their leads): the CRM says they are gone, so their open leads move on. Again
+        # on a repeated event it finds none left.
         await assignment.rep_deactivated(ctx, rep_id=rep.id)
 
 

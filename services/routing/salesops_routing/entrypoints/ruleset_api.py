@@ -107,11 +107,13 @@ def build_ruleset_router(ctx: RoutingContext) -> APIRouter:
     ) -> Response:
         """The territory model in force (or an earlier ``version``), as JSON, or YAML with
         ``Accept: application/yaml`` or ``?format=yaml``. Version 0 is the implicit model
-        before any import: every rep in one territory, round robin."""
+        before any import: every rep in one territory, round robin, exported with the reps
+        named so that importing it as it is changes nothing."""
         async with ctx.uow() as session:
             wanted = version if version is not None else await models.current_version(session)
             model = await rulesets.load(session, wanted)
-        body = {"version": model.version, "ruleset": rulesets.export(model.ruleset)}
+            ruleset = await rulesets.importable(session, model)
+        body = {"version": model.version, "ruleset": rulesets.export(ruleset)}
         return render(body, yaml_wanted=_wants_yaml(request, format))
 
     @router.put("/ruleset")

@@ -148,15 +148,20 @@ async def rep_deactivated(ctx: HandlerContext, *, rep_id: UUID) -> int:
     return moved
 
 
-async def retry_queued(ctx: HandlerContext, *, limit: int = 100) -> int:
+async def retry_queued(
+    ctx: HandlerContext, *, limit: int = 100, after: repository.QueuePlace | None = None
+) -> tuple[int, repository.QueuePlace | None]:
     """Give queued leads to a rep if one can take them now (someone came back, a rule
-    changed, working hours began)."""
+    changed, working hours began): ``limit`` of them, from ``after`` on. Returns how many
+    moved and where the next call goes on, None once the pass reached the end of the queue
+    (leads no rule covers may wait there for good: the leads behind them must be reached)."""
     moved = 0
-    for lead_id in await repository.claim_queued_leads(ctx.session, limit=limit):
+    claimed = await repository.claim_queued_leads(ctx.session, limit=limit, after=after)
+    for _, lead_id in claimed:
         # Reps who already missed the lead's SLA do not get it back from the queue.
         missed = await sla.missed_by(ctx.session, lead_id=lead_id)
         if await reassign_lead(
             ctx, lead_id=lead_id, reason="from_queue", exclude=missed, only_to_a_rep=True
         ):
             moved += 1
-    return moved
+    return moved, claimed[-1] if len(claimed) == limit else None

@@ -18,7 +18,13 @@ from salesops_common.events import AccountTerritoryAssigned, RulesetPublished
 from salesops_common.http import ApiError
 from salesops_common.inbox import HandlerContext
 from salesops_routing.adapters import models, repository
-from salesops_routing.domain.ruleset import Ruleset, implicit_ruleset
+from salesops_routing.domain.ruleset import (
+    DEFAULT_TERRITORY,
+    Member,
+    Ruleset,
+    Territory,
+    implicit_ruleset,
+)
 from salesops_routing.domain.territories import LeadAttributes, TerritoryIndex
 from salesops_routing.domain.validation import Finding, RosterRep, validate
 
@@ -73,6 +79,22 @@ async def load(session: AsyncSession, version: int) -> Model:
     return Model.compile(version, Ruleset.model_validate(stored["body"]))
 
 
+async def importable(session: AsyncSession, model: Model) -> Ruleset:
+    """The model as an admin exports it to edit and import. Version 0 has no stored model:
+    its one territory takes every rep without naming them, which read back would be a
+    territory of nobody (every lead queued). It is exported as what it does: the territory
+    of every rep now in the roster, in rotation order, and the fallback for every lead."""
+    if model.version != 0:
+        return model.ruleset
+    reps = await repository.roster(session)
+    everyone = Territory(
+        id=DEFAULT_TERRITORY,
+        name="Everyone",
+        members=[Member(rep_id=rep["id"]) for rep in reps],
+    )
+    return Ruleset(territories=[everyone], fallback_territory=DEFAULT_TERRITORY)
+
+
 def export(ruleset: Ruleset) -> dict[str, Any]:
     return ruleset.model_dump(mode="json", exclude_defaults=True)
 
@@ -82,7 +104,10 @@ def _digest(body: Mapping[str, Any]) -> str:
 
 
 async def check(session: AsyncSession, ruleset: Ruleset) -> list[Finding]:
-    roster = [RosterRep(r["id"], r["email"], r["active"]) for r in await repository.roster(session)]
+    roster = [
+        RosterRep(r["id"], r["email"], r["active"], r["role"])
+        for r in await repository.roster(session)
+    ]
     return validate(ruleset, roster)
 
 

@@ -7,12 +7,13 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Result
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -60,6 +61,12 @@ async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
     raw = await conn.get_raw_connection()
     driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
     return driver
+
+
+def first_row(result: Result[Any]) -> dict[str, Any] | None:
+    """The result's first row as a dict, or None when it has none."""
+    found = result.first()
+    return dict(found._mapping) if found else None
 
 
 class UnitOfWork:

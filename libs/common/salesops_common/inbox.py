@@ -183,21 +183,28 @@ class ConsumerRunner:
             while not self._stopping.is_set():
                 batches = await consumer.getmany(timeout_ms=250, max_records=self._max_records)
                 self.assigned = bool(consumer.assignment())
-                for tp, records in batches.items():
-                    await self._process(tp, records)
-                    await self._commit(consumer, tp, records[-1].offset + 1)
+                if not batches:
+                    continue
+                # Every partition's records in one transaction: per key, order holds (a key
+                # lives in one partition); across keys none is promised.
+                await self._process([r for records in batches.values() for r in records])
+                await self._commit(
+                    consumer, {tp: records[-1].offset + 1 for tp, records in batches.items()}
+                )
         finally:
             self._consumer = None
             await consumer.stop()
 
-    async def _commit(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
+    async def _commit(
+        self, consumer: AIOKafkaConsumer, offsets: Mapping[TopicPartition, int]
+    ) -> None:
         try:
-            await consumer.commit({tp: offset})
+            await consumer.commit(dict(offsets))
         except (CommitFailedError, KafkaError) as exc:
-            # The partition moved to another member; it re-reads and its inbox skips these.
-            log.info("offset commit for %s skipped after rebalance: %r", tp, exc)
+            # A partition moved to another member; it re-reads and its inbox skips these.
+            log.info("offset commit for %s skipped after rebalance: %r", list(offsets), exc)
 
-    async def _process(self, tp: TopicPartition, records: Sequence[ConsumerRecord]) -> None:
+    async def _process(self, records: Sequence[ConsumerRecord]) -> None:
         started = time.perf_counter()
         items = [self._decode(r) for r in records]
         await self._retry_transient(lambda: self._apply_batch(items))

@@ -195,3 +195,29 @@ async def test_a_merged_or_deleted_lead_is_never_routed(
     assert [r["assigned_leads"] for r in await roster(routing)] == [1]
     routed = await metric(routing, "salesops_routing_assignments_total", strategy="round_robin")
     assert routed == 1
+
+
+async def test_events_about_a_lead_in_one_batch_apply_in_their_order(
+    routing: httpx.AsyncClient, iso: Isolation
+) -> None:
+    """New leads wait to be assigned together; an event of another type behind them in the
+    same batch must still see them assigned first."""
+    await hire(iso, routing, [new_rep("ANN")])
+    lost, twin, kept = new_lead("LOST"), new_lead("TWIN"), new_lead("KEPT")
+    await put_on_crm(
+        iso,
+        [
+            crm("lead.created", lost),
+            crm("lead.disqualified", lost),
+            crm("lead.created", kept),
+            crm("lead.created", twin),
+            crm("lead.merged", merged(twin, into=kept)),
+        ],
+    )
+    await applied(routing, 1 + 5)
+
+    by_lead = {a["lead_id"]: a for a in await assignments(routing, [lost, kept, twin])}
+    assert by_lead[str(lost.id)]["status"] == "disqualified"
+    assert by_lead[str(twin.id)]["status"] == "merged"
+    assert by_lead[str(kept.id)]["status"] == "open"
+    assert [r["assigned_leads"] for r in await roster(routing)] == [3]

@@ -10,7 +10,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from salesops_routing.domain.accounts import AccountCandidate
+from salesops_common.db import first_row
 
 # --- rulesets ---------------------------------------------------------------------------
 
@@ -34,8 +34,7 @@ async def load_version(session: AsyncSession, version: int) -> dict[str, Any] | 
         text("SELECT version, body, digest, comment, created_at FROM rulesets WHERE version = :v"),
         {"v": version},
     )
-    found = row.first()
-    return dict(found._mapping) if found else None
+    return first_row(row)
 
 
 async def list_versions(session: AsyncSession, *, limit: int) -> list[dict[str, Any]]:
@@ -121,31 +120,7 @@ async def find_account(session: AsyncSession, account_id: UUID) -> dict[str, Any
         ),
         {"id": account_id},
     )
-    found = row.first()
-    return dict(found._mapping) if found else None
-
-
-async def account_candidates(
-    session: AsyncSession,
-    *,
-    account_id: UUID | None,
-    domain: str | None,
-    name_key: str | None,
-    limit: int = 50,
-) -> list[AccountCandidate]:
-    """Accounts a lead may belong to: its account id, its domain, or a name sharing the
-    first word (the fuzzy comparison happens in the domain)."""
-    rows = await session.execute(
-        text(
-            """
-            SELECT id, name, domain, owner_id FROM accounts
-            WHERE NOT deleted AND (id = :id OR domain = :domain OR name_key = :key)
-            ORDER BY id LIMIT :limit
-            """
-        ),
-        {"id": account_id, "domain": domain, "key": name_key, "limit": limit},
-    )
-    return [AccountCandidate(r.id, r.name, r.domain, r.owner_id) for r in rows]
+    return first_row(row)
 
 
 async def account_territories(session: AsyncSession, ids: list[UUID]) -> dict[UUID, str | None]:

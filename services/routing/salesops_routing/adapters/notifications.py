@@ -7,20 +7,20 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-# One statement per event: a row for every channel that wants it, none when nobody listens.
-_ENQUEUE = text(
-    """
+from salesops_common.db import first_row
+
+_ENQUEUE = """
     INSERT INTO notifications (team, kind, payload)
-    SELECT c.team, CAST(:kind AS text), CAST(:payload AS jsonb)
-    FROM notification_channels c
-    WHERE (c.team = CAST(:team AS text) OR c.team = '*') AND CAST(:kind AS text) = ANY(c.events)
-    ORDER BY c.team
-    """
-)
+    SELECT c.team, x.kind, x.payload::jsonb
+    FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS x(team, kind, payload, n)
+    JOIN notification_channels c ON (c.team = x.team OR c.team = '*') AND x.kind = ANY(c.events)
+    ORDER BY x.n, c.team
+"""
 # The lease: a claimed row is not due again until the batch had time to be sent, so another
 # copy of the service skips it; a crash only delays it by the lease.
 _CLAIM = text(
@@ -71,10 +71,17 @@ class Due:
 
 
 async def enqueue(
-    session: AsyncSession, *, team: str | None, kind: str, payload: dict[str, Any]
+    conn: asyncpg.Connection, messages: Sequence[tuple[str | None, str, dict[str, Any]]]
 ) -> None:
-    await session.execute(
-        _ENQUEUE, {"team": team, "kind": kind, "payload": orjson.dumps(payload).decode()}
+    """Queue (team, kind, payload) messages: a row for every channel that wants one, none
+    when nobody listens (one statement for them all, on the decision path's connection)."""
+    if not messages:
+        return
+    await conn.execute(
+        _ENQUEUE,
+        [team for team, _, _ in messages],
+        [kind for _, kind, _ in messages],
+        [orjson.dumps(payload).decode() for _, _, payload in messages],
     )
 
 
@@ -179,8 +186,7 @@ async def find_notification(session: AsyncSession, notification_id: int) -> dict
         text(f"SELECT {_NOTIFICATION_COLUMNS} FROM notifications WHERE id = :id"),
         {"id": notification_id},
     )
-    found = row.first()
-    return dict(found._mapping) if found else None
+    return first_row(row)
 
 
 async def retry_failed(session: AsyncSession, notification_id: int) -> dict[str, Any] | None:
@@ -193,5 +199,4 @@ async def retry_failed(session: AsyncSession, notification_id: int) -> dict[str,
         ),
         {"id": notification_id},
     )
-    found = row.first()
-    return dict(found._mapping) if found else None
+    return first_row(row)

@@ -1,8 +1,9 @@
-"""Routing's SQL for reps, leads, rotations and assignments."""
+"""Routing's SQL for reps, leads and assignments outside the decision path (that is
+:mod:`salesops_routing.adapters.decisions`)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -11,7 +12,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from salesops_routing.domain.assignment import Assignment
+from salesops_common.db import first_row
 from salesops_routing.domain.roster import ROUTING_ATTRIBUTES
 
 _REP_COLUMNS = (
@@ -29,36 +30,6 @@ _REPS_WITH_COUNTS = text(
     ORDER BY r.turn
     """
 )
-_ADD_ASSIGNMENT = text(
-    """
-    INSERT INTO assignments (lead_id, rep_id, territory_id, strategy, ruleset_version, reason,
-                             explanation, event_id, assigned_at, previous_rep_id)
-    VALUES (:lead_id, :rep_id, :territory_id, :strategy, :ruleset_version, :reason,
-            CAST(:explanation AS jsonb), :event_id, :assigned_at, :previous_rep_id)
-    ON CONFLICT (lead_id) DO NOTHING
-    RETURNING lead_id
-    """
-)
-_REPLACE_ASSIGNMENT = text(
-    """
-    UPDATE assignments SET rep_id = :rep_id, territory_id = :territory_id, strategy = :strategy,
-        ruleset_version = :ruleset_version, reason = :reason,
-        explanation = CAST(:explanation AS jsonb), event_id = :event_id,
-        assigned_at = :assigned_at, previous_rep_id = :previous_rep_id,
-        reassignments = reassignments + 1
-    WHERE lead_id = :lead_id
-    """
-)
-_ADD_HISTORY = text(
-    """
-    INSERT INTO assignment_history (lead_id, kind, rep_id, territory_id, strategy, reason,
-                                    event_id, assigned_at)
-    VALUES (:lead_id, :kind, :rep_id, :territory_id, :strategy, :reason, :event_id,
-            :assigned_at)
-    """
-)
-
-
 # --- reps -------------------------------------------------------------------------------
 
 
@@ -104,141 +75,12 @@ async def find_rep(session: AsyncSession, rep_id: UUID) -> dict[str, Any] | None
     return rows[0] if rows else None
 
 
-async def load_reps(
-    session: AsyncSession,
-    *,
-    ids: Collection[UUID] = (),
-    emails: Collection[str] = (),
-    everyone: bool = False,
-) -> list[dict[str, Any]]:
-    """Reps by id or e-mail (case-blind), or every rep, in rotation order."""
-    where = "true" if everyone else "id = ANY(:ids) OR lower(email) = ANY(:emails)"
-    rows = await session.execute(
-        text(f"SELECT {_REP_COLUMNS} FROM reps WHERE {where} ORDER BY turn"),
-        {"ids": list(ids), "emails": [e.lower() for e in emails]},
-    )
-    return [dict(r._mapping) for r in rows]
-
-
 async def roster(session: AsyncSession) -> list[dict[str, Any]]:
     rows = await session.execute(text("SELECT id, email, active, role FROM reps ORDER BY turn"))
     return [dict(r._mapping) for r in rows]
 
 
-async def assignment_counts(
-    session: AsyncSession, windows: Mapping[UUID, tuple[datetime, datetime]]
-) -> dict[UUID, tuple[int, int]]:
-    """Leads assigned to each rep since (start of their day, start of their week)."""
-    if not windows:
-        return {}
-    ids = list(windows)
-    rows = await session.execute(
-        text(
-            """
-            SELECT w.rep_id,
-                   count(h.id) FILTER (WHERE h.assigned_at >= w.day_start) AS today,
-                   count(h.id) AS week
-            FROM unnest(CAST(:ids AS uuid[]), CAST(:days AS timestamptz[]),
-                        CAST(:weeks AS timestamptz[])) AS w(rep_id, day_start, week_start)
-            LEFT JOIN assignment_history h
-                   ON h.rep_id = w.rep_id AND h.assigned_at >= w.week_start
-            GROUP BY w.rep_id
-            """
-        ),
-        {
-            "ids": ids,
-            "days": [windows[i][0] for i in ids],
-            "weeks": [windows[i][1] for i in ids],
-        },
-    )
-    return {r.rep_id: (r.today, r.week) for r in rows}
-
-
-async def open_lead_counts(session: AsyncSession, rep_ids: Collection[UUID]) -> dict[UUID, int]:
-    rows = await session.execute(
-        text(
-            "SELECT rep_id, count(*) AS n FROM assignments "
-            "WHERE status = 'open' AND rep_id = ANY(:ids) GROUP BY rep_id"
-        ),
-        {"ids": list(rep_ids)},
-    )
-    return {r.rep_id: r.n for r in rows}
-
-
-async def lock_rep(session: AsyncSession, rep_id: UUID) -> None:
-    """Serialize decisions that give leads to one rep from different territories, so that
-    capacity counts read after the lock are exact."""
-    await session.execute(text("SELECT 1 FROM reps WHERE id = :id FOR UPDATE"), {"id": rep_id})
-
-
-# --- rotations --------------------------------------------------------------------------
-
-
-async def lock_rotation(session: AsyncSession, territory_id: str) -> float:
-    """The territory's rotation clock, locked until the transaction ends: copies of the
-    service in one consumer group take turns on this row, so none breaks the rotation."""
-    await session.execute(
-        text("INSERT INTO rotations (territory_id) VALUES (:t) ON CONFLICT DO NOTHING"),
-        {"t": territory_id},
-    )
-    row = await session.execute(
-        text("SELECT virtual_time FROM rotations WHERE territory_id = :t FOR UPDATE"),
-        {"t": territory_id},
-    )
-    clock: float = row.scalar_one()
-    return clock
-
-
-async def rotation_clock(session: AsyncSession, territory_id: str) -> float:
-    """The clock without a lock (a simulation keeps nothing)."""
-    row = await session.execute(
-        text("SELECT virtual_time FROM rotations WHERE territory_id = :t"), {"t": territory_id}
-    )
-    clock: float | None = row.scalar()
-    return clock or 0.0
-
-
-async def rotation_positions(session: AsyncSession, territory_id: str) -> dict[UUID, float]:
-    rows = await session.execute(
-        text("SELECT rep_id, position FROM rotation_members WHERE territory_id = :t"),
-        {"t": territory_id},
-    )
-    return {r.rep_id: r.position for r in rows}
-
-
-async def advance_rotation(
-    session: AsyncSession, territory_id: str, *, rep_id: UUID, position: float, clock: float
-) -> None:
-    await session.execute(
-        text(
-            "UPDATE rotations SET virtual_time = :clock, updated_at = now() WHERE territory_id = :t"
-        ),
-        {"clock": clock, "t": territory_id},
-    )
-    await session.execute(
-        text(
-            "INSERT INTO rotation_members (territory_id, rep_id, position) "
-            "VALUES (:t, :rep, :pos) ON CONFLICT (territory_id, rep_id) "
-            "DO UPDATE SET position = EXCLUDED.position"
-        ),
-        {"t": territory_id, "rep": rep_id, "pos": position},
-    )
-
-
 # --- leads and assignments --------------------------------------------------------------
-
-
-async def save_lead(
-    session: AsyncSession, lead_id: UUID, attributes: Mapping[str, Any], created_at: Any
-) -> None:
-    await session.execute(
-        text(
-            "INSERT INTO leads (id, attributes, created_at) "
-            "VALUES (:id, CAST(:attrs AS jsonb), :created_at) "
-            "ON CONFLICT (id) DO UPDATE SET attributes = leads.attributes || EXCLUDED.attributes"
-        ),
-        {"id": lead_id, "attrs": orjson.dumps(attributes).decode(), "created_at": created_at},
-    )
 
 
 async def find_lead(session: AsyncSession, lead_id: UUID) -> dict[str, Any] | None:
@@ -272,48 +114,6 @@ async def leads_received(
     return [dict(r._mapping) for r in rows]
 
 
-async def add_assignment(session: AsyncSession, assignment: Assignment) -> bool:
-    """Store the lead's first assignment; False if the lead was already assigned."""
-    result = await session.execute(_ADD_ASSIGNMENT, _assignment_params(assignment))
-    if result.first() is None:
-        return False
-    await session.execute(_ADD_HISTORY, _history_params(assignment))
-    return True
-
-
-async def replace_assignment(session: AsyncSession, assignment: Assignment) -> None:
-    await session.execute(_REPLACE_ASSIGNMENT, _assignment_params(assignment))
-    await session.execute(_ADD_HISTORY, _history_params(assignment))
-
-
-def _assignment_params(assignment: Assignment) -> dict[str, Any]:
-    return {
-        "lead_id": assignment.lead_id,
-        "rep_id": assignment.rep_id,
-        "territory_id": assignment.territory_id,
-        "strategy": assignment.strategy,
-        "ruleset_version": assignment.ruleset_version,
-        "reason": assignment.reason,
-        "explanation": orjson.dumps(assignment.explanation).decode(),
-        "event_id": assignment.event_id,
-        "assigned_at": assignment.assigned_at,
-        "previous_rep_id": assignment.previous_rep_id,
-    }
-
-
-def _history_params(assignment: Assignment) -> dict[str, Any]:
-    return {
-        "lead_id": assignment.lead_id,
-        "kind": assignment.kind,
-        "rep_id": assignment.rep_id,
-        "territory_id": assignment.territory_id,
-        "strategy": assignment.strategy,
-        "reason": assignment.reason,
-        "event_id": assignment.event_id,
-        "assigned_at": assignment.assigned_at,
-    }
-
-
 async def lock_open_assignment(session: AsyncSession, lead_id: UUID) -> dict[str, Any] | None:
     """The lead's current assignment while it is open, locked for a reassignment."""
     row = await session.execute(
@@ -323,8 +123,7 @@ async def lock_open_assignment(session: AsyncSession, lead_id: UUID) -> dict[str
         ),
         {"id": lead_id},
     )
-    found = row.first()
-    return dict(found._mapping) if found else None
+    return first_row(row)
 
 
 async def history_count(session: AsyncSession, lead_id: UUID) -> int:
@@ -344,8 +143,7 @@ async def find_assignment(session: AsyncSession, lead_id: UUID) -> dict[str, Any
         ),
         {"id": lead_id},
     )
-    found = row.first()
-    return dict(found._mapping) if found else None
+    return first_row(row)
 
 
 async def assignment_history(session: AsyncSession, lead_id: UUID) -> list[dict[str, Any]]:
@@ -409,15 +207,6 @@ async def withdraw_lead(
         ),
         {"id": lead_id, "reason": reason, "into": merged_into_id},
     )
-
-
-async def withdrawal_reason(session: AsyncSession, lead_id: UUID) -> str | None:
-    """Why a lead must never be routed (merged, deleted), or None if it may be."""
-    row = await session.execute(
-        text("SELECT reason FROM withdrawn_leads WHERE lead_id = :id"), {"id": lead_id}
-    )
-    reason: str | None = row.scalar()
-    return reason
 
 
 def json_list(values: Sequence[Mapping[str, Any]]) -> str:

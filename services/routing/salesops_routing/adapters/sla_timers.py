@@ -6,36 +6,39 @@ and no later than the due time (both ends inclusive), whichever of the two arriv
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
 from uuid import UUID
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from salesops_common.db import first_row
+
 # The touch may be known already: activities and leads travel under different keys, so an
 # activity can be applied before the assignment it answers.
-_START = text(
-    """
+_START = """
     INSERT INTO sla_timers AS t (lead_id, rep_id, territory_id, attempt, max_reassignments,
                                  assigned_at, due_at, state, met_at)
-    SELECT CAST(:lead_id AS uuid), CAST(:rep_id AS uuid), CAST(:territory_id AS text),
-           CAST(:attempt AS integer), CAST(:max_reassignments AS integer),
-           CAST(:assigned_at AS timestamptz), CAST(:due_at AS timestamptz),
+    SELECT x.lead_id, x.rep_id, x.territory_id, x.attempt, x.max_reassignments,
+           x.assigned_at, x.due_at,
            CASE WHEN touch.occurred_at IS NULL THEN 'pending' ELSE 'met' END,
            touch.occurred_at
-    FROM (SELECT 1) AS one
+    FROM unnest($1::uuid[], $2::uuid[], $3::text[],
+                $4::int[], $5::int[],
+                $6::timestamptz[], $7::timestamptz[])
+         AS x(lead_id, rep_id, territory_id, attempt, max_reassignments, assigned_at, due_at)
     LEFT JOIN first_touches touch
-        ON touch.lead_id = CAST(:lead_id AS uuid) AND touch.rep_id = CAST(:rep_id AS uuid)
-       AND touch.occurred_at BETWEEN CAST(:assigned_at AS timestamptz)
-                                 AND CAST(:due_at AS timestamptz)
+        ON touch.lead_id = x.lead_id AND touch.rep_id = x.rep_id
+       AND touch.occurred_at BETWEEN x.assigned_at AND x.due_at
     ON CONFLICT (lead_id) DO UPDATE
         SET rep_id = EXCLUDED.rep_id, territory_id = EXCLUDED.territory_id,
             attempt = EXCLUDED.attempt, max_reassignments = EXCLUDED.max_reassignments,
             assigned_at = EXCLUDED.assigned_at, due_at = EXCLUDED.due_at,
             state = EXCLUDED.state, met_at = EXCLUDED.met_at
-    """
-)
+"""
 # Keep the earliest touch per (lead, rep) whatever the arrival order, and meet the lead's
 # timer if this touch is the owner's and in time (an earlier one replaces a later met_at).
 _TOUCH = text(
@@ -81,7 +84,7 @@ _RECENT_HOLDERS = text(
 
 
 @dataclass(frozen=True)
-class Timer:
+class NewTimer:
     lead_id: UUID
     rep_id: UUID
     territory_id: str | None
@@ -89,38 +92,27 @@ class Timer:
     max_reassignments: int
     assigned_at: datetime
     due_at: datetime
+
+
+@dataclass(frozen=True)
+class Timer(NewTimer):
     touched_at: datetime | None  # a qualifying touch already stored
 
 
-async def start(
-    session: AsyncSession,
-    *,
-    lead_id: UUID,
-    rep_id: UUID,
-    territory_id: str | None,
-    attempt: int,
-    max_reassignments: int,
-    assigned_at: datetime,
-    due_at: datetime,
-) -> None:
-    await session.execute(
-        _START,
-        {
-            "lead_id": lead_id,
-            "rep_id": rep_id,
-            "territory_id": territory_id,
-            "attempt": attempt,
-            "max_reassignments": max_reassignments,
-            "assigned_at": assigned_at,
-            "due_at": due_at,
-        },
-    )
+async def start(conn: asyncpg.Connection, timers: Sequence[NewTimer]) -> None:
+    """Start (or restart) the leads' timers (on the decision path's connection)."""
+    if not timers:
+        return
+    await conn.execute(_START, *([getattr(t, f.name) for t in timers] for f in fields(NewTimer)))
 
 
-async def cancel(session: AsyncSession, lead_id: UUID) -> None:
-    await session.execute(
-        text("UPDATE sla_timers SET state = 'cancelled' WHERE lead_id = :id AND state = 'pending'"),
-        {"id": lead_id},
+async def cancel(conn: asyncpg.Connection, lead_ids: Sequence[UUID]) -> None:
+    if not lead_ids:
+        return
+    await conn.execute(
+        "UPDATE sla_timers SET state = 'cancelled' WHERE lead_id = ANY($1::uuid[]) "
+        "AND state = 'pending'",
+        list(lead_ids),
     )
 
 
@@ -133,19 +125,8 @@ async def record_touch(
 
 
 async def claim_due(session: AsyncSession, *, now: datetime, skip: list[UUID]) -> Timer | None:
-    row = (await session.execute(_CLAIM_DUE, {"now": now, "skip": skip})).first()
-    if row is None:
-        return None
-    return Timer(
-        lead_id=row.lead_id,
-        rep_id=row.rep_id,
-        territory_id=row.territory_id,
-        attempt=row.attempt,
-        max_reassignments=row.max_reassignments,
-        assigned_at=row.assigned_at,
-        due_at=row.due_at,
-        touched_at=row.touched_at,
-    )
+    row = first_row(await session.execute(_CLAIM_DUE, {"now": now, "skip": skip}))
+    return Timer(**row) if row else None
 
 
 async def mark_met(session: AsyncSession, lead_id: UUID, *, met_at: datetime) -> None:

@@ -11,9 +11,10 @@ from uuid import UUID
 from fastapi import APIRouter, Depends
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from salesops_common.db import driver_connection
 from salesops_common.events import WorkingHours
 from salesops_common.http import ApiError
-from salesops_routing.adapters import repository
+from salesops_routing.adapters import decisions, repository
 from salesops_routing.domain.availability import clock_minutes
 from salesops_routing.service_layer.context import RoutingContext
 
@@ -126,9 +127,10 @@ def build_router(ctx: RoutingContext) -> APIRouter:
         async with ctx.uow() as session:
             found = await repository.find_assignment(session, lead_id)
             history = await repository.assignment_history(session, lead_id) if found else []
-            withdrawn = None if found else await repository.withdrawal_reason(session, lead_id)
+            conn = await driver_connection(session)
+            withdrawn = None if found else (await decisions.withdrawal_reasons(conn, [lead_id]))
         if found is None:
-            raise _not_assigned(withdrawn)
+            raise _not_assigned(withdrawn.get(lead_id) if withdrawn else None)
         return AssignmentView.model_validate({**found, "history": history})
 
     @router.get("/reps")

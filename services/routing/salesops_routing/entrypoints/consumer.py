@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from salesops_common.db import driver_connection
 from salesops_common.envelope import Envelope
 from salesops_common.events import Account, Activity, Lead, LeadMerged, Rep
 from salesops_common.inbox import Handler, HandlerContext
-from salesops_routing.adapters import repository
+from salesops_routing.adapters import decisions
 from salesops_routing.service_layer import accounts, assignment, roster, sla
 from salesops_routing.service_layer.context import RoutingContext
 
@@ -22,7 +23,8 @@ async def on_rep_event(ctx: HandlerContext, envelope: Envelope) -> None:
 
 async def on_lead_updated(ctx: HandlerContext, envelope: Envelope) -> None:
     lead = envelope.parsed_as(Lead)
-    await repository.save_lead(ctx.session, lead.id, assignment.lead_attributes(lead), None)
+    conn = await driver_connection(ctx.session)
+    await decisions.save_leads(conn, [(lead.id, assignment.lead_attributes(lead), None)])
 
 
 async def on_lead_merged(ctx: HandlerContext, envelope: Envelope) -> None:
@@ -51,18 +53,37 @@ async def on_activity(ctx: HandlerContext, envelope: Envelope) -> None:
     await sla.record_touch(ctx.session, activity=envelope.parsed_as(Activity))
 
 
-def build_handlers(routing: RoutingContext) -> dict[str, Handler]:
-    """The registry; built per app because the assignment counter lives on its registry."""
+_NEW_LEADS = "routing.new_leads"
 
-    async def on_lead_created(ctx: HandlerContext, envelope: Envelope) -> None:
-        assigned = await assignment.assign_lead(ctx, lead=envelope.parsed_as(Lead))
-        if assigned is not None:
+
+def build_handlers(routing: RoutingContext) -> dict[str, Handler]:
+    """The registry; built per app because the assignment counter lives on its registry.
+
+    New leads are assigned together: ``lead.created`` events wait in the transaction's
+    state and are assigned as one batch before the next event of another type is applied,
+    or before the commit — the order of the events in the batch is kept."""
+
+    async def assign_waiting(ctx: HandlerContext) -> None:
+        waiting: list[Lead] = ctx.state.pop(_NEW_LEADS, [])
+        for assigned in await assignment.assign_leads(ctx, waiting) if waiting else []:
             routing.count_assignment(ctx, assigned.strategy)
 
-    return {
+    async def on_lead_created(ctx: HandlerContext, envelope: Envelope) -> None:
+        if _NEW_LEADS not in ctx.state:
+            ctx.state[_NEW_LEADS] = []
+            ctx.before_commit(lambda: assign_waiting(ctx))
+        ctx.state[_NEW_LEADS].append(envelope.parsed_as(Lead))
+
+    def after_waiting(handler: Handler) -> Handler:
+        async def handle(ctx: HandlerContext, envelope: Envelope) -> None:
+            await assign_waiting(ctx)
+            await handler(ctx, envelope)
+
+        return handle
+
+    handlers: dict[str, Handler] = {
         "rep.created": on_rep_event,
         "rep.updated": on_rep_event,
-        "lead.created": on_lead_created,
         "lead.updated": on_lead_updated,
         "lead.merged": on_lead_merged,
         "lead.converted": on_lead_closed,
@@ -72,4 +93,7 @@ def build_handlers(routing: RoutingContext) -> dict[str, Handler]:
         "account.updated": on_account_event,
         "account.deleted": on_account_deleted,
         "activity.logged": on_activity,
+    }
+    return {"lead.created": on_lead_created} | {
+        name: after_waiting(handler) for name, handler in handlers.items()
     }

@@ -18,7 +18,7 @@ from salesops_routing.service_layer import rulesets
 from salesops_routing.service_layer.context import RoutingContext
 from salesops_routing.service_layer.replay import replay
 from salesops_routing.service_layer.router import LeadInput, decide
-from salesops_routing.service_layer.state import DbState
+from salesops_routing.service_layer.state import load_state
 
 REPLAY_LIMIT = 10_000
 
@@ -88,7 +88,8 @@ def build_simulate_router(ctx: RoutingContext) -> APIRouter:
         async with ctx.uow() as session:
             model = await _model(session, body.ruleset)
             lead = LeadInput(body.lead.model_dump(mode="json", exclude_none=True))
-            decision = await decide(DbState(session, lock=False), model, lead, now=at)
+            state = await load_state(session, model, [lead], now=at, lock=False)
+            decision = await decide(state, model, lead, now=at)
         return SimulatedDecision(
             ruleset_version=model.version if body.ruleset is None else None,
             at=at,

@@ -4,19 +4,22 @@ lead moves on when its owner misses the SLA or leaves, and queued leads are retr
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from salesops_common.db import driver_connection
 from salesops_common.envelope import utcnow
 from salesops_common.events import Lead
 from salesops_common.inbox import HandlerContext
-from salesops_routing.adapters import repository
+from salesops_routing.adapters import decisions, repository
 from salesops_routing.domain.assignment import Assignment, Decision
 from salesops_routing.service_layer import notify, sla
 from salesops_routing.service_layer.router import LEAD_ATTRIBUTES, LeadInput, decide, summary
 from salesops_routing.service_layer.rulesets import MODELS
-from salesops_routing.service_layer.state import DbState
+from salesops_routing.service_layer.state import MemoryState, load_state
 
 log = logging.getLogger(__name__)
 
@@ -33,36 +36,67 @@ def lead_attributes(lead: Lead) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-async def assign_lead(ctx: HandlerContext, *, lead: Lead) -> Assignment | None:
-    """Assign a new lead and stage ``lead.assigned``.
+class ConcurrentAssignment(RuntimeError):
+    """Another copy of the service assigned one of the batch's leads meanwhile (a rebalance
+    overlap): the batch is applied again one event at a time, and those leads are skipped."""
 
-    Returns None when nothing is assigned: the lead was merged or deleted, or it already has
-    its assignment (a lead is assigned once, whatever reaches us twice).
+
+@dataclass(frozen=True)
+class Kept:
+    decision: Decision
+    assignment: Assignment
+    sla_attempt: int  # reassignments this lead's SLA has already caused
+
+
+async def assign_leads(ctx: HandlerContext, leads: Sequence[Lead]) -> list[Assignment]:
+    """Assign new leads, in order, and stage ``lead.assigned`` for each.
+
+    A batch's leads are decided one after the other on state read once for them all
+    (:func:`load_state`). Leads merged or deleted before they were created are never
+    routed, and a lead is assigned once, whatever reaches us twice.
     """
-    withdrawn = await repository.withdrawal_reason(ctx.session, lead.id)
-    if withdrawn is not None:
-        log.info("lead %s was %s before it was created: not routed", lead.id, withdrawn)
-        return None
-    attributes = lead_attributes(lead)
-    await repository.save_lead(ctx.session, lead.id, attributes, lead.created_at)
-    if await repository.find_assignment(ctx.session, lead.id) is not None:
-        return None
+    attributes: dict[UUID, dict[str, Any]] = {}
+    created_at: dict[UUID, datetime | None] = {}
+    for lead in leads:
+        attributes[lead.id] = {**attributes.get(lead.id, {}), **lead_attributes(lead)}
+        created_at[lead.id] = created_at.get(lead.id) or lead.created_at
+    conn = await driver_connection(ctx.session)
+    withdrawn = await decisions.withdrawal_reasons(conn, list(attributes))
+    for lead_id, reason in withdrawn.items():
+        log.info("lead %s was %s before it was created: not routed", lead_id, reason)
+    fresh = [lead_id for lead_id in attributes if lead_id not in withdrawn]
+    if not fresh:
+        return []
+    await decisions.save_leads(
+        conn, [(lead_id, attributes[lead_id], created_at[lead_id]) for lead_id in fresh]
+    )
     model = await MODELS.current(ctx.session)
     now = utcnow()
-    decision = await decide(DbState(ctx.session, lock=True), model, LeadInput(attributes), now=now)
-    assignment = Assignment.of(
-        decision,
-        lead_id=lead.id,
-        kind="assigned",
-        ruleset_version=model.version,
-        previous_rep_id=None,
-        assigned_at=now,
-        sequence=1,
-    )
-    if not await repository.add_assignment(ctx.session, assignment):
-        return None
-    await _keep(ctx, decision, assignment, sla_attempt=0)
-    return assignment
+    inputs = {lead_id: LeadInput(attributes[lead_id]) for lead_id in fresh}
+    state = await load_state(ctx.session, model, list(inputs.values()), now=now, lock=True)
+    # Read after the rotations are locked: a copy that assigned these leads has committed.
+    done = await decisions.assigned_leads(conn, fresh)
+    kept: list[Kept] = []
+    for lead_id in fresh:
+        if lead_id in done:
+            continue
+        decision = await decide(state, model, inputs[lead_id], now=now)
+        state.kept(decision, at=now)
+        assignment = Assignment.of(
+            decision,
+            lead_id=lead_id,
+            kind="assigned",
+            ruleset_version=model.version,
+            previous_rep_id=None,
+            assigned_at=now,
+            sequence=1,
+        )
+        kept.append(Kept(decision, assignment, 0))
+    added = await decisions.add_assignments(conn, [k.assignment for k in kept])
+    if len(added) != len(kept):
+        raise ConcurrentAssignment(f"{len(kept) - len(added)} leads were assigned meanwhile")
+    await _keep(ctx, state, kept)
+    return [k.assignment for k in kept]
 
 
 async def reassign_lead(
@@ -85,11 +119,13 @@ async def reassign_lead(
         return None
     model = await MODELS.current(ctx.session)
     now = utcnow()
-    state = DbState(ctx.session, lock=True)
-    decision = await decide(state, model, LeadInput(attributes), now=now, exclude=exclude)
+    lead = LeadInput(attributes)
+    state = await load_state(ctx.session, model, [lead], now=now, lock=True)
+    decision = await decide(state, model, lead, now=now, exclude=exclude)
     if decision.rep_id is None and only_to_a_rep:
         return None
     decision = _with_cause(decision, reason)
+    state.kept(decision, at=now)
     assignment = Assignment.of(
         decision,
         lead_id=lead_id,
@@ -99,31 +135,27 @@ async def reassign_lead(
         assigned_at=now,
         sequence=await repository.history_count(ctx.session, lead_id) + 1,
     )
-    await repository.replace_assignment(ctx.session, assignment)
-    await _keep(ctx, decision, assignment, sla_attempt=sla_attempt)
+    await decisions.replace_assignments(await driver_connection(ctx.session), [assignment])
+    await _keep(ctx, state, [Kept(decision, assignment, sla_attempt)])
     return assignment
 
 
 def _with_cause(decision: Decision, cause: str) -> Decision:
-    from dataclasses import replace
-
     explanation = {**decision.explanation, "reassigned_because": cause}
     return replace(decision, reason=f"{cause}: {decision.reason}", explanation=explanation)
 
 
-async def _keep(
-    ctx: HandlerContext, decision: Decision, assignment: Assignment, *, sla_attempt: int
-) -> None:
-    if decision.rotation is not None:
-        territory, rep_id, position, clock = decision.rotation
-        await repository.advance_rotation(
-            ctx.session, territory, rep_id=rep_id, position=position, clock=clock
-        )
-    await sla.start_timer(ctx.session, assignment=assignment, attempt=sla_attempt)
-    await notify.enqueue_assignment(ctx.session, assignment=assignment)
-    fact = assignment.fact().model_copy(update={"summary": summary(decision)})
-    ctx.emit(assignment.event_type, fact, id=assignment.event_id)
-    ctx.state.setdefault("assigned", []).append(assignment)
+async def _keep(ctx: HandlerContext, state: MemoryState, kept: Sequence[Kept]) -> None:
+    """What follows from stored decisions: the rotations move, SLA timers start, the teams'
+    channels are told, and the facts are staged for the outbox."""
+    conn = await driver_connection(ctx.session)
+    changes = state.rotation_changes()
+    await decisions.keep_rotations(conn, changes.clocks, changes.positions)
+    await sla.start_timers(conn, [(k.assignment, k.sla_attempt) for k in kept])
+    await notify.enqueue_assignments(conn, [k.assignment for k in kept])
+    for k in kept:
+        fact = k.assignment.fact().model_copy(update={"summary": summary(k.decision)})
+        ctx.emit(k.assignment.event_type, fact, id=k.assignment.event_id)
 
 
 async def close_lead(

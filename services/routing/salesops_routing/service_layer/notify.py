@@ -21,10 +21,12 @@ from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID
 
+import asyncpg
 import httpx
 from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from salesops_common.db import driver_connection
 from salesops_common.inbox import is_transient
 from salesops_routing.adapters import notifications
 from salesops_routing.domain.assignment import Assignment
@@ -76,10 +78,10 @@ def notify_metrics(registry: CollectorRegistry) -> NotifyMetrics:
 # -- enqueuing (inside the routing transaction) ---------------------------------------------
 
 
-async def enqueue_assignment(session: AsyncSession, *, assignment: Assignment) -> None:
-    kind = LEAD_ASSIGNED if assignment.kind == "assigned" else LEAD_REASSIGNED
+async def enqueue_assignments(conn: asyncpg.Connection, assignments: Sequence[Assignment]) -> None:
+    kinds = {"assigned": LEAD_ASSIGNED, "reassigned": LEAD_REASSIGNED}
     await notifications.enqueue(
-        session, team=assignment.team, kind=kind, payload=assignment_message(assignment)
+        conn, [(a.team, kinds[a.kind], assignment_message(a)) for a in assignments]
     )
 
 
@@ -101,7 +103,8 @@ async def enqueue_breach(
         due_at=due_at,
         breached_at=breached_at,
     )
-    await notifications.enqueue(session, team=team, kind=LEAD_SLA_BREACHED, payload=payload)
+    conn = await driver_connection(session)
+    await notifications.enqueue(conn, [(team, LEAD_SLA_BREACHED, payload)])
 
 
 # -- delivery (the worker) ------------------------------------------------------------------

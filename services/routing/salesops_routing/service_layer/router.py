@@ -98,13 +98,31 @@ async def decide(
         owner_decision = await _to_account_owner(state, model, account, now, exclude, explanation)
         if owner_decision is not None:
             return owner_decision
-        for key, value in account.attributes.items():
-            if attributes.get(key) in (None, ""):
-                attributes[key] = value
+        attributes = _filled(attributes, account.attributes)
     match = model.index.match(LeadAttributes.from_mapping(attributes))
     explanation["territory"] = match.explanation() if match else None
     chain = _chain(model, match)
     return await _in_territories(state, model, chain, now, exclude, explanation)
+
+
+def reach(model: Model, lead: LeadInput, account: MatchedAccount | None) -> list[Territory]:
+    """Every territory whose members a decision about ``lead`` may look at: the chain its
+    own attributes match, and the one they match once its account's fill the gaps."""
+    match = model.index.match(LeadAttributes.from_mapping(lead.attributes))
+    found = _chain(model, match)
+    if account is not None:
+        filled = _filled(lead.attributes, account.attributes)
+        found += _chain(model, model.index.match(LeadAttributes.from_mapping(filled)))
+    return found
+
+
+def _filled(attributes: Mapping[str, Any], account: Mapping[str, Any]) -> dict[str, Any]:
+    """The lead's attributes, with the account's where the lead has none."""
+    out = dict(attributes)
+    for key, value in account.items():
+        if out.get(key) in (None, ""):
+            out[key] = value
+    return out
 
 
 async def _to_account_owner(

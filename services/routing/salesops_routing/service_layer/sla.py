@@ -12,13 +12,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
+import asyncpg
 from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from salesops_common.db import driver_connection
 from salesops_common.envelope import deterministic_event_id, utcnow
 from salesops_common.events import Activity, LeadSlaBreached
 from salesops_common.inbox import HandlerContext, is_transient
@@ -58,28 +61,39 @@ def sla_metrics(registry: CollectorRegistry) -> SlaMetrics:
     return found
 
 
-async def start_timer(session: AsyncSession, *, assignment: Assignment, attempt: int) -> None:
-    """Start (or restart) the lead's timer for its new owner; with no rep or no SLA, stop it.
-    ``attempt`` counts the reassignments this SLA has already caused."""
-    if assignment.rep_id is None or assignment.sla is None:
-        await sla_timers.cancel(session, assignment.lead_id)
-        return
-    due_at = assignment.assigned_at + timedelta(minutes=assignment.sla.first_touch_minutes)
-    await sla_timers.start(
-        session,
-        lead_id=assignment.lead_id,
-        rep_id=assignment.rep_id,
-        territory_id=assignment.territory_id,
-        attempt=attempt,
-        max_reassignments=assignment.sla.max_reassignments,
-        assigned_at=assignment.assigned_at,
-        due_at=due_at,
+async def start_timers(
+    conn: asyncpg.Connection, assignments: Sequence[tuple[Assignment, int]]
+) -> None:
+    """Start (or restart) each lead's timer for its new owner; with no rep or no SLA, stop
+    a reassigned lead's (a new one has none). The ``int`` counts the reassignments this SLA
+    has already caused."""
+    timers = [
+        sla_timers.NewTimer(
+            lead_id=a.lead_id,
+            rep_id=a.rep_id,
+            territory_id=a.territory_id,
+            attempt=attempt,
+            max_reassignments=a.sla.max_reassignments,
+            assigned_at=a.assigned_at,
+            due_at=a.assigned_at + timedelta(minutes=a.sla.first_touch_minutes),
+        )
+        for a, attempt in assignments
+        if a.rep_id is not None and a.sla is not None
+    ]
+    await sla_timers.start(conn, timers)
+    await sla_timers.cancel(
+        conn,
+        [
+            a.lead_id
+            for a, _ in assignments
+            if (a.rep_id is None or a.sla is None) and a.kind == "reassigned"
+        ],
     )
 
 
 async def cancel_timer(session: AsyncSession, *, lead_id: UUID) -> None:
     """The lead left the pipeline (converted, disqualified, deleted, merged)."""
-    await sla_timers.cancel(session, lead_id)
+    await sla_timers.cancel(await driver_connection(session), [lead_id])
 
 
 async def record_touch(session: AsyncSession, *, activity: Activity) -> None:

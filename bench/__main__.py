@@ -153,20 +153,28 @@ async def measure(args: argparse.Namespace, command: str) -> str:
     routing: list[str] = []
     if args.routing or args.only_routing:
         decisions = routing_decision.run()
-        e2e = await routing_e2e.run(
-            args.seconds, drain_within=args.routing_drain, low_rate=args.routing_low_rate
-        )
         routing = [
             "## Routing (issue 4)",
             "",
             "### Routing decision: 10,000 territories / 50,000 rules next to 10 rules",
             "",
             routing_decision.report(decisions),
-            "",
-            "### `lead.created` accepted by ingest → `lead.assigned` on `salesops.routing.v1`",
-            "",
-            routing_e2e.report(e2e),
         ]
+        # Leads as CRMs push them (several to a webhook delivery), then one per REST call.
+        for per_request in (routing_e2e.CRM_BATCH, 1):
+            e2e = await routing_e2e.run(
+                args.seconds,
+                drain_within=args.routing_drain,
+                low_rate=args.routing_low_rate,
+                how=routing_e2e.Load(per_request=per_request),
+            )
+            routing += [
+                "",
+                "### `lead.created` accepted by ingest → `lead.assigned` on "
+                f"`salesops.routing.v1`: {e2e.how.describe()}",
+                "",
+                routing_e2e.report(e2e),
+            ]
     if args.only_routing:
         return "\n".join(routing)
     ingest = await measure_ingest(args, command)

@@ -92,7 +92,13 @@ def create_app(
 ) -> FastAPI:
     settings = settings or IngestSettings()
     runtime = ServiceRuntime(
-        service="ingest", settings=settings, database=settings.database, migrations=MIGRATIONS
+        service="ingest",
+        settings=settings,
+        database=settings.database,
+        migrations=MIGRATIONS,
+        # The owner written back to the CRM soon after routing decides: the dev broker answers
+        # a waiting fetch only when it times out (aiokafka's default wait is 500 ms).
+        consumer_options={"fetch_max_wait_ms": 50},
     )
     mappings = Mappings(load_mappings(settings.mappings_dir))
     crm_apis = dict(apis) if apis is not None else build_apis(settings, mappings)

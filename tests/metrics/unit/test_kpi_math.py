@@ -170,7 +170,7 @@ def journey_facts() -> LeadFacts:
 
 
 def test_response_time_counts_only_assigned_reps_and_never_touched_is_unbounded() -> None:
-    compute = lead_kpis.lead_time(lead_kpis.calendar, reducers.quantile(0.5))
+    compute = lead_kpis.lead_response_median
     row = compute(context(), journey_facts(), None)[0].value
     # 90, inf, inf: the median is unbounded; one of three responded.
     assert (row.value, row.numerator, row.n) == (math.inf, 1, 3)
@@ -180,7 +180,7 @@ def test_response_time_counts_only_assigned_reps_and_never_touched_is_unbounded(
 
 
 def test_speed_to_lead_is_the_first_assignment_to_a_rep() -> None:
-    compute = lead_kpis.lead_time(lead_kpis.speed, reducers.quantile(0.5))
+    compute = lead_kpis.speed_to_lead_median
     row = compute(context(), journey_facts(), None)[0].value
     # 10 and 1 minutes, and never: sorted 1, 10, inf -> 10
     assert (row.value, row.numerator) == (10.0, 2)
@@ -198,7 +198,7 @@ def test_business_response_uses_the_responding_reps_hours_and_zone() -> None:
         [TouchFact(lead.id, WEST, monday_8am_tokyo + timedelta(hours=2))],
     )
     ctx = context(reps={WEST: tokyo})
-    business = lead_kpis.lead_time(lead_kpis.business_response_minutes, reducers.quantile(0.5))
+    business = lead_kpis.lead_response_business_median
     assert business(ctx, facts, None)[0].value.value == 60.0  # 09:00-10:00 only
     within = lead_kpis.within_sla(ctx, facts, None)[0].value  # 120 > 60 default
     assert (within.value, within.numerator) == (0.0, 0)

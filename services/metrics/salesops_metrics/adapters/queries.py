@@ -192,12 +192,8 @@ async def deals_created(
     return [_deal(r) for r in rows]
 
 
-async def deals_by_outcome(conn: asyncpg.Connection, outcome: str | None) -> list[DealFact]:
-    condition = "outcome IS NULL" if outcome is None else "outcome = $1"
-    args = [] if outcome is None else [outcome]
-    rows = await conn.fetch(
-        f"SELECT {_DEAL_COLUMNS} FROM deals WHERE NOT deleted AND {condition}", *args
-    )
+async def every_deal(conn: asyncpg.Connection) -> list[DealFact]:
+    rows = await conn.fetch(f"SELECT {_DEAL_COLUMNS} FROM deals WHERE NOT deleted")
     return [_deal(r) for r in rows]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +15,7 @@ from salesops_metrics.domain.projection import (
     TABLES,
     Assigned,
     Breached,
+    CombinedChange,
     Effect,
     EntityChange,
     ForecastKnown,
@@ -22,6 +23,7 @@ from salesops_metrics.domain.projection import (
     RulesetKnown,
     StageEntered,
     Table,
+    combine,
 )
 
 KEYS = {table: f"{entity}_id" for entity, table in TABLES.items()}
@@ -126,9 +128,13 @@ async def truncate_projections(conn: asyncpg.Connection) -> None:
 
 
 def _merge_sql(table: Table) -> str:
+    """Rows in id order, so that copies merging the same rows lock them in the same order."""
     key = KEYS[table]
     return f"""
-        INSERT INTO {table} AS t ({key}, fields, stamps) VALUES ($1, $2::jsonb, $3::jsonb)
+        INSERT INTO {table} AS t ({key}, fields, stamps)
+        SELECT id, fields, stamps
+        FROM unnest($1::uuid[], $2::jsonb[], $3::jsonb[]) AS c (id, fields, stamps)
+        ORDER BY id
         ON CONFLICT ({key}) DO UPDATE SET
             fields = t.fields || (
                 SELECT coalesce(jsonb_object_agg(f.key, f.value), '{{}}'::jsonb)
@@ -145,46 +151,62 @@ def _merge_sql(table: Table) -> str:
 _MERGE = {table: _merge_sql(table) for table in KEYS}
 
 
-async def merge_entity(conn: asyncpg.Connection, change: EntityChange) -> None:
-    """Each field takes the incoming value unless a newer one is known (ties: this one)."""
-    stamps = dict.fromkeys(change.fields, change.stamp)
-    await conn.execute(_MERGE[change.table], change.id, _json(change.fields), _json(stamps))
+async def merge_entities(conn: asyncpg.Connection, changes: Sequence[CombinedChange]) -> None:
+    """Each field takes the incoming value unless a newer one is known (ties: the incoming)."""
+    by_table: dict[Table, list[CombinedChange]] = {}
+    for change in changes:
+        by_table.setdefault(change.table, []).append(change)
+    for table, rows in sorted(by_table.items()):
+        await conn.execute(
+            _MERGE[table],
+            [r.id for r in rows],
+            [_json(r.fields) for r in rows],
+            [_json(r.stamps) for r in rows],
+        )
 
 
-async def apply_effects(conn: asyncpg.Connection, effects: Iterable[Effect]) -> None:
+async def write_effects(conn: asyncpg.Connection, effects: Sequence[Effect]) -> None:
+    """A batch's effects, a few statements whatever its size; facts keyed by event id."""
+    await merge_entities(conn, combine(e for e in effects if isinstance(e, EntityChange)))
+    stages = [e for e in effects if isinstance(e, StageEntered)]
+    if stages:
+        await conn.execute(
+            """
+            INSERT INTO deal_stages (event_id, deal_id, stage, entered_at)
+            SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[])
+            ON CONFLICT (event_id) DO NOTHING
+            """,
+            [e.event_id for e in stages],
+            [e.deal_id for e in stages],
+            [e.stage for e in stages],
+            [e.at for e in stages],
+        )
+    assignments = [e for e in effects if isinstance(e, Assigned)]
+    if assignments:
+        await conn.execute(
+            """
+            INSERT INTO lead_assignments (event_id, lead_id, rep_id, territory_id, assigned_at,
+                                          event_time)
+            SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[],
+                                 $5::timestamptz[], $6::timestamptz[])
+            ON CONFLICT (event_id) DO NOTHING
+            """,
+            [a.event_id for a in assignments],
+            [a.fact.lead_id for a in assignments],
+            [a.fact.rep_id for a in assignments],
+            [a.fact.territory_id for a in assignments],
+            [a.fact.assigned_at for a in assignments],
+            [a.event_time for a in assignments],
+        )
     for effect in effects:
-        if isinstance(effect, EntityChange):
-            await merge_entity(conn, effect)
-        elif isinstance(effect, StageEntered):
-            await conn.execute(
-                "INSERT INTO deal_stages (event_id, deal_id, stage, entered_at) "
-                "VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING",
-                effect.event_id,
-                effect.deal_id,
-                effect.stage,
-                effect.at,
-            )
-        else:
+        if isinstance(effect, Breached | Merged | RulesetKnown | ForecastKnown):
             await _record_fact(conn, effect)
 
 
 async def _record_fact(
-    conn: asyncpg.Connection, effect: Assigned | Breached | Merged | RulesetKnown | ForecastKnown
+    conn: asyncpg.Connection, effect: Breached | Merged | RulesetKnown | ForecastKnown
 ) -> None:
-    if isinstance(effect, Assigned):
-        f = effect.fact
-        await conn.execute(
-            "INSERT INTO lead_assignments (event_id, lead_id, rep_id, territory_id, "
-            "assigned_at, event_time) VALUES ($1, $2, $3, $4, $5, $6) "
-            "ON CONFLICT (event_id) DO NOTHING",
-            effect.event_id,
-            f.lead_id,
-            f.rep_id,
-            f.territory_id,
-            f.assigned_at,
-            effect.event_time,
-        )
-    elif isinstance(effect, Breached):
+    if isinstance(effect, Breached):
         b = effect.fact
         await conn.execute(
             "INSERT INTO sla_breaches (event_id, lead_id, rep_id, breached_at) "
@@ -280,4 +302,3 @@ async def save_rates(conn: asyncpg.Connection, rates: Mapping[str, Decimal]) -> 
 async def delete_rate(conn: asyncpg.Connection, currency: str) -> bool:
     status: str = await conn.execute("DELETE FROM exchange_rates WHERE currency = $1", currency)
     return status != "DELETE 0"
-

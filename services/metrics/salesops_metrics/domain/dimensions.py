@@ -57,6 +57,16 @@ def segment(industry: str | None, employees: int | None) -> str | None:
 
 
 def rep_dims(ctx: Context, rep_id: UUID | None) -> Dims:
+    """A fresh dict each call (callers add to it); worked out once per rep."""
+    if rep_id is None:
+        return _rep_dims(ctx, None)
+    found = ctx.memo.get(("rep", rep_id))
+    if found is None:
+        found = ctx.memo[("rep", rep_id)] = _rep_dims(ctx, rep_id)
+    return dict(found)
+
+
+def _rep_dims(ctx: Context, rep_id: UUID | None) -> Dims:
     rep = ctx.reps.get(rep_id) if rep_id else None
     return {
         "rep": str(rep_id) if rep_id else None,
@@ -75,6 +85,14 @@ def _account_segment(account: AccountFact | None) -> str | None:
 
 
 def deal_dims(ctx: Context, deal: DealFact, lead_sources: Mapping[UUID, str | None]) -> Dims:
+    """A fresh dict each call; worked out once per deal (its lead's source included)."""
+    found = ctx.memo.get(("deal", deal.id))
+    if found is None or (deal.lead_id and found["source"] is None):
+        found = ctx.memo[("deal", deal.id)] = _deal_dims(ctx, deal, lead_sources)
+    return dict(found)
+
+
+def _deal_dims(ctx: Context, deal: DealFact, lead_sources: Mapping[UUID, str | None]) -> Dims:
     dims = rep_dims(ctx, deal.owner_id)
     account = ctx.accounts.get(deal.account_id) if deal.account_id else None
     if account is not None and account.territory_id is not None:

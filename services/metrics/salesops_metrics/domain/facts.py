@@ -127,3 +127,5 @@ class Context:
     reps: dict[UUID, RepFact] = field(default_factory=dict)
     accounts: dict[UUID, AccountFact] = field(default_factory=dict)
     territories: TerritoryModel = field(default_factory=TerritoryModel)
+    # Dimensions worked out once per entity while this context lives (one request or scrape).
+    memo: dict[tuple[str, UUID], dict[str, str | None]] = field(default_factory=dict)

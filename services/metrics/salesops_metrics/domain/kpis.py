@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from salesops_metrics.domain.dimensions import DIMENSIONS, Dims
 
@@ -357,6 +357,24 @@ class GroupRow:
 
 
 T = TypeVar("T")
+F = TypeVar("F")
+Observations = list[tuple[Dims, Any]]
+
+
+@dataclass(frozen=True)
+class Measure(Generic[F]):
+    """A KPI as observations (worked out once per request or scrape) and how one group's
+    observations become a value; grouping them again costs one pass."""
+
+    observe: Callable[[Any, F], Observations]
+    reduce: Callable[[list[Any]], KpiValue]
+    inherent: tuple[str, ...] = ()
+
+    def rows(self, observations: Observations, by: str | None) -> list[GroupRow]:
+        return grouped(observations, by=by, reduce=self.reduce, inherent=self.inherent)
+
+    def __call__(self, ctx: Any, facts: F, by: str | None) -> list[GroupRow]:
+        return self.rows(self.observe(ctx, facts), by)
 
 
 def group_keys(by: str | None, inherent: Sequence[str] = ()) -> list[str]:

@@ -12,7 +12,7 @@ from salesops_metrics.domain import reducers
 from salesops_metrics.domain.business_hours import business_seconds
 from salesops_metrics.domain.dimensions import Dims, assignment_dims, lead_dims
 from salesops_metrics.domain.facts import AssignmentFact, Context, LeadFact, TouchFact
-from salesops_metrics.domain.kpis import GroupRow, KpiValue, grouped
+from salesops_metrics.domain.kpis import Measure, Observations
 
 Clock = Callable[["LeadJourney"], float]
 
@@ -103,16 +103,12 @@ def _observed(ctx: Context, facts: LeadFacts) -> list[tuple[Dims, LeadJourney]]:
     return [(lead_dims(ctx, j.lead, j.latest), j) for j in journeys(ctx, facts)]
 
 
-def lead_time(
-    clock: Callable[[Context], Clock], reduce: Callable[[list[float]], KpiValue]
-) -> Callable[[Context, LeadFacts, str | None], list[GroupRow]]:
-    def compute(ctx: Context, facts: LeadFacts, by: str | None) -> list[GroupRow]:
+def _timed(clock: Callable[[Context], Clock]) -> Callable[[Context, LeadFacts], Observations]:
+    def observe(ctx: Context, facts: LeadFacts) -> Observations:
         measure = clock(ctx)
-        return grouped(
-            ((dims, measure(j)) for dims, j in _observed(ctx, facts)), by=by, reduce=reduce
-        )
+        return [(dims, measure(j)) for dims, j in _observed(ctx, facts)]
 
-    return compute
+    return observe
 
 
 def calendar(_: Context) -> Clock:
@@ -123,24 +119,31 @@ def speed(_: Context) -> Clock:
     return speed_minutes
 
 
-def within_sla(ctx: Context, facts: LeadFacts, by: str | None) -> list[GroupRow]:
+def _sla_met(ctx: Context, facts: LeadFacts) -> Observations:
     def met(journey: LeadJourney) -> bool:
         latest = journey.latest
         territory = latest.territory_id if latest else None
         sla = ctx.territories.sla_minutes.get(territory or "", ctx.default_sla_minutes)
         return response_minutes(journey) <= sla
 
-    return grouped(
-        ((dims, met(j)) for dims, j in _observed(ctx, facts)), by=by, reduce=reducers.share
-    )
+    return [(dims, met(j)) for dims, j in _observed(ctx, facts)]
 
 
-def lead_to_deal(ctx: Context, facts: LeadFacts, by: str | None) -> list[GroupRow]:
-    return grouped(
-        ((dims, j.lead.converted) for dims, j in _observed(ctx, facts)),
-        by=by,
-        reduce=reducers.share,
-    )
+def _converted(ctx: Context, facts: LeadFacts) -> Observations:
+    return [(dims, j.lead.converted) for dims, j in _observed(ctx, facts)]
+
+
+_response = _timed(calendar)
+_business_response = _timed(business_response_minutes)
+_speed = _timed(speed)
+lead_response_median = Measure[LeadFacts](_response, reducers.quantile(0.5))
+lead_response_p90 = Measure[LeadFacts](_response, reducers.quantile(0.9))
+lead_response_business_median = Measure[LeadFacts](_business_response, reducers.quantile(0.5))
+lead_response_business_p90 = Measure[LeadFacts](_business_response, reducers.quantile(0.9))
+speed_to_lead_median = Measure[LeadFacts](_speed, reducers.quantile(0.5))
+speed_to_lead_p90 = Measure[LeadFacts](_speed, reducers.quantile(0.9))
+within_sla = Measure[LeadFacts](_sla_met, reducers.share)
+lead_to_deal = Measure[LeadFacts](_converted, reducers.share)
 
 
 @dataclass(frozen=True)
@@ -152,21 +155,21 @@ class AssignmentFacts:
     breaches: Collection[tuple[UUID, UUID]] = frozenset()
 
 
-def leads_assigned(ctx: Context, facts: AssignmentFacts, by: str | None) -> list[GroupRow]:
+def _first_reached(ctx: Context, facts: AssignmentFacts) -> Observations:
     by_lead: dict[UUID, list[AssignmentFact]] = {}
     for assignment in facts.assignments:
         by_lead.setdefault(assignment.lead_id, []).append(assignment)
-    counted = []
+    counted: Observations = []
     for lead_id, assigned in by_lead.items():
         first = min((a.assigned_at for a in assigned if a.rep_id), default=None)
         if ctx.window.contains(first):
             latest = max(assigned, key=_newest)
             counted.append((lead_dims(ctx, facts.leads.get(lead_id), latest), lead_id))
-    return grouped(counted, by=by, reduce=reducers.count)
+    return counted
 
 
-def sla_breach_rate(ctx: Context, facts: AssignmentFacts, by: str | None) -> list[GroupRow]:
-    observed = [
+def _breached(ctx: Context, facts: AssignmentFacts) -> Observations:
+    return [
         (
             assignment_dims(ctx, a, facts.leads.get(a.lead_id)),
             (a.lead_id, a.rep_id) in facts.breaches,
@@ -174,4 +177,7 @@ def sla_breach_rate(ctx: Context, facts: AssignmentFacts, by: str | None) -> lis
         for a in facts.assignments
         if a.rep_id is not None and ctx.window.contains(a.assigned_at)
     ]
-    return grouped(observed, by=by, reduce=reducers.share)
+
+
+leads_assigned = Measure[AssignmentFacts](_first_reached, reducers.count)
+sla_breach_rate = Measure[AssignmentFacts](_breached, reducers.share)

@@ -10,6 +10,7 @@ territory members).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -208,3 +209,27 @@ def _entity_effects(event: Envelope, data: EntityData) -> list[Effect]:
     if isinstance(data, Deal) and verb not in ("won", "lost") and data.stage:
         effects.append(StageEntered(event.id, data.id, data.stage, event.time))
     return [EntityChange(table, data.id, fields, at), *effects]
+
+
+@dataclass
+class CombinedChange:
+    """Changes to one entity within a batch, merged as the database would merge them one by
+    one: per field the newest stamp, on a tie the later change."""
+
+    table: Table
+    id: UUID
+    fields: dict[str, Any]
+    stamps: dict[str, int]
+
+
+def combine(changes: Iterable[EntityChange]) -> list[CombinedChange]:
+    out: dict[tuple[Table, UUID], CombinedChange] = {}
+    for change in changes:
+        known = out.get((change.table, change.id))
+        if known is None:
+            known = out[(change.table, change.id)] = CombinedChange(change.table, change.id, {}, {})
+        for name, value in change.fields.items():
+            if change.stamp >= known.stamps.get(name, change.stamp):
+                known.fields[name] = value
+                known.stamps[name] = change.stamp
+    return list(out.values())

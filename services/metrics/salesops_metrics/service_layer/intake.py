@@ -1,5 +1,6 @@
-"""Every applied event is logged (the rebuild replays the log) and counted by type, both
-written once per batch, just before the consuming transaction commits.
+"""Every applied event is logged (the rebuild replays the log), counted by type and
+projected, all written once per batch, just before the consuming transaction commits: a few
+set-based statements per batch instead of several per event.
 
 Every copy of the service updates the same few per-type count rows. Written per event, two
 copies working through different partitions would hold those row locks for a whole batch and
@@ -15,6 +16,7 @@ back until it commits.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -23,6 +25,7 @@ from salesops_common.db import driver_connection
 from salesops_common.envelope import Envelope
 from salesops_common.inbox import HandlerContext
 from salesops_metrics.adapters import repository
+from salesops_metrics.domain.projection import Effect
 
 _BATCH = "salesops_metrics.intake"
 # Any fixed number, other than the migrations' lock; the same for every copy.
@@ -34,14 +37,16 @@ class _Batch:
     conn: asyncpg.Connection
     counts: Counter[str] = field(default_factory=Counter)
     events: list[Envelope] = field(default_factory=list)
+    effects: list[Effect] = field(default_factory=list)
 
     async def write(self) -> None:
         await repository.log_events(self.conn, self.events)
+        await repository.write_effects(self.conn, self.effects)
         await repository.add_event_counts(self.conn, self.counts)
 
 
-async def take_in(ctx: HandlerContext, event: Envelope) -> asyncpg.Connection:
-    """Log and count ``event`` with its batch; returns the batch's database connection."""
+async def take_in(ctx: HandlerContext, event: Envelope, effects: Sequence[Effect]) -> None:
+    """Log, count and project ``event`` with its batch."""
     batch: _Batch | None = ctx.state.get(_BATCH)
     if batch is None:
         conn = await driver_connection(ctx.session)
@@ -50,4 +55,4 @@ async def take_in(ctx: HandlerContext, event: Envelope) -> asyncpg.Connection:
         ctx.before_commit(batch.write)
     batch.counts[event.type] += 1
     batch.events.append(event)
-    return batch.conn
+    batch.effects.extend(effects)

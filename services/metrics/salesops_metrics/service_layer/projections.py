@@ -27,9 +27,7 @@ async def apply_event(ctx: HandlerContext, event: Envelope) -> None:
     """Any event of the main topics: logged, counted, projected, in the consumer's
     transaction. An invalid payload raises before anything is written for it: the record
     goes to the dead-letter topic and is neither logged nor counted."""
-    effects = effects_of(event)
-    conn = await take_in(ctx, event)
-    await repository.apply_effects(conn, effects)
+    await take_in(ctx, event, effects_of(event))
 
 
 async def record_dead_letter(ctx: HandlerContext, event: Envelope) -> None:
@@ -60,8 +58,8 @@ async def rebuild(uow: UnitOfWork) -> Rebuilt:
 async def _replay(conn: asyncpg.Connection) -> int:
     after, applied = 0, 0
     while rows := await repository.logged_events(conn, after=after, limit=REPLAY_PAGE):
-        for row in rows:
-            await repository.apply_effects(conn, effects_of(repository.envelope_of(row)))
+        effects = [e for row in rows for e in effects_of(repository.envelope_of(row))]
+        await repository.write_effects(conn, effects)
         after = rows[-1]["seq"]
         applied += len(rows)
     return applied

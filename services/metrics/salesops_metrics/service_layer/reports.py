@@ -7,16 +7,24 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
+from uuid import UUID
 
 import asyncpg
 
 from salesops_metrics.adapters import queries
-from salesops_metrics.domain import deal_kpis, lead_kpis, plan_kpis, reducers
+from salesops_metrics.domain import deal_kpis, lead_kpis, plan_kpis
 from salesops_metrics.domain.deal_kpis import DealFacts
 from salesops_metrics.domain.facts import Context, DealFact
-from salesops_metrics.domain.kpis import KPIS, GroupRow, KpiDefinition, KpiValue
+from salesops_metrics.domain.kpis import (
+    KPIS,
+    GroupRow,
+    KpiDefinition,
+    KpiValue,
+    Measure,
+    Observations,
+)
 from salesops_metrics.domain.lead_kpis import AssignmentFacts, LeadFacts
-from salesops_metrics.domain.periods import Window
+from salesops_metrics.domain.periods import ALL_TIME, Window
 from salesops_metrics.domain.stats import ratio
 
 T = TypeVar("T")
@@ -61,26 +69,36 @@ class Facts:
         return await self.once("context", load)
 
     async def deals(self, basis: str) -> DealFacts:
+        """Deals for a window basis; over all time, filtered from one load of every deal."""
+
         async def load() -> DealFacts:
-            if basis == "deal_closed":
-                deals = await queries.deals_closed(self.conn, self.window)
-            elif basis == "stage_entered":
+            if basis == "stage_entered":
                 stages, deals = await queries.stage_entries(self.conn, self.window)
-                sources = await queries.lead_sources(self.conn, deals)
-                return DealFacts(deals, sources, stages)
+                return DealFacts(deals, await self._lead_sources(deals), stages)
+            if self.window == ALL_TIME:
+                deals = [d for d in await self.every_deal() if _on_basis(d, basis)]
+            elif basis == "deal_closed":
+                deals = await queries.deals_closed(self.conn, self.window)
             else:
                 deals = await queries.deals_created(
                     self.conn, self.window, open_only=basis == "deal_open"
                 )
-            return DealFacts(deals, await queries.lead_sources(self.conn, deals))
+            return DealFacts(deals, await self._lead_sources(deals))
 
         return await self.once(f"deals:{basis}", load)
 
-    async def deals_with(self, outcome: str | None) -> list[DealFact]:
-        async def load() -> list[DealFact]:
-            return await queries.deals_by_outcome(self.conn, outcome)
+    async def every_deal(self) -> list[DealFact]:
+        return await self.once("deals:every", lambda: queries.every_deal(self.conn))
 
-        return await self.once(f"outcome:{outcome}", load)
+    async def deals_with(self, outcome: str | None) -> list[DealFact]:
+        return [d for d in await self.every_deal() if d.outcome == outcome]
+
+    async def _lead_sources(self, deals: list[DealFact]) -> dict[UUID, str | None]:
+        wanted = {d.lead_id for d in deals if d.lead_id}
+        known: dict[UUID, str | None] = self._loaded.setdefault("lead_sources", {})
+        missing = [d for d in deals if d.lead_id in wanted - known.keys()]
+        known.update(await queries.lead_sources(self.conn, missing))
+        return known
 
     async def leads(self) -> LeadFacts:
         async def load() -> LeadFacts:
@@ -106,32 +124,47 @@ class Facts:
         return await self.once("assignments", load)
 
 
+def _on_basis(deal: DealFact, basis: str) -> bool:
+    if basis == "deal_closed":
+        return deal.closed is not None
+    if basis == "deal_open":
+        return deal.outcome is None and deal.created is not None
+    return deal.created is not None
+
+
 Compute = Callable[[Facts, str | None], Awaitable[list[GroupRow]]]
 
 
-def _on_deals(
-    basis: str, compute: Callable[[Context, DealFacts, str | None], list[GroupRow]]
-) -> Compute:
+FactsOf = Callable[[Facts], Awaitable[Any]]
+
+
+def _measured(facts_of: FactsOf, measure: Measure[Any]) -> Compute:
+    """Observations once per request or scrape (KPIs that observe the same share them),
+    then one pass per grouping."""
+    key = f"observed:{id(facts_of)}:{id(measure.observe)}"
+
     async def run(facts: Facts, by: str | None) -> list[GroupRow]:
-        return compute(await facts.context(), await facts.deals(basis), by)
+        async def observe() -> Observations:
+            return measure.observe(await facts.context(), await facts_of(facts))
+
+        return measure.rows(await facts.once(key, observe), by)
 
     return run
 
 
-def _on_leads(compute: Callable[[Context, LeadFacts, str | None], list[GroupRow]]) -> Compute:
-    async def run(facts: Facts, by: str | None) -> list[GroupRow]:
-        return compute(await facts.context(), await facts.leads(), by)
+def _deals(basis: str) -> FactsOf:
+    async def load(facts: Facts) -> DealFacts:
+        return await facts.deals(basis)
 
-    return run
+    return load
 
 
-def _on_assignments(
-    compute: Callable[[Context, AssignmentFacts, str | None], list[GroupRow]],
-) -> Compute:
-    async def run(facts: Facts, by: str | None) -> list[GroupRow]:
-        return compute(await facts.context(), await facts.assignments(), by)
+async def _leads(facts: Facts) -> LeadFacts:
+    return await facts.leads()
 
-    return run
+
+async def _assignments(facts: Facts) -> AssignmentFacts:
+    return await facts.assignments()
 
 
 async def _adoption(facts: Facts, by: str | None) -> list[GroupRow]:
@@ -168,34 +201,34 @@ async def _dead_letters(facts: Facts, by: str | None) -> list[GroupRow]:
     return [GroupRow({}, KpiValue(count, count, None, count))]
 
 
+_CLOSED, _CREATED, _OPEN, _STAGES = (
+    _deals(b) for b in ("deal_closed", "deal_created", "deal_open", "stage_entered")
+)
+MEASURES: dict[str, tuple[FactsOf, Measure[Any]]] = {
+    "win_rate": (_CLOSED, deal_kpis.win_rate),
+    "win_rate_by_value": (_CLOSED, deal_kpis.win_rate_by_value),
+    "deals_won": (_CLOSED, deal_kpis.deals_won),
+    "deals_lost": (_CLOSED, deal_kpis.deals_lost),
+    "sales_cycle_mean": (_CLOSED, deal_kpis.sales_cycle_mean),
+    "sales_cycle_median": (_CLOSED, deal_kpis.sales_cycle_median),
+    "sales_cycle_p90": (_CLOSED, deal_kpis.sales_cycle_p90),
+    "deal_conversion": (_CREATED, deal_kpis.deal_conversion),
+    "stage_conversion": (_STAGES, deal_kpis.stage_conversion),
+    "pipeline_value": (_OPEN, deal_kpis.pipeline_value),
+    "lead_response_median": (_leads, lead_kpis.lead_response_median),
+    "lead_response_p90": (_leads, lead_kpis.lead_response_p90),
+    "lead_response_business_median": (_leads, lead_kpis.lead_response_business_median),
+    "lead_response_business_p90": (_leads, lead_kpis.lead_response_business_p90),
+    "lead_response_within_sla": (_leads, lead_kpis.within_sla),
+    "speed_to_lead_median": (_leads, lead_kpis.speed_to_lead_median),
+    "speed_to_lead_p90": (_leads, lead_kpis.speed_to_lead_p90),
+    "lead_to_deal_conversion": (_leads, lead_kpis.lead_to_deal),
+    "leads_assigned": (_assignments, lead_kpis.leads_assigned),
+    "sla_breach_rate": (_assignments, lead_kpis.sla_breach_rate),
+}
 COMPUTE: dict[str, Compute] = {
-    "win_rate": _on_deals("deal_closed", deal_kpis.win_rate),
-    "win_rate_by_value": _on_deals("deal_closed", deal_kpis.win_rate_by_value),
-    "deals_won": _on_deals("deal_closed", deal_kpis.outcome_count("won")),
-    "deals_lost": _on_deals("deal_closed", deal_kpis.outcome_count("lost")),
-    "sales_cycle_mean": _on_deals("deal_closed", deal_kpis.sales_cycle(reducers.average)),
-    "sales_cycle_median": _on_deals("deal_closed", deal_kpis.sales_cycle(reducers.quantile(0.5))),
-    "sales_cycle_p90": _on_deals("deal_closed", deal_kpis.sales_cycle(reducers.quantile(0.9))),
-    "deal_conversion": _on_deals("deal_created", deal_kpis.deal_conversion),
-    "stage_conversion": _on_deals("stage_entered", deal_kpis.stage_conversion),
-    "pipeline_value": _on_deals("deal_open", deal_kpis.pipeline_value),
+    **{name: _measured(load, measure) for name, (load, measure) in MEASURES.items()},
     "pipeline_coverage": _coverage,
-    "lead_response_median": _on_leads(
-        lead_kpis.lead_time(lead_kpis.calendar, reducers.quantile(0.5))
-    ),
-    "lead_response_p90": _on_leads(lead_kpis.lead_time(lead_kpis.calendar, reducers.quantile(0.9))),
-    "lead_response_business_median": _on_leads(
-        lead_kpis.lead_time(lead_kpis.business_response_minutes, reducers.quantile(0.5))
-    ),
-    "lead_response_business_p90": _on_leads(
-        lead_kpis.lead_time(lead_kpis.business_response_minutes, reducers.quantile(0.9))
-    ),
-    "lead_response_within_sla": _on_leads(lead_kpis.within_sla),
-    "speed_to_lead_median": _on_leads(lead_kpis.lead_time(lead_kpis.speed, reducers.quantile(0.5))),
-    "speed_to_lead_p90": _on_leads(lead_kpis.lead_time(lead_kpis.speed, reducers.quantile(0.9))),
-    "lead_to_deal_conversion": _on_leads(lead_kpis.lead_to_deal),
-    "leads_assigned": _on_assignments(lead_kpis.leads_assigned),
-    "sla_breach_rate": _on_assignments(lead_kpis.sla_breach_rate),
     "technology_adoption": _adoption,
     "forecast_accuracy": _forecast(plan_kpis.forecast_accuracy),
     "forecast_wape": _forecast(plan_kpis.forecast_wape),

@@ -15,6 +15,7 @@ from salesops_metrics.domain.projection import (
     EntityChange,
     Merged,
     StageEntered,
+    combine,
     effects_of,
     micros,
 )
@@ -98,3 +99,22 @@ def test_an_invalid_payload_raises_so_the_record_is_dead_lettered() -> None:
     broken = Envelope(type="deal.won", source="/x", subject="s", data={"stage": "Won"})
     with pytest.raises(ValidationError):
         effects_of(broken)
+
+
+def test_a_batch_merges_an_entitys_changes_as_one_by_one_would() -> None:
+    deal_id = uuid.uuid4()
+
+    def change(stamp: int, **fields: object) -> EntityChange:
+        return EntityChange("deals", deal_id, dict(fields), stamp)
+
+    combined = combine(
+        [
+            change(5, stage="Demo", amount="10"),
+            change(3, stage="Lead", currency="USD"),  # older: only currency is new
+            change(5, amount="12"),  # a tie: the later change wins
+            change(9, stage=None),
+        ]
+    )
+    assert len(combined) == 1
+    assert combined[0].fields == {"stage": None, "amount": "12", "currency": "USD"}
+    assert combined[0].stamps == {"stage": 9, "amount": 5, "currency": 3}

@@ -87,16 +87,24 @@ def _account_segment(account: AccountFact | None) -> str | None:
 def deal_dims(ctx: Context, deal: DealFact, lead_sources: Mapping[UUID, str | None]) -> Dims:
     """A fresh dict each call; worked out once per deal (its lead's source included)."""
     found = ctx.memo.get(("deal", deal.id))
-    if found is None or (deal.lead_id and found["source"] is None):
+    if found is None:
         found = ctx.memo[("deal", deal.id)] = _deal_dims(ctx, deal, lead_sources)
     return dict(found)
+
+
+def deal_territory(ctx: Context, deal: DealFact) -> str | None:
+    account = ctx.accounts.get(deal.account_id) if deal.account_id else None
+    if account is not None and account.territory_id is not None:
+        return account.territory_id
+    return primary_territory(
+        ctx, deal.owner_id, ctx.reps.get(deal.owner_id) if deal.owner_id else None
+    )
 
 
 def _deal_dims(ctx: Context, deal: DealFact, lead_sources: Mapping[UUID, str | None]) -> Dims:
     dims = rep_dims(ctx, deal.owner_id)
     account = ctx.accounts.get(deal.account_id) if deal.account_id else None
-    if account is not None and account.territory_id is not None:
-        dims["territory"] = account.territory_id
+    dims["territory"] = deal_territory(ctx, deal)
     dims["source"] = lead_sources.get(deal.lead_id) if deal.lead_id else None
     dims["segment"] = _account_segment(account)
     return dims

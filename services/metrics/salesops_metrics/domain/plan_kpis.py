@@ -9,7 +9,7 @@ from decimal import Decimal
 from uuid import UUID
 
 from salesops_metrics.domain import reducers
-from salesops_metrics.domain.dimensions import deal_dims, rep_dims
+from salesops_metrics.domain.dimensions import deal_territory, rep_dims
 from salesops_metrics.domain.facts import Context, DealFact, ForecastFact, QuotaFact
 from salesops_metrics.domain.kpis import GroupRow, KpiValue, grouped, sorted_rows
 from salesops_metrics.domain.periods import BadWindow, Period, parse_period
@@ -57,8 +57,9 @@ def scoped(ctx: Context, deals: Sequence[DealFact]) -> list[ScopedDeal]:
         amount = ctx.rates.convert(deal.amount, deal.currency)
         if amount is None:
             continue
-        dims = deal_dims(ctx, deal, {})
-        out.append(ScopedDeal(deal, dims["team"], dims["rep"], dims["territory"], amount))
+        owner = rep_dims(ctx, deal.owner_id)
+        territory = deal_territory(ctx, deal)
+        out.append(ScopedDeal(deal, owner["team"], owner["rep"], territory, amount))
     return out
 
 

@@ -5,8 +5,9 @@ field, newest event time first (``stamps`` holds each field's event time in micr
 events may arrive in any order and the result is the same. Times the KPIs filter on are
 generated columns (microseconds since the epoch, so that the expressions stay immutable).
 Facts that happen once (assignments, breaches, stage entries, merges, forecasts) are rows
-keyed by event id. ``deal_outcomes`` and ``lead_assignments`` of 0001 are replaced: run
-``POST /v1/rebuild`` after upgrading a database that held events (nothing was logged before).
+keyed by event id. ``deal_outcomes`` and ``lead_assignments`` of 0001 are replaced, and 0001
+logged no events: a database that held some is filled again by replaying the topics into a
+new one (docs/metrics.md).
 
 Revision ID: 0002
 """

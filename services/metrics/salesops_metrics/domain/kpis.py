@@ -277,11 +277,12 @@ KPIS: dict[str, KpiDefinition] = {
             "ratio",
             "activity",
             REP_GROUPS,
-            """For each tool (group key tool, or pooled over tools): active reps whose
-            licensed_tools include the tool and who logged at least one activity through it
-            (activity.logged tool, occurred_at in the window) / active reps whose
-            licensed_tools include it. Tools compare case-blind. Grouped by a rep dimension,
-            the (rep, tool) pairs of the group are pooled. n = licensed (rep, tool) pairs.""",
+            """For each tool (group key tool, or pooled over tools): active reps (active
+            true) whose licensed_tools include the tool and who logged at least one
+            activity through it (activity.logged tool, occurred_at in the window) / active
+            reps whose licensed_tools include it. Tools compare case-blind. Grouped by a rep
+            dimension, the (rep, tool) pairs of the group are pooled. n = licensed (rep, tool)
+            pairs.""",
         ),
         _kpi(
             "forecast_accuracy",

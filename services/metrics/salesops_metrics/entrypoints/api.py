@@ -86,9 +86,13 @@ def value_json(value: KpiValue) -> dict[str, Any]:
 
 
 def parse_bound(name: str, text: str | None) -> datetime | None:
-    """RFC 3339 with an offset, or a date (its UTC midnight)."""
+    """RFC 3339 with an offset, or a date (its UTC midnight). An unescaped ``+`` in a query
+    string arrives as a space: read it back as the offset's sign."""
     if text is None:
         return None
+    clock, space, offset = text.rpartition(" ")
+    if space and "T" in clock:
+        text = f"{clock}+{offset}"
     try:
         if len(text) == 10:
             return day_start(date.fromisoformat(text))

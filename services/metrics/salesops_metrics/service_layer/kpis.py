@@ -13,7 +13,6 @@ from salesops_metrics.domain.kpis import KPIS, GroupRow, KpiDefinition, KpiValue
 from salesops_metrics.domain.periods import ALL_TIME, Window
 from salesops_metrics.service_layer.reports import Facts, KpiSettings, compute
 
-Clock = Callable[[], datetime]
 NO_VALUE = KpiValue(None, None, None, 0)
 
 

@@ -105,3 +105,10 @@ async def test_poison_records_are_dead_lettered_and_later_events_still_count(
     assert (await metrics.get("/v1/kpis", params={"kpi": "deals_won"}, headers=AUTH)).json()[
         "values"
     ][0]["value"] == 1
+
+    async def dead_letters() -> bool:  # metrics reads the .dlq topics too
+        resp = await metrics.get("/v1/kpis", params={"kpi": "dead_letters"}, headers=AUTH)
+        return bool(resp.json()["values"][0]["value"] == 2)
+
+    await eventually(dead_letters, within=30)
+    assert "salesops_metrics_dead_letters_total 2.0" in (await metrics.get("/metrics")).text

@@ -1,60 +1,105 @@
-"""What metrics exposes, with the database faked at its port (the snapshot loader)."""
+"""What /metrics shows, with the database faked at its port (the exposition loader)."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
-from fastapi import FastAPI
-from httpx import ASGITransport, AsyncClient
 from prometheus_client import CollectorRegistry, generate_latest
-from pydantic import SecretStr
 
 from salesops_common.events import EVENT_TYPES
-from salesops_common.http import install_error_handlers, token_guard
-from salesops_metrics.adapters.prometheus import KpiCollector, SnapshotLoader
-from salesops_metrics.domain.kpis import Snapshot
-from salesops_metrics.entrypoints.api import build_router
-from salesops_metrics.entrypoints.consumer import handlers
+from salesops_metrics.adapters.prometheus import KpiCollector, groupings, metric_name
+from salesops_metrics.domain.kpis import KPIS, GroupRow, KpiValue
+from salesops_metrics.entrypoints.consumer import dead_letter_handlers, handlers
+from salesops_metrics.service_layer.kpis import Exposition
 
 pytestmark = pytest.mark.unit
-NO_DATA = Snapshot()
-SOME = Snapshot(
-    deals_won=3,
-    deals_lost=1,
-    leads_assigned=2,
+EMPTY = Exposition({}, {}, {})
+
+
+def row(value: float | None, **group: str | None) -> GroupRow:
+    return GroupRow(dict(group), KpiValue(value, None, None, 1))
+
+
+SOME = Exposition(
+    rows={
+        ("win_rate", None): [row(0.75)],
+        ("win_rate", "team"): [row(0.5, team="East"), row(1.0, team=None)],
+        ("win_rate", "rep"): [row(0.5, rep="4b1d")],
+        ("lead_response_p90", None): [row(math.inf)],
+        ("sales_cycle_median", None): [row(None)],
+        ("pipeline_value", None): [row(150.0, stage="Proposal")],
+        ("forecast_accuracy", "team"): [
+            row(0.5, period="2026-Q2", team="East"),
+            row(0.9, period="2026-Q3", team="East"),
+            row(0.7, period="2026-09", team="East"),
+        ],
+    },
+    totals={"deals_won": 3, "deals_lost": 1, "leads_assigned": 2, "dead_letters": 4},
     events_by_type={"deal.won": 3, "deal.lost": 1, "io.elsewhere.thing": 7},
 )
 
 
-def loader(snap: Snapshot) -> SnapshotLoader:
-    async def load() -> Snapshot:
-        return snap
-
-    return load
-
-
-async def scrape(snap: Snapshot) -> str:
+async def scrape(exposition: Exposition, *, rep_labels: bool = False) -> str:
     registry = CollectorRegistry()
-    collector = KpiCollector(loader(snap))
+
+    async def load() -> Exposition:
+        return exposition
+
+    collector = KpiCollector(load, groupings(rep_labels=rep_labels))
     registry.register(collector)
     await collector.refresh()
     return generate_latest(registry).decode()
 
 
-def test_every_known_event_type_has_a_handler() -> None:
+def test_every_known_event_type_has_a_handler_and_dead_letters_of_any_type_count() -> None:
     assert set(handlers()) == set(EVENT_TYPES)
+    assert set(dead_letter_handlers()) == set(EVENT_TYPES) | {"unknown"}
 
 
-async def test_no_closed_deal_is_nan_on_metrics_not_zero() -> None:
-    text = await scrape(NO_DATA)
-    assert "salesops_metrics_win_rate_ratio NaN" in text
-    assert "salesops_metrics_deals_won_total 0.0" in text
+def test_every_gauge_is_named_for_its_kpi_and_unit() -> None:
+    names = {metric_name(k) for k in KPIS.values() if not k.counter}
+    assert "salesops_metrics_win_rate_ratio" in names
+    assert "salesops_metrics_sales_cycle_median_days" in names
+    assert "salesops_metrics_lead_response_median_minutes" in names
+    assert "salesops_metrics_pipeline_value_amount" in names
 
 
-async def test_metrics_show_kpis_and_events_by_known_type_only() -> None:
+async def test_overall_series_has_no_labels_and_groups_have_only_their_own() -> None:
     text = await scrape(SOME)
     assert "salesops_metrics_win_rate_ratio 0.75" in text
+    assert 'salesops_metrics_win_rate_ratio{team="East"} 0.5' in text
+    assert 'salesops_metrics_win_rate_ratio{team="none"} 1.0' in text  # an unknown team
+    assert 'salesops_metrics_pipeline_value_amount{stage="Proposal"} 150.0' in text
+
+
+async def test_no_data_is_nan_and_an_unbounded_percentile_is_inf() -> None:
+    text = await scrape(SOME)
+    assert "salesops_metrics_sales_cycle_median_days NaN" in text
+    assert "salesops_metrics_lead_response_p90_minutes +Inf" in text
+
+
+async def test_reps_are_labels_only_when_the_setting_allows() -> None:
+    assert 'rep="4b1d"' not in await scrape(SOME)
+    assert 'salesops_metrics_win_rate_ratio{rep="4b1d"} 0.5' in await scrape(SOME, rep_labels=True)
+
+
+async def test_forecasts_show_the_newest_period_of_each_kind() -> None:
+    text = await scrape(SOME)
+    assert 'salesops_metrics_forecast_accuracy_ratio{period_kind="quarter",team="East"} 0.9' in text
+    assert 'salesops_metrics_forecast_accuracy_ratio{period_kind="month",team="East"} 0.7' in text
+    assert (
+        'salesops_metrics_forecast_accuracy_ratio{period_kind="quarter",team="East"} 0.5'
+        not in text
+    )
+
+
+async def test_totals_stay_counters_and_events_count_by_known_type_only() -> None:
+    text = await scrape(SOME)
+    assert "salesops_metrics_deals_won_total 3.0" in text
     assert "salesops_metrics_deals_lost_total 1.0" in text
     assert "salesops_metrics_leads_assigned_total 2.0" in text
+    assert "salesops_metrics_dead_letters_total 4.0" in text
     assert 'salesops_metrics_events_total{type="deal.won"} 3.0' in text
     assert 'salesops_metrics_events_total{type="lead.created"} 0.0' in text
     assert "io.elsewhere.thing" not in text
@@ -63,23 +108,14 @@ async def test_metrics_show_kpis_and_events_by_known_type_only() -> None:
 
 async def test_nothing_is_exposed_before_the_first_read() -> None:
     registry = CollectorRegistry()
-    registry.register(KpiCollector(loader(SOME)))
+
+    async def load() -> Exposition:
+        return SOME
+
+    registry.register(KpiCollector(load, groupings(rep_labels=False)))
     assert "salesops_metrics_" not in generate_latest(registry).decode()
 
 
-async def test_the_kpi_report_has_room_for_windows_and_groups() -> None:
-    app = FastAPI()
-    install_error_handlers(app)
-    guard = token_guard(SecretStr("t"))
-    app.include_router(build_router(load=loader(NO_DATA), require_token=guard))
-    auth = {"Authorization": "Bearer t"}
-    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://svc") as client:
-        report = (await client.get("/v1/kpis", params={"kpi": "win_rate"}, headers=auth)).json()
-        unknown = await client.get("/v1/kpis", params={"kpi": "happiness"}, headers=auth)
-    assert report["window"] == {"from": None, "to": None}
-    assert report["group_by"] is None
-    assert report["values"] == [
-        {"group": {}, "value": None, "numerator": 0, "denominator": 0, "n": 0}
-    ]
-    assert unknown.status_code == 404
-    assert unknown.json()["error"]["code"] == "not_found"
+async def test_an_empty_database_exposes_zero_totals() -> None:
+    text = await scrape(EMPTY)
+    assert "salesops_metrics_deals_won_total 0.0" in text

@@ -1,34 +1,20 @@
-"""The handlers registry of metrics' one consumer (all topics): every event type is counted
-by type, and the types that feed a KPI are also projected."""
+"""The handler registries of metrics' two consumers: ``metrics.all`` applies every event type
+of the main topics; ``metrics.dead_letters`` records what lands on their ``.dlq`` topics."""
 
 from __future__ import annotations
 
-from salesops_common.envelope import Envelope
 from salesops_common.events import EVENT_TYPES
-from salesops_common.inbox import Handler, HandlerContext
-from salesops_metrics.service_layer.event_tally import count_event
-from salesops_metrics.service_layer.projections import (
-    record_deal_outcome,
-    record_lead_assignment,
-)
+from salesops_common.inbox import Handler
+from salesops_metrics.service_layer.projections import apply_event, record_dead_letter
 
-PROJECTIONS: dict[str, Handler] = {
-    "deal.won": record_deal_outcome,
-    "deal.lost": record_deal_outcome,
-    "lead.assigned": record_lead_assignment,
-    "lead.reassigned": record_lead_assignment,
-}
+# The runner wraps a record it could not decode in an envelope of this type.
+UNDECODABLE = "unknown"
 
 
 def handlers() -> dict[str, Handler]:
     """A handler for every known type; a type not listed here would be skipped uncounted."""
-    return {name: _counted(PROJECTIONS.get(name)) for name in EVENT_TYPES}
+    return dict.fromkeys(EVENT_TYPES, apply_event)
 
 
-def _counted(project: Handler | None) -> Handler:
-    async def handle(ctx: HandlerContext, event: Envelope) -> None:
-        await count_event(ctx, event)
-        if project is not None:
-            await project(ctx, event)
-
-    return handle
+def dead_letter_handlers() -> dict[str, Handler]:
+    return dict.fromkeys([*EVENT_TYPES, UNDECODABLE], record_dead_letter)

@@ -1,0 +1,203 @@
+"""KPIs against a plan or a licence: technology adoption, forecast accuracy, pipeline
+coverage against quota."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from uuid import UUID
+
+from salesops_metrics.domain import reducers
+from salesops_metrics.domain.dimensions import deal_territory, rep_dims
+from salesops_metrics.domain.facts import Context, DealFact, ForecastFact, QuotaFact
+from salesops_metrics.domain.kpis import GroupRow, KpiValue, grouped, sorted_rows
+from salesops_metrics.domain.periods import BadWindow, Period, parse_period
+
+
+def technology_adoption(
+    ctx: Context, used: Collection[tuple[UUID, str]], by: str | None
+) -> list[GroupRow]:
+    """``used``: (rep, tool) pairs with an activity through the tool in the window, tools
+    lower-cased."""
+    pairs = []
+    for rep in ctx.reps.values():
+        if not rep.active:
+            continue
+        dims = rep_dims(ctx, rep.id)
+        for tool in sorted({t.strip().lower() for t in rep.licensed_tools}):
+            pairs.append((dims | {"tool": tool}, (rep.id, tool) in used))
+    return grouped(pairs, by=by, reduce=reducers.share)
+
+
+# --- scopes: forecasts and quotas -------------------------------------------------------------
+
+SCOPE_OF_GROUP = {None: "company", "team": "team", "territory": "territory", "rep": "rep"}
+
+
+@dataclass(frozen=True)
+class ScopedDeal:
+    deal: DealFact
+    team: str | None
+    rep: str | None
+    territory: str | None
+    amount: Decimal  # in the reporting currency
+
+    def in_scope(self, kind: str, scope_id: str | None) -> bool:
+        if kind == "company":
+            return True
+        return {"team": self.team, "rep": self.rep, "territory": self.territory}.get(
+            kind
+        ) == scope_id
+
+
+def scoped(ctx: Context, deals: Sequence[DealFact]) -> list[ScopedDeal]:
+    out = []
+    for deal in deals:
+        amount = ctx.rates.convert(deal.amount, deal.currency)
+        if amount is None:
+            continue
+        owner = rep_dims(ctx, deal.owner_id)
+        territory = deal_territory(ctx, deal)
+        out.append(ScopedDeal(deal, owner["team"], owner["rep"], territory, amount))
+    return out
+
+
+def _period(name: str, ctx: Context) -> Period | None:
+    try:
+        return parse_period(name, start_month=ctx.fiscal_start_month)
+    except BadWindow:
+        return None
+
+
+def _scope_group(period: Period, kind: str, scope_id: str | None) -> dict[str, str | None]:
+    group: dict[str, str | None] = {"period": period.name}
+    if kind != "company":
+        group[kind] = scope_id
+    return group
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One closed period and scope: what was forecast before it began, and what was won."""
+
+    period: Period
+    scope_kind: str
+    scope_id: str | None
+    forecast: Decimal
+    actual: Decimal
+
+
+def forecast_outcomes(
+    ctx: Context, forecasts: Sequence[ForecastFact], won: Sequence[DealFact], by: str | None
+) -> list[Outcome]:
+    kind = SCOPE_OF_GROUP[by]
+    latest: dict[tuple[str, str | None], tuple[Period, ForecastFact]] = {}
+    for fc in forecasts:
+        period = _period(fc.period, ctx)
+        if fc.scope_kind != kind or period is None or not _closed_in_window(ctx, period):
+            continue
+        if fc.as_of >= period.start:
+            continue
+        key = (period.name, fc.scope_id)
+        known = latest.get(key)
+        if known is None or (fc.as_of, str(fc.id)) > (known[1].as_of, str(known[1].id)):
+            latest[key] = (period, fc)
+    deals = scoped(ctx, [d for d in won if d.outcome == "won" and d.closed is not None])
+    outcomes = []
+    for period, fc in latest.values():
+        point = ctx.rates.convert(fc.point, fc.currency)
+        if point is None:
+            continue
+        actual = sum(
+            (
+                d.amount
+                for d in deals
+                if d.in_scope(kind, fc.scope_id)
+                and d.deal.closed
+                and period.contains(d.deal.closed)
+            ),
+            Decimal(0),
+        )
+        outcomes.append(Outcome(period, kind, fc.scope_id, point, actual))
+    return outcomes
+
+
+def _closed_in_window(ctx: Context, period: Period) -> bool:
+    window = ctx.window
+    return (
+        period.end <= ctx.now
+        and (window.start is None or period.end > window.start)
+        and (window.end is None or period.end <= window.end)
+    )
+
+
+def forecast_accuracy(outcomes: Sequence[Outcome]) -> list[GroupRow]:
+    rows = []
+    for o in outcomes:
+        error = abs(o.actual - o.forecast)
+        value = float(1 - error / o.actual) if o.actual else None
+        kpi = KpiValue(value, float(error), float(o.actual), 1)
+        rows.append(GroupRow(_scope_group(o.period, o.scope_kind, o.scope_id), kpi))
+    return sorted_rows(rows)
+
+
+def _across_scopes(
+    error: Callable[[Outcome], Decimal],
+) -> Callable[[Sequence[Outcome]], list[GroupRow]]:
+    def compute(outcomes: Sequence[Outcome]) -> list[GroupRow]:
+        periods: dict[tuple[str, str], list[Outcome]] = {}
+        for o in outcomes:
+            periods.setdefault((o.period.name, o.scope_kind), []).append(o)
+        rows = []
+        for (period, kind), items in periods.items():
+            numerator = sum((error(o) for o in items), Decimal(0))
+            actual = sum((o.actual for o in items), Decimal(0))
+            value = float(numerator / actual) if actual else None
+            kpi = KpiValue(value, float(numerator), float(actual), len(items))
+            rows.append(GroupRow({"period": period, "scope": kind}, kpi))
+        return sorted_rows(rows)
+
+    return compute
+
+
+forecast_wape = _across_scopes(lambda o: abs(o.actual - o.forecast))
+forecast_bias = _across_scopes(lambda o: o.forecast - o.actual)
+
+
+def pipeline_coverage(
+    ctx: Context, quotas: Sequence[QuotaFact], open_deals: Sequence[DealFact], by: str | None
+) -> list[GroupRow]:
+    kind = SCOPE_OF_GROUP[by]
+    deals = scoped(ctx, [d for d in open_deals if d.outcome is None])
+    rows = []
+    for quota in quotas:
+        period = _period(quota.period, ctx)
+        target = ctx.rates.convert(quota.amount, quota.currency)
+        if quota.scope_kind != kind or period is None or target is None:
+            continue
+        if not _overlaps(ctx, period):
+            continue
+        counted = [
+            d.amount
+            for d in deals
+            if d.in_scope(kind, quota.scope_id) and _expected_in(ctx, d.deal, period)
+        ]
+        pipeline = sum(counted, Decimal(0))
+        value = float(pipeline / target) if target else None
+        kpi = KpiValue(value, float(pipeline), float(target), len(counted))
+        rows.append(GroupRow(_scope_group(period, kind, quota.scope_id), kpi))
+    return sorted_rows(rows)
+
+
+def _overlaps(ctx: Context, period: Period) -> bool:
+    window = ctx.window
+    return (window.start is None or period.end > window.start) and (
+        window.end is None or period.start < window.end
+    )
+
+
+def _expected_in(ctx: Context, deal: DealFact, period: Period) -> bool:
+    if deal.expected_close is None:
+        return period.contains(ctx.now)
+    return period.contains_day(deal.expected_close)

@@ -1,0 +1,120 @@
+"""The same history gives the same numbers however it arrives: in order to one service; out
+of order, partly twice, to two copies of another; and again after a rebuild from the log."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from salesops_cli.infra import EmbeddedBroker, EmbeddedPostgres
+from salesops_metrics.bootstrap import create_app
+from tests.metrics.scenario import QUOTAS, RATES, Scenario, snapshot
+from tests.metrics.support import ADMIN, NOW, fixed_clock, metrics_settings, publish_all
+from tests.support import AUTH, Isolation, eventually, running
+
+pytestmark = pytest.mark.integration
+SCENARIO = Scenario()
+
+
+async def loaded(client: httpx.AsyncClient, *, events: int, dead: int) -> None:
+    """Wait until every valid event is applied and every poison one dead-lettered."""
+
+    async def done() -> bool:
+        listing = (await client.get("/v1/kpis", headers=AUTH)).json()
+        kpis = {k["kpi"]: k for k in listing["kpis"]}
+        applied = sum(listing["events_by_type"].values())
+        return applied >= events and kpis["dead_letters"]["value"] >= dead
+
+    await eventually(done, within=90, interval=0.3)
+
+
+async def configure(client: httpx.AsyncClient) -> None:
+    assert (await client.put("/v1/quotas", json=QUOTAS, headers=ADMIN)).status_code == 200
+    assert (await client.put("/v1/exchange-rates", json=RATES, headers=ADMIN)).status_code == 200
+
+
+@pytest.fixture(scope="module")
+async def in_order(
+    postgres: EmbeddedPostgres, broker: EmbeddedBroker
+) -> AsyncIterator[httpx.AsyncClient]:
+    iso = Isolation(database_url=postgres.url, bootstrap=broker.bootstrap)
+    async with running(create_app(metrics_settings(iso), clock=fixed_clock(NOW))) as client:
+        await configure(client)
+        await publish_all(iso, [*SCENARIO.events, *SCENARIO.poison])
+        await loaded(client, events=len(SCENARIO.events), dead=len(SCENARIO.poison))
+        yield client
+
+
+@pytest.fixture(scope="module")
+async def shuffled(
+    postgres: EmbeddedPostgres, broker: EmbeddedBroker
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Two copies in one consumer group, fed the history shuffled with duplicates."""
+    iso = Isolation(database_url=postgres.url, bootstrap=broker.bootstrap)
+    settings = metrics_settings(iso)
+    clock = fixed_clock(NOW)
+    async with (
+        running(create_app(settings, clock=clock)) as one,
+        running(create_app(settings, clock=clock)) as two,
+    ):
+        await configure(one)
+        await publish_all(iso, SCENARIO.shuffled())
+        await loaded(two, events=len(SCENARIO.events), dead=len(SCENARIO.poison))
+        yield two
+
+
+@pytest.fixture(scope="module")
+async def expected(in_order: httpx.AsyncClient) -> dict[str, Any]:
+    return await snapshot(in_order)
+
+
+async def test_every_kpi_has_data_in_the_scenario(expected: dict[str, Any]) -> None:
+    """So that equal snapshots below mean something: every KPI has observations."""
+    empty = [
+        key
+        for key, values in expected.items()
+        if key.endswith("/None/False") and not any(v["n"] > 0 for v in values)
+    ]
+    assert empty == []
+    # A tenth of the leads were never touched: the 90th percentile is unbounded.
+    assert expected["lead_response_p90/None/False"][0]["value"] is None
+    assert expected["lead_response_median/None/False"][0]["value"] > 0
+    assert expected["events_by_type"]["lead.created"] == 24
+    assert expected["dead_letters/None/False"][0]["value"] == 1
+
+
+async def test_out_of_order_and_duplicate_delivery_gives_the_same_numbers(
+    expected: dict[str, Any], shuffled: httpx.AsyncClient
+) -> None:
+    found = await snapshot(shuffled)
+    assert found.keys() == expected.keys()
+    differing = [key for key in expected if found[key] != expected[key]]
+    assert differing == [], {key: (expected[key], found[key]) for key in differing[:3]}
+
+
+async def test_a_rebuild_from_the_log_gives_the_same_numbers(
+    expected: dict[str, Any], in_order: httpx.AsyncClient
+) -> None:
+    scrape_before = _kpi_lines((await in_order.get("/metrics")).text)
+    refused = await in_order.post("/v1/rebuild", headers=AUTH)
+    assert refused.status_code == 401
+    resp = await in_order.post("/v1/rebuild", headers=ADMIN)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["events"] == len(SCENARIO.events)
+    rebuilt = await snapshot(in_order)
+    differing = [key for key in expected if rebuilt[key] != expected[key]]
+    assert differing == [], {key: (expected[key], rebuilt[key]) for key in differing[:3]}
+    assert _kpi_lines((await in_order.get("/metrics")).text) == scrape_before
+
+
+def _kpi_lines(scrape: str) -> list[str]:
+    """The KPI series of a scrape (not the plumbing, which moves with every request)."""
+    plumbing = ("_http_", "_consumer_", "_outbox_", "_pipeline_", "_dlq_", "_created ")
+    return sorted(
+        line
+        for line in scrape.splitlines()
+        if line.startswith("salesops_metrics_") and not any(p in line for p in plumbing)
+    )

@@ -3,7 +3,6 @@ stand-in server), canonical events out on the real broker, owners written back."
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -22,6 +21,7 @@ from tests.ingest.integration.crm_support import (
     ingest_app,
     of_type,
     post_hubspot,
+    settle,
     sign_v3,
 )
 from tests.support import AUTH, Isolation, eventually, publish
@@ -135,18 +135,10 @@ async def test_retried_deliveries_are_deduplicated_and_no_op_updates_publish_not
     same_value = hs_event("contact.propertyChange", 102, prop="company", value="Acme Corp")
     for events in ([change], [retry, same_value]):
         assert (await post_hubspot(ingest, events)).status_code == 204
-    await eventually(
-        lambda: (
-            count(iso, "SELECT count(*) FROM deliveries WHERE processed_at IS NULL")
-            .__await__()
-            .__next__
-            if False
-            else _processed(iso, 3)
-        )
-    )
+    await eventually(lambda: _processed(iso, 3))
     events = await crm_events(iso, until=lambda ev: of_type(ev, "lead.updated"))
-    await _settle()
-    events = await crm_events(iso, until=lambda ev: len(ev) >= len(events))
+    await settle(iso)
+    events = await crm_events(iso, until=lambda ev: len(ev) >= len(events), settle=True)
     updates = of_type(events, "lead.updated")
     assert len(updates) == 1
     assert updates[0].data["last_name"] == "Smith"
@@ -156,11 +148,6 @@ async def test_retried_deliveries_are_deduplicated_and_no_op_updates_publish_not
 async def _processed(iso: Isolation, deliveries: int) -> bool:
     done = await count(iso, "SELECT count(*) FROM deliveries WHERE processed_at IS NOT NULL")
     return done >= deliveries
-
-
-async def _settle() -> None:
-    """Time for anything wrongly published to reach the topic before asserting its absence."""
-    await asyncio.sleep(1.0)
 
 
 async def test_out_of_order_updates_never_overwrite_newer_values(
@@ -177,8 +164,8 @@ async def test_out_of_order_updates_never_overwrite_newer_values(
     await post_hubspot(ingest, [newer])
     await post_hubspot(ingest, [older])
     await eventually(lambda: _processed(iso, 3))
-    await _settle()
-    events = await crm_events(iso, until=lambda ev: of_type(ev, "lead.updated"))
+    await settle(iso)
+    events = await crm_events(iso, until=lambda ev: of_type(ev, "lead.updated"), settle=True)
     names = [e.data["last_name"] for e in of_type(events, "lead.updated")]
     assert names == ["New"]
 
@@ -306,8 +293,8 @@ async def test_routing_decisions_are_written_back_once_and_the_echo_changes_noth
     )
     await post_hubspot(ingest, [echo])
     await eventually(lambda: _processed(iso, 2))
-    await _settle()
-    events = await crm_events(iso, until=lambda ev: len(ev) >= 3)
+    await settle(iso)
+    events = await crm_events(iso, until=lambda ev: len(ev) >= 3, settle=True)
     assert not of_type(events, "lead.updated")
     assert len(hs.requests_to("PATCH")) == 1
     metrics = (await ingest.get("/metrics")).text

@@ -3,7 +3,6 @@ PostgreSQL and the real broker (the CRMs' APIs are local stand-in servers)."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import uuid
 from collections.abc import AsyncIterator
@@ -16,7 +15,7 @@ import pytest
 from salesops_common.envelope import Envelope
 from salesops_common.events import LeadAssigned
 from tests.ingest.fakes.salesforce_api import FakeSalesforce, sf_time
-from tests.ingest.integration.crm_support import count, crm_events, ingest_app, of_type
+from tests.ingest.integration.crm_support import count, crm_events, ingest_app, of_type, settle
 from tests.ingest.unit.test_salesforce import (
     LEAD_NOTIFICATION,
     OPPORTUNITY_NOTIFICATION,
@@ -52,11 +51,6 @@ async def ingest(iso: Isolation, sf: FakeSalesforce) -> AsyncIterator[httpx.Asyn
         yield client
 
 
-async def settle() -> None:
-    """Time for anything wrongly published to reach the topic before asserting absence."""
-    await asyncio.sleep(1.0)
-
-
 async def processed(iso: Isolation, deliveries: int) -> bool:
     sql = "SELECT count(*) FROM deliveries WHERE processed_at IS NOT NULL"
     return await count(iso, sql) >= deliveries
@@ -88,8 +82,8 @@ async def test_outbound_messages_are_acked_after_commit_and_retries_change_nothi
     assert lead.data["tenant"] == ORG_15
     assert of_type(events, "deal.created")[0].data["amount"] == "125000.0"
     await eventually(lambda: processed(iso, 2))
-    await settle()
-    events = await crm_events(iso, until=lambda ev: len(ev) >= len(events))
+    await settle(iso)
+    events = await crm_events(iso, until=lambda ev: len(ev) >= len(events), settle=True)
     assert len(of_type(events, "lead.created")) == 1
     assert len(of_type(events, "deal.created")) == 1
 
@@ -335,8 +329,8 @@ async def test_a_csv_import_streams_rows_with_a_report_and_a_second_import_chang
     )
     assert again.json()["accepted"] == 0
     assert again.json()["unchanged"] + again.json()["merged"] == 5
-    await settle()
-    after = await crm_events(iso, until=lambda ev: len(ev) >= len(events))
+    await settle(iso)
+    after = await crm_events(iso, until=lambda ev: len(ev) >= len(events), settle=True)
     assert len(after) == len(events)
 
     no_id = await ingest.post(
@@ -383,8 +377,8 @@ async def test_a_replay_after_a_mapping_fix_publishes_only_what_changed(
         # A second replay finds nothing new to say.
         await ingest.post("/v1/replays", json={"since": started.isoformat()}, headers=AUTH)
         await eventually(lambda: nothing_pending(iso))
-        await settle()
-        after = await crm_events(iso, until=lambda ev: len(ev) >= len(events))
+        await settle(iso)
+        after = await crm_events(iso, until=lambda ev: len(ev) >= len(events), settle=True)
         assert len(of_type(after, "lead.updated")) == 1
         assert len(of_type(after, "lead.created")) == 1
     mapping.load_mappings.cache_clear()

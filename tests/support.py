@@ -63,12 +63,25 @@ class Isolation:
 
 
 @asynccontextmanager
-async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """Run an app with its real lifespan (migrations, relay, consumers) and a client."""
+async def running(app: FastAPI, *, consumers: bool = True) -> AsyncIterator[httpx.AsyncClient]:
+    """Run an app with its real lifespan (migrations, relay, consumers) and a client.
+
+    ``consumers=False``: without its consumers, for tests that only use the service's API and
+    consume nothing. They skip the seconds the broker takes to seat a consumer group member,
+    at start and again at stop (a stop waits for a join in progress).
+    """
+    if not consumers:
+        without_consumers(app)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
             yield client
+
+
+def without_consumers(app: FastAPI) -> FastAPI:
+    """The service without its consumers (see ``running``)."""
+    app.state.runtime.consumers.clear()
+    return app
 
 
 async def read_records(

@@ -88,8 +88,13 @@ def ingest_settings(iso: Isolation, **overrides: Any) -> IngestSettings:
 
 
 @asynccontextmanager
-async def ingest_app(iso: Isolation, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
-    async with running(create_app(ingest_settings(iso, **overrides))) as client:
+async def ingest_app(
+    iso: Isolation, *, consumers: bool = True, **overrides: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Ingest with its real lifespan; ``consumers=False`` leaves out its writeback consumer,
+    for tests that put nothing on routing's topic (see ``running``)."""
+    app = create_app(ingest_settings(iso, **overrides))
+    async with running(app, consumers=consumers) as client:
         yield client
 
 

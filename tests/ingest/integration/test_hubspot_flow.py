@@ -49,6 +49,15 @@ async def hs() -> AsyncIterator[FakeHubSpot]:
 
 @pytest.fixture
 async def ingest(iso: Isolation, hs: FakeHubSpot) -> AsyncIterator[httpx.AsyncClient]:
+    """Without its writeback consumer, for the tests that put nothing on routing's topic."""
+    async with ingest_app(
+        iso, consumers=False, hubspot_access_token=TOKEN, hubspot_api_base=hs.base_url
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+async def writing_back(iso: Isolation, hs: FakeHubSpot) -> AsyncIterator[httpx.AsyncClient]:
     async with ingest_app(iso, hubspot_access_token=TOKEN, hubspot_api_base=hs.base_url) as client:
         yield client
 
@@ -213,6 +222,7 @@ async def test_an_unmapped_stage_is_dead_lettered_and_a_retry_after_the_fix_goes
     override = Path(str(tmp_path))
     async with ingest_app(
         iso,
+        consumers=False,
         hubspot_access_token=TOKEN,
         hubspot_api_base=hs.base_url,
         mappings_dir=str(override),
@@ -240,6 +250,7 @@ async def test_an_unmapped_stage_is_dead_lettered_and_a_retry_after_the_fix_goes
     mapping.load_mappings.cache_clear()
     async with ingest_app(
         iso,
+        consumers=False,
         hubspot_access_token=TOKEN,
         hubspot_api_base=hs.base_url,
         mappings_dir=str(override),
@@ -252,13 +263,13 @@ async def test_an_unmapped_stage_is_dead_lettered_and_a_retry_after_the_fix_goes
 
 
 async def test_routing_decisions_are_written_back_once_and_the_echo_changes_nothing(
-    ingest: httpx.AsyncClient, hs: FakeHubSpot, iso: Isolation
+    writing_back: httpx.AsyncClient, hs: FakeHubSpot, iso: Isolation
 ) -> None:
     contact(hs, "104", hubspot_owner_id="")
     hs.owners.append({"id": "502", "email": "bo@example.com", "firstName": "Bo", "archived": False})
-    await post_hubspot(ingest, [hs_event("contact.creation", 104)])
+    await post_hubspot(writing_back, [hs_event("contact.creation", 104)])
     await crm_events(iso, until=lambda ev: of_type(ev, "lead.created"))
-    synced = await ingest.post("/v1/syncs", headers=AUTH, json={"sources": ["hubspot"]})
+    synced = await writing_back.post("/v1/syncs", headers=AUTH, json={"sources": ["hubspot"]})
     assert synced.status_code == 200, synced.text
     events = await crm_events(
         iso, until=lambda ev: of_type(ev, "lead.created") and len(of_type(ev, "rep.created")) >= 2
@@ -284,20 +295,22 @@ async def test_routing_decisions_are_written_back_once_and_the_echo_changes_noth
 
     patches = await eventually(written, within=60)
     assert patches[0].json == {"properties": {"hubspot_owner_id": "502"}}  # type: ignore[attr-defined]
-    listing = await eventually(lambda: _writebacks(ingest, lead.data["id"], "done"), within=30)
+    listing = await eventually(
+        lambda: _writebacks(writing_back, lead.data["id"], "done"), within=30
+    )
     assert listing[0]["owner_source_id"] == "502"
 
     # HubSpot reports the change back: recognized as ours, nothing published.
     echo = hs_event(
         "contact.propertyChange", 104, prop="hubspot_owner_id", value="502", change_source="API"
     )
-    await post_hubspot(ingest, [echo])
+    await post_hubspot(writing_back, [echo])
     await eventually(lambda: _processed(iso, 2))
     await settle(iso)
     events = await crm_events(iso, until=lambda ev: len(ev) >= 3, settle=True)
     assert not of_type(events, "lead.updated")
     assert len(hs.requests_to("PATCH")) == 1
-    metrics = (await ingest.get("/metrics")).text
+    metrics = (await writing_back.get("/metrics")).text
     assert 'salesops_ingest_writebacks_total{result="done",source="hubspot"} 1.0' in metrics
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -40,15 +41,29 @@ async def sf() -> AsyncIterator[FakeSalesforce]:
 
 @pytest.fixture
 async def ingest(iso: Isolation, sf: FakeSalesforce) -> AsyncIterator[httpx.AsyncClient]:
-    async with ingest_app(
+    """Without its writeback consumer, for the tests that put nothing on routing's topic."""
+    async with salesforce_ingest(iso, sf, consumers=False) as client:
+        yield client
+
+
+@pytest.fixture
+async def writing_back(iso: Isolation, sf: FakeSalesforce) -> AsyncIterator[httpx.AsyncClient]:
+    async with salesforce_ingest(iso, sf, consumers=True) as client:
+        yield client
+
+
+def salesforce_ingest(
+    iso: Isolation, sf: FakeSalesforce, *, consumers: bool
+) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    return ingest_app(
         iso,
+        consumers=consumers,
         salesforce_org_ids=ORG_15,
         salesforce_api_base=sf.base_url,
         salesforce_access_token=SF_TOKEN,
         pipedrive_user=PD_USER,
         pipedrive_password=PD_PASSWORD,
-    ) as client:
-        yield client
+    )
 
 
 async def processed(iso: Isolation, deliveries: int) -> bool:
@@ -159,7 +174,7 @@ async def test_cdc_fans_out_record_ids_and_gap_events_are_read_again(
 
 
 async def test_a_salesforce_lead_gets_its_owner_written_back(
-    ingest: httpx.AsyncClient, sf: FakeSalesforce, iso: Isolation
+    writing_back: httpx.AsyncClient, sf: FakeSalesforce, iso: Isolation
 ) -> None:
     user = outbound(
         """
@@ -174,7 +189,7 @@ async def test_a_salesforce_lead_gets_its_owner_written_back(
    </Notification>""",
         LEAD_NOTIFICATION,
     )
-    await ingest.post("/webhooks/salesforce", content=user)
+    await writing_back.post("/webhooks/salesforce", content=user)
     sf.put("Lead", "00Q5g00000Lz1AbEAJ", LastName="Doe")
     events = await crm_events(
         iso, until=lambda ev: of_type(ev, "lead.created") and of_type(ev, "rep.created")
@@ -357,14 +372,14 @@ async def test_a_replay_after_a_mapping_fix_publishes_only_what_changed(
     (override / "salesforce.yaml").write_text(shipped.replace("Company: company", "Company: ''"))
     mapping.load_mappings.cache_clear()
     started = datetime.now(UTC) - timedelta(seconds=5)
-    async with ingest_app(iso, mappings_dir=str(override), **settings) as ingest:
+    async with ingest_app(iso, consumers=False, mappings_dir=str(override), **settings) as ingest:
         await ingest.post("/webhooks/salesforce", content=outbound(LEAD_NOTIFICATION))
         events = await crm_events(iso, until=lambda ev: of_type(ev, "lead.created"))
         assert "company" not in of_type(events, "lead.created")[0].data
 
     (override / "salesforce.yaml").write_text(shipped)
     mapping.load_mappings.cache_clear()
-    async with ingest_app(iso, mappings_dir=str(override), **settings) as ingest:
+    async with ingest_app(iso, consumers=False, mappings_dir=str(override), **settings) as ingest:
         replay = await ingest.post("/v1/replays", json={"since": started.isoformat()}, headers=AUTH)
         assert replay.status_code == 202
         assert replay.json()["deliveries"] == 1

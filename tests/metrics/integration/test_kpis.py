@@ -169,20 +169,19 @@ async def test_leads_count_once_each_when_a_rep_holds_them(
     assert "salesops_metrics_leads_assigned_total 3.0" in (await metrics.get("/metrics")).text
 
 
-async def test_kpis_need_the_token_and_no_data_is_null_not_zero(
-    metrics: httpx.AsyncClient,
-) -> None:
-    assert (await metrics.get("/v1/kpis")).status_code == 401
-    wrong = await metrics.get("/v1/kpis", headers={"Authorization": "Bearer nope"})
-    assert wrong.status_code == 401
-    assert wrong.json()["error"]["code"] == "unauthenticated"
-    unknown = await metrics.get("/v1/kpis", params={"kpi": "happiness"}, headers=AUTH)
-    assert unknown.status_code == 404
-    assert unknown.json()["error"]["code"] == "not_found"
-    assert (await kpi(metrics, "win_rate"))["value"] is None
-    scrape = await metrics.get("/metrics")  # open, as every service's
-    assert scrape.status_code == 200
-    assert "salesops_metrics_win_rate_ratio NaN" in scrape.text
+async def test_kpis_need_the_token_and_no_data_is_null_not_zero(iso: Isolation) -> None:
+    async with running(create_app(settings_for(iso)), consumers=False) as metrics:
+        assert (await metrics.get("/v1/kpis")).status_code == 401
+        wrong = await metrics.get("/v1/kpis", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        assert wrong.json()["error"]["code"] == "unauthenticated"
+        unknown = await metrics.get("/v1/kpis", params={"kpi": "happiness"}, headers=AUTH)
+        assert unknown.status_code == 404
+        assert unknown.json()["error"]["code"] == "not_found"
+        assert (await kpi(metrics, "win_rate"))["value"] is None
+        scrape = await metrics.get("/metrics")  # open, as every service's
+        assert scrape.status_code == 200
+        assert "salesops_metrics_win_rate_ratio NaN" in scrape.text
 
 
 async def test_two_copies_show_the_same_numbers(iso: Isolation) -> None:

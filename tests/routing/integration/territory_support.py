@@ -5,8 +5,7 @@ routing REST calls, and a quick look at routing's topic."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -18,23 +17,10 @@ import httpx
 from salesops_common.envelope import Envelope
 from salesops_common.events import Account, Lead, Rep
 from salesops_common.settings import database_dsn
-from salesops_routing.bootstrap import create_app
-from tests.routing.integration.conftest import routing_settings
 from tests.routing.integration.helpers import assignment, assignments, crm, put_on_crm
-from tests.support import AUTH, Isolation, eventually, read_topic, running
+from tests.support import AUTH, Isolation, eventually, read_topic
 
 RULESET = "/v1/routing/ruleset"
-
-
-@asynccontextmanager
-async def without_crm_events(iso: Isolation) -> AsyncIterator[httpx.AsyncClient]:
-    """Routing with its real lifespan but no CRM consumer, for scenarios that only use the
-    admin API: they skip the seconds the broker takes to seat a consumer group member, at
-    start and again at stop."""
-    app = create_app(routing_settings(iso))
-    app.state.runtime.consumers.clear()
-    async with running(app) as client:
-        yield client
 
 
 # --- CRM events -------------------------------------------------------------------------

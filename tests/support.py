@@ -151,12 +151,16 @@ async def _read(
                     raise timed_out()
                 await fetch()
         if until is None or settle:
+            # To the end of every partition, until the ends stop moving: records produced
+            # together land on their partitions a moment apart.
             partitions = sorted(consumer.assignment())
-            end = await consumer.end_offsets(partitions)
-            while [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
-                if time.monotonic() > deadline:
-                    raise timed_out()
-                await fetch()
+            previous, end = None, await consumer.end_offsets(partitions)
+            while end != previous:
+                while [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
+                    if time.monotonic() > deadline:
+                        raise timed_out()
+                    await fetch()
+                previous, end = end, await consumer.end_offsets(partitions)
     finally:
         await consumer.stop()
     return seen

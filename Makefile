@@ -26,6 +26,8 @@ run: install
 demo: install
 	$(VENV)/bin/salesops demo
 
+# In 4 processes (addopts in pyproject.toml); one file serially:
+#   make test PYTEST_ARGS="-n 0 tests/routing/unit/test_roster.py"
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 

@@ -3,21 +3,56 @@ directories, so the suite runs beside a running ``salesops up`` and in parallel 
 
 from __future__ import annotations
 
+import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
-from salesops_cli.infra import EmbeddedBroker, EmbeddedPostgres, free_port, remove_tree
+from salesops_cli.infra import EmbeddedBroker, EmbeddedPostgres, InfraError, free_port, remove_tree
 from tests.support import Isolation
+
+Server = TypeVar("Server", EmbeddedPostgres, EmbeddedBroker)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give schemathesis's tests a node id each. It names them ``test_x[GET /path]`` but, under
+    pytest 9, builds every one's node id from ``test_x`` alone: pytest-xdist schedules by node
+    id, and would run one operation of each fuzz test instead of all of them."""
+    for item in items:
+        if not isinstance(item, pytest.Function) or item.nodeid.endswith("::" + item.name):
+            continue
+        params = re.fullmatch(rf"{re.escape(item.originalname)}\[(.*)\]", item.name, re.DOTALL)
+        assert params, item.name
+        item._id = item.parent.id.child(item.originalname).with_params(params.group(1))
+        assert item.nodeid.endswith("::" + item.name), (item.nodeid, item.name)
+
+
+def on_a_free_port(start: Callable[[], Server], attempts: int = 3) -> Server:
+    """Start a server on a port that was free a moment ago. Test processes running in
+    parallel look for free ports at the same time: if another took this one first, the
+    server cannot bind it, and another port is tried."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return start()
+        except InfraError:
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
 
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[EmbeddedPostgres]:
     root = Path(tempfile.mkdtemp(prefix="salesops-test-pg-"))
-    server = EmbeddedPostgres(data_dir=root, port=free_port())
-    server.start(fsync=False)
+
+    def start() -> EmbeddedPostgres:
+        server = EmbeddedPostgres(data_dir=root, port=free_port())
+        server.start(fsync=False)
+        return server
+
+    server = on_a_free_port(start)
     yield server
     server.stop()
     remove_tree(root)
@@ -26,10 +61,15 @@ def postgres() -> Iterator[EmbeddedPostgres]:
 @pytest.fixture(scope="session")
 def broker() -> Iterator[EmbeddedBroker]:
     root = Path(tempfile.mkdtemp(prefix="salesops-test-broker-"))
-    server = EmbeddedBroker(port=free_port(), log_path=root / "tansu.log")
-    server.start()
+
+    def start() -> EmbeddedBroker:
+        server = EmbeddedBroker(port=free_port(), log_path=root / "tansu.log")
+        server.start()
+        return server
+
+    server = on_a_free_port(start)
     yield server
-    server.stop()
+    server.stop(timeout=1.0)  # in memory, nothing to keep: no need to wait for a clean stop
     remove_tree(root)
 
 

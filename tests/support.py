@@ -9,16 +9,17 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from fastapi import FastAPI
 
 from salesops_common.envelope import Envelope
 
 TOKEN = "test-token-" + uuid.uuid4().hex[:8]
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+T = TypeVar("T")
 
 
 @dataclass
@@ -62,43 +63,126 @@ class Isolation:
 
 
 @asynccontextmanager
-async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """Run an app with its real lifespan (migrations, relay, consumers) and a client."""
+async def running(app: FastAPI, *, consumers: bool = True) -> AsyncIterator[httpx.AsyncClient]:
+    """Run an app with its real lifespan (migrations, relay, consumers) and a client.
+
+    ``consumers=False``: without its consumers, for tests that only use the service's API and
+    consume nothing. They skip the seconds the broker takes to seat a consumer group member,
+    at start and again at stop (a stop waits for a join in progress).
+    """
+    if not consumers:
+        without_consumers(app)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
             yield client
 
 
+def without_consumers(app: FastAPI) -> FastAPI:
+    """The service without its consumers (see ``running``)."""
+    app.state.runtime.consumers.clear()
+    return app
+
+
+async def read_records(
+    bootstrap: str,
+    topic: str,
+    *,
+    until: Callable[[list[ConsumerRecord[bytes, bytes]]], bool] | None = None,
+    within: float = 30.0,
+    settle: bool = False,
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """A topic's records from the start, as they are on the broker (headers included)."""
+    return await _read(bootstrap, topic, _record, until, within=within, settle=settle)
+
+
 async def read_topic(
     bootstrap: str,
     topic: str,
     *,
-    until: Callable[[list[Envelope]], bool],
+    until: Callable[[list[Envelope]], bool] | None = None,
     within: float = 30.0,
+    settle: bool = False,
 ) -> list[Envelope]:
-    """Read a topic from the start until ``until`` holds (or fail after ``within`` seconds)."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=f"reader-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    seen: list[Envelope] = []
+    """Read a topic's events from the start until ``until`` holds (or fail after ``within``
+    seconds); with no ``until``, everything the topic holds now.
+
+    Partitions are assigned, not joined as a consumer group: no seconds lost waiting for the
+    broker to seat a reader. ``settle``: once ``until`` holds, read on to the end of every
+    partition as it is then, for assertions that something was *not* published (events of
+    one relay batch land on their partitions a moment apart).
+    """
+    return await _read(bootstrap, topic, _envelope, until, within=within, settle=settle)
+
+
+def _record(record: ConsumerRecord[bytes, bytes]) -> ConsumerRecord[bytes, bytes]:
+    return record
+
+
+def _envelope(record: ConsumerRecord[bytes, bytes]) -> Envelope:
+    return Envelope.from_record(record.key, record.value, list(record.headers))
+
+
+async def _read(
+    bootstrap: str,
+    topic: str,
+    decode: Callable[[ConsumerRecord[bytes, bytes]], T],
+    until: Callable[[list[T]], bool] | None,
+    *,
+    within: float,
+    settle: bool,
+) -> list[T]:
     deadline = time.monotonic() + within
+    consumer = await _reader(bootstrap, topic, deadline)
+    seen: list[T] = []
+
+    async def fetch() -> None:
+        batches = await consumer.getmany(timeout_ms=200)
+        for records in batches.values():
+            seen.extend(decode(r) for r in records)
+
+    def timed_out() -> AssertionError:
+        return AssertionError(f"timed out on {topic}; got {len(seen)} records: {seen!r:.2000}")
+
     try:
-        while not until(seen):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out on {topic}; got {len(seen)} events")
-            batches = await consumer.getmany(timeout_ms=200)
-            for records in batches.values():
-                for r in records:
-                    seen.append(Envelope.from_record(r.key, r.value, list(r.headers)))
+        if until is not None:
+            while not until(seen):
+                if time.monotonic() > deadline:
+                    raise timed_out()
+                await fetch()
+        if until is None or settle:
+            # To the end of every partition, until the ends stop moving: records produced
+            # together land on their partitions a moment apart.
+            partitions = sorted(consumer.assignment())
+            previous, end = None, await consumer.end_offsets(partitions)
+            while end != previous:
+                while [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
+                    if time.monotonic() > deadline:
+                        raise timed_out()
+                    await fetch()
+                previous, end = end, await consumer.end_offsets(partitions)
     finally:
         await consumer.stop()
     return seen
+
+
+async def _reader(bootstrap: str, topic: str, deadline: float) -> AIOKafkaConsumer:
+    """A consumer assigned every partition of ``topic``, at the beginning of each."""
+    while True:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+        )
+        await consumer.start()  # fetches the metadata of every topic
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions:
+            assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+            consumer.assign(assigned)
+            await consumer.seek_to_beginning(*assigned)
+            return consumer
+        await consumer.stop()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no partitions for {topic}")
+        await asyncio.sleep(0.1)
 
 
 async def eventually(

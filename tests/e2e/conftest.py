@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from salesops_cli.infra import free_port
+from salesops_cli.infra import free_port, remove_tree
 from tests.support import Isolation
 
 SERVICES = ("ingest", "routing", "metrics", "forecast")
@@ -90,3 +90,4 @@ def stack(iso: Isolation) -> Iterator[RunningStack]:
     running = start_stack(env, urls, home)
     yield running
     stop_stack(running)
+    remove_tree(home)

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from salesops_cli.infra import free_port
+from salesops_cli.infra import free_port, remove_tree
 from tests.e2e.conftest import RunningStack, stack_env, start_stack, stop_stack
 from tests.support import AUTH, Isolation, api_event, eventually, read_topic
 
@@ -170,3 +170,4 @@ async def test_a_fully_embedded_stack_starts_and_stops_leaving_nothing_behind() 
         left = stop_stack(stack)
     assert left == []
     assert (home / "postgres" / "pgdata" / "PG_VERSION").exists()
+    remove_tree(home)

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -62,9 +61,9 @@ async def unsent_rows(iso: Isolation) -> int:
 
 
 async def test_events_committed_before_a_crash_are_published_after_restart_once_in_effect(
-    iso: Isolation, broker: EmbeddedBroker
+    iso: Isolation, broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
-    log = Path(tempfile.mkdtemp()) / "ingest.log"
+    log = tmp_path / "ingest.log"
     port = free_port()
     consumer = probe_runtime(iso)
     await consumer.start()

@@ -20,7 +20,7 @@ from salesops_common.envelope import Envelope
 from salesops_common.settings import database_dsn
 from salesops_ingest.bootstrap import create_app
 from salesops_ingest.config import IngestSettings
-from tests.support import Isolation, read_topic, running
+from tests.support import Isolation, eventually, read_topic, running
 
 SECRET = "hubspot-client-secret"
 PORTAL = 62515
@@ -88,8 +88,13 @@ def ingest_settings(iso: Isolation, **overrides: Any) -> IngestSettings:
 
 
 @asynccontextmanager
-async def ingest_app(iso: Isolation, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
-    async with running(create_app(ingest_settings(iso, **overrides))) as client:
+async def ingest_app(
+    iso: Isolation, *, consumers: bool = True, **overrides: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Ingest with its real lifespan; ``consumers=False`` leaves out its writeback consumer,
+    for tests that put nothing on routing's topic (see ``running``)."""
+    app = create_app(ingest_settings(iso, **overrides))
+    async with running(app, consumers=consumers) as client:
         yield client
 
 
@@ -105,8 +110,23 @@ async def count(iso: Isolation, sql: str, *args: Any) -> int:
         await conn.close()
 
 
-async def crm_events(iso: Isolation, *, until: Any, within: float = 60.0) -> list[Envelope]:
-    return await read_topic(iso.bootstrap, iso.topic("salesops.crm.v1"), until=until, within=within)
+async def crm_events(
+    iso: Isolation, *, until: Any, within: float = 60.0, settle: bool = False
+) -> list[Envelope]:
+    topic = iso.topic("salesops.crm.v1")
+    return await read_topic(iso.bootstrap, topic, until=until, within=within, settle=settle)
+
+
+async def all_sent(iso: Isolation) -> bool:
+    """Whether ingest's relay has put every event it committed on the topic."""
+    return await count(iso, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0
+
+
+async def settle(iso: Isolation) -> None:
+    """Before asserting that something was *not* published: wait until ingest's outbox has
+    nothing left to send, so that anything wrongly published is on the topic (and a read with
+    ``settle=True``, to the end of every partition, sees it)."""
+    await eventually(lambda: all_sent(iso))
 
 
 def of_type(events: list[Envelope], type_name: str) -> list[Envelope]:

@@ -3,7 +3,6 @@ stand-in server), canonical events out on the real broker, owners written back."
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -22,6 +21,7 @@ from tests.ingest.integration.crm_support import (
     ingest_app,
     of_type,
     post_hubspot,
+    settle,
     sign_v3,
 )
 from tests.support import AUTH, Isolation, eventually, publish
@@ -49,6 +49,15 @@ async def hs() -> AsyncIterator[FakeHubSpot]:
 
 @pytest.fixture
 async def ingest(iso: Isolation, hs: FakeHubSpot) -> AsyncIterator[httpx.AsyncClient]:
+    """Without its writeback consumer, for the tests that put nothing on routing's topic."""
+    async with ingest_app(
+        iso, consumers=False, hubspot_access_token=TOKEN, hubspot_api_base=hs.base_url
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+async def writing_back(iso: Isolation, hs: FakeHubSpot) -> AsyncIterator[httpx.AsyncClient]:
     async with ingest_app(iso, hubspot_access_token=TOKEN, hubspot_api_base=hs.base_url) as client:
         yield client
 
@@ -135,18 +144,10 @@ async def test_retried_deliveries_are_deduplicated_and_no_op_updates_publish_not
     same_value = hs_event("contact.propertyChange", 102, prop="company", value="Acme Corp")
     for events in ([change], [retry, same_value]):
         assert (await post_hubspot(ingest, events)).status_code == 204
-    await eventually(
-        lambda: (
-            count(iso, "SELECT count(*) FROM deliveries WHERE processed_at IS NULL")
-            .__await__()
-            .__next__
-            if False
-            else _processed(iso, 3)
-        )
-    )
+    await eventually(lambda: _processed(iso, 3))
     events = await crm_events(iso, until=lambda ev: of_type(ev, "lead.updated"))
-    await _settle()
-    events = await crm_events(iso, until=lambda ev: len(ev) >= len(events))
+    await settle(iso)
+    events = await crm_events(iso, until=lambda ev: len(ev) >= len(events), settle=True)
     updates = of_type(events, "lead.updated")
     assert len(updates) == 1
     assert updates[0].data["last_name"] == "Smith"
@@ -156,11 +157,6 @@ async def test_retried_deliveries_are_deduplicated_and_no_op_updates_publish_not
 async def _processed(iso: Isolation, deliveries: int) -> bool:
     done = await count(iso, "SELECT count(*) FROM deliveries WHERE processed_at IS NOT NULL")
     return done >= deliveries
-
-
-async def _settle() -> None:
-    """Time for anything wrongly published to reach the topic before asserting its absence."""
-    await asyncio.sleep(1.0)
 
 
 async def test_out_of_order_updates_never_overwrite_newer_values(
@@ -177,8 +173,8 @@ async def test_out_of_order_updates_never_overwrite_newer_values(
     await post_hubspot(ingest, [newer])
     await post_hubspot(ingest, [older])
     await eventually(lambda: _processed(iso, 3))
-    await _settle()
-    events = await crm_events(iso, until=lambda ev: of_type(ev, "lead.updated"))
+    await settle(iso)
+    events = await crm_events(iso, until=lambda ev: of_type(ev, "lead.updated"), settle=True)
     names = [e.data["last_name"] for e in of_type(events, "lead.updated")]
     assert names == ["New"]
 
@@ -226,6 +222,7 @@ async def test_an_unmapped_stage_is_dead_lettered_and_a_retry_after_the_fix_goes
     override = Path(str(tmp_path))
     async with ingest_app(
         iso,
+        consumers=False,
         hubspot_access_token=TOKEN,
         hubspot_api_base=hs.base_url,
         mappings_dir=str(override),
@@ -253,6 +250,7 @@ async def test_an_unmapped_stage_is_dead_lettered_and_a_retry_after_the_fix_goes
     mapping.load_mappings.cache_clear()
     async with ingest_app(
         iso,
+        consumers=False,
         hubspot_access_token=TOKEN,
         hubspot_api_base=hs.base_url,
         mappings_dir=str(override),
@@ -265,13 +263,13 @@ async def test_an_unmapped_stage_is_dead_lettered_and_a_retry_after_the_fix_goes
 
 
 async def test_routing_decisions_are_written_back_once_and_the_echo_changes_nothing(
-    ingest: httpx.AsyncClient, hs: FakeHubSpot, iso: Isolation
+    writing_back: httpx.AsyncClient, hs: FakeHubSpot, iso: Isolation
 ) -> None:
     contact(hs, "104", hubspot_owner_id="")
     hs.owners.append({"id": "502", "email": "bo@example.com", "firstName": "Bo", "archived": False})
-    await post_hubspot(ingest, [hs_event("contact.creation", 104)])
+    await post_hubspot(writing_back, [hs_event("contact.creation", 104)])
     await crm_events(iso, until=lambda ev: of_type(ev, "lead.created"))
-    synced = await ingest.post("/v1/syncs", headers=AUTH, json={"sources": ["hubspot"]})
+    synced = await writing_back.post("/v1/syncs", headers=AUTH, json={"sources": ["hubspot"]})
     assert synced.status_code == 200, synced.text
     events = await crm_events(
         iso, until=lambda ev: of_type(ev, "lead.created") and len(of_type(ev, "rep.created")) >= 2
@@ -297,20 +295,22 @@ async def test_routing_decisions_are_written_back_once_and_the_echo_changes_noth
 
     patches = await eventually(written, within=60)
     assert patches[0].json == {"properties": {"hubspot_owner_id": "502"}}  # type: ignore[attr-defined]
-    listing = await eventually(lambda: _writebacks(ingest, lead.data["id"], "done"), within=30)
+    listing = await eventually(
+        lambda: _writebacks(writing_back, lead.data["id"], "done"), within=30
+    )
     assert listing[0]["owner_source_id"] == "502"
 
     # HubSpot reports the change back: recognized as ours, nothing published.
     echo = hs_event(
         "contact.propertyChange", 104, prop="hubspot_owner_id", value="502", change_source="API"
     )
-    await post_hubspot(ingest, [echo])
+    await post_hubspot(writing_back, [echo])
     await eventually(lambda: _processed(iso, 2))
-    await _settle()
-    events = await crm_events(iso, until=lambda ev: len(ev) >= 3)
+    await settle(iso)
+    events = await crm_events(iso, until=lambda ev: len(ev) >= 3, settle=True)
     assert not of_type(events, "lead.updated")
     assert len(hs.requests_to("PATCH")) == 1
-    metrics = (await ingest.get("/metrics")).text
+    metrics = (await writing_back.get("/metrics")).text
     assert 'salesops_ingest_writebacks_total{result="done",source="hubspot"} 1.0' in metrics
 
 

@@ -40,7 +40,11 @@ async def test_a_source_over_its_rate_gets_429_with_retry_after_and_nothing_stor
     iso: Isolation,
 ) -> None:
     async with ingest_app(
-        iso, pipedrive_user="pd", pipedrive_password="pw", rate_limit="pipedrive:3,0"
+        iso,
+        consumers=False,
+        pipedrive_user="pd",
+        pipedrive_password="pw",
+        rate_limit="pipedrive:3,0",
     ) as ingest:
         codes = [
             (await ingest.post("/webhooks/pipedrive", content=person(n), headers=BASIC))
@@ -60,7 +64,7 @@ async def test_a_source_over_its_rate_gets_429_with_retry_after_and_nothing_stor
 
 
 async def test_data_quality_rates_by_source(iso: Isolation) -> None:
-    async with ingest_app(iso) as ingest:
+    async with ingest_app(iso, consumers=False) as ingest:
         leads = [
             api_event(
                 "lead.created",
@@ -93,7 +97,7 @@ async def test_data_quality_rates_by_source(iso: Isolation) -> None:
 
 
 async def test_the_dedupe_window_is_pruned_so_its_store_stays_bounded(iso: Isolation) -> None:
-    async with ingest_app(iso) as ingest:
+    async with ingest_app(iso, consumers=False) as ingest:
         event = api_event("lead.created", "W1", source_event_id="w-1")
         await ingest.post("/v1/events", json=event, headers=AUTH)
         again = await ingest.post("/v1/events", json=event, headers=AUTH)

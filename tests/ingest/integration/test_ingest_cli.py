@@ -17,7 +17,7 @@ import uvicorn
 from salesops_cli.main import main
 from salesops_ingest.bootstrap import create_app
 from tests.ingest.integration.crm_support import count, ingest_settings
-from tests.support import AUTH, TOKEN, Isolation, api_event, eventually
+from tests.support import AUTH, TOKEN, Isolation, api_event, eventually, without_consumers
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +33,8 @@ async def ingest_url(iso: Isolation) -> AsyncIterator[str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = _Server(uvicorn.Config(create_app(ingest_settings(iso)), log_config=None))
+    app = without_consumers(create_app(ingest_settings(iso)))  # the CLI consumes nothing
+    server = _Server(uvicorn.Config(app, log_config=None))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():

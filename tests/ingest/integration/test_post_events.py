@@ -18,8 +18,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def ingest(iso: Isolation) -> AsyncIterator[httpx.AsyncClient]:
+    """Without its writeback consumer: these tests put nothing on routing's topic."""
     settings = IngestSettings(database=iso.database("ingest"), **iso.settings_kwargs())
-    async with running(create_app(settings)) as client:
+    async with running(create_app(settings), consumers=False) as client:
         yield client
 
 

@@ -3,10 +3,10 @@ PostgreSQL and the real broker (the CRMs' APIs are local stand-in servers)."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -16,7 +16,7 @@ import pytest
 from salesops_common.envelope import Envelope
 from salesops_common.events import LeadAssigned
 from tests.ingest.fakes.salesforce_api import FakeSalesforce, sf_time
-from tests.ingest.integration.crm_support import count, crm_events, ingest_app, of_type
+from tests.ingest.integration.crm_support import count, crm_events, ingest_app, of_type, settle
 from tests.ingest.unit.test_salesforce import (
     LEAD_NOTIFICATION,
     OPPORTUNITY_NOTIFICATION,
@@ -41,20 +41,29 @@ async def sf() -> AsyncIterator[FakeSalesforce]:
 
 @pytest.fixture
 async def ingest(iso: Isolation, sf: FakeSalesforce) -> AsyncIterator[httpx.AsyncClient]:
-    async with ingest_app(
+    """Without its writeback consumer, for the tests that put nothing on routing's topic."""
+    async with salesforce_ingest(iso, sf, consumers=False) as client:
+        yield client
+
+
+@pytest.fixture
+async def writing_back(iso: Isolation, sf: FakeSalesforce) -> AsyncIterator[httpx.AsyncClient]:
+    async with salesforce_ingest(iso, sf, consumers=True) as client:
+        yield client
+
+
+def salesforce_ingest(
+    iso: Isolation, sf: FakeSalesforce, *, consumers: bool
+) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    return ingest_app(
         iso,
+        consumers=consumers,
         salesforce_org_ids=ORG_15,
         salesforce_api_base=sf.base_url,
         salesforce_access_token=SF_TOKEN,
         pipedrive_user=PD_USER,
         pipedrive_password=PD_PASSWORD,
-    ) as client:
-        yield client
-
-
-async def settle() -> None:
-    """Time for anything wrongly published to reach the topic before asserting absence."""
-    await asyncio.sleep(1.0)
+    )
 
 
 async def processed(iso: Isolation, deliveries: int) -> bool:
@@ -88,8 +97,8 @@ async def test_outbound_messages_are_acked_after_commit_and_retries_change_nothi
     assert lead.data["tenant"] == ORG_15
     assert of_type(events, "deal.created")[0].data["amount"] == "125000.0"
     await eventually(lambda: processed(iso, 2))
-    await settle()
-    events = await crm_events(iso, until=lambda ev: len(ev) >= len(events))
+    await settle(iso)
+    events = await crm_events(iso, until=lambda ev: len(ev) >= len(events), settle=True)
     assert len(of_type(events, "lead.created")) == 1
     assert len(of_type(events, "deal.created")) == 1
 
@@ -165,7 +174,7 @@ async def test_cdc_fans_out_record_ids_and_gap_events_are_read_again(
 
 
 async def test_a_salesforce_lead_gets_its_owner_written_back(
-    ingest: httpx.AsyncClient, sf: FakeSalesforce, iso: Isolation
+    writing_back: httpx.AsyncClient, sf: FakeSalesforce, iso: Isolation
 ) -> None:
     user = outbound(
         """
@@ -180,7 +189,7 @@ async def test_a_salesforce_lead_gets_its_owner_written_back(
    </Notification>""",
         LEAD_NOTIFICATION,
     )
-    await ingest.post("/webhooks/salesforce", content=user)
+    await writing_back.post("/webhooks/salesforce", content=user)
     sf.put("Lead", "00Q5g00000Lz1AbEAJ", LastName="Doe")
     events = await crm_events(
         iso, until=lambda ev: of_type(ev, "lead.created") and of_type(ev, "rep.created")
@@ -335,8 +344,8 @@ async def test_a_csv_import_streams_rows_with_a_report_and_a_second_import_chang
     )
     assert again.json()["accepted"] == 0
     assert again.json()["unchanged"] + again.json()["merged"] == 5
-    await settle()
-    after = await crm_events(iso, until=lambda ev: len(ev) >= len(events))
+    await settle(iso)
+    after = await crm_events(iso, until=lambda ev: len(ev) >= len(events), settle=True)
     assert len(after) == len(events)
 
     no_id = await ingest.post(
@@ -363,14 +372,14 @@ async def test_a_replay_after_a_mapping_fix_publishes_only_what_changed(
     (override / "salesforce.yaml").write_text(shipped.replace("Company: company", "Company: ''"))
     mapping.load_mappings.cache_clear()
     started = datetime.now(UTC) - timedelta(seconds=5)
-    async with ingest_app(iso, mappings_dir=str(override), **settings) as ingest:
+    async with ingest_app(iso, consumers=False, mappings_dir=str(override), **settings) as ingest:
         await ingest.post("/webhooks/salesforce", content=outbound(LEAD_NOTIFICATION))
         events = await crm_events(iso, until=lambda ev: of_type(ev, "lead.created"))
         assert "company" not in of_type(events, "lead.created")[0].data
 
     (override / "salesforce.yaml").write_text(shipped)
     mapping.load_mappings.cache_clear()
-    async with ingest_app(iso, mappings_dir=str(override), **settings) as ingest:
+    async with ingest_app(iso, consumers=False, mappings_dir=str(override), **settings) as ingest:
         replay = await ingest.post("/v1/replays", json={"since": started.isoformat()}, headers=AUTH)
         assert replay.status_code == 202
         assert replay.json()["deliveries"] == 1
@@ -383,8 +392,8 @@ async def test_a_replay_after_a_mapping_fix_publishes_only_what_changed(
         # A second replay finds nothing new to say.
         await ingest.post("/v1/replays", json={"since": started.isoformat()}, headers=AUTH)
         await eventually(lambda: nothing_pending(iso))
-        await settle()
-        after = await crm_events(iso, until=lambda ev: len(ev) >= len(events))
+        await settle(iso)
+        after = await crm_events(iso, until=lambda ev: len(ev) >= len(events), settle=True)
         assert len(of_type(after, "lead.updated")) == 1
         assert len(of_type(after, "lead.created")) == 1
     mapping.load_mappings.cache_clear()

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaProducer
 
 from salesops_common.envelope import Envelope
 from salesops_common.events import Deal
 from salesops_metrics.bootstrap import create_app
 from salesops_metrics.config import MetricsSettings
-from tests.support import AUTH, Isolation, eventually, publish, running
+from tests.support import AUTH, Isolation, eventually, publish, read_records, running
 
 pytestmark = pytest.mark.integration
 CRM = "salesops.crm.v1"
@@ -35,30 +34,6 @@ async def produce_raw(bootstrap: str, topic: str, *, key: bytes, value: bytes) -
         await producer.send_and_wait(topic, value=value, key=key)
     finally:
         await producer.stop()
-
-
-async def read_raw(
-    bootstrap: str, topic: str, *, count: int, within: float = 60.0
-) -> list[ConsumerRecord[bytes, bytes]]:
-    """Whole records, headers included (``read_topic`` keeps only the envelope)."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=f"reader-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    seen: list[ConsumerRecord[bytes, bytes]] = []
-    deadline = time.monotonic() + within
-    try:
-        while len(seen) < count:
-            assert time.monotonic() < deadline, f"{len(seen)} of {count} records on {topic}"
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                seen.extend(records)
-    finally:
-        await consumer.stop()
-    return seen
 
 
 def won(deal_id: uuid.UUID) -> Envelope:
@@ -89,7 +64,9 @@ async def test_poison_records_are_dead_lettered_and_later_events_still_count(
         return counts or None
 
     assert await eventually(counted, within=60) == {"deal.won": 1}  # the invalid one is not
-    dead = await read_raw(iso.bootstrap, iso.topic(CRM + ".dlq"), count=2)
+    dead = await read_records(
+        iso.bootstrap, iso.topic(CRM + ".dlq"), until=lambda seen: len(seen) >= 2, within=60
+    )
     headers = [dict(r.headers) for r in dead]
     assert all(h["x-dlq-origin"].decode().startswith(iso.topic(CRM) + "/") for h in headers)
     envelopes = [Envelope.from_record(r.key, r.value, list(r.headers)) for r in dead]

@@ -20,3 +20,10 @@ def routing_settings(iso: Isolation) -> RoutingSettings:
 async def routing(iso: Isolation) -> AsyncIterator[httpx.AsyncClient]:
     async with running(create_app(routing_settings(iso))) as client:
         yield client
+
+
+@pytest.fixture
+async def admin(iso: Isolation) -> AsyncIterator[httpx.AsyncClient]:
+    """Routing without its CRM consumer, for tests that use its API only (no CRM events)."""
+    async with running(create_app(routing_settings(iso)), consumers=False) as client:
+        yield client

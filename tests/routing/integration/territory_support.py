@@ -4,11 +4,8 @@ routing REST calls, and a quick look at routing's topic."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -16,28 +13,14 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from salesops_common.envelope import Envelope
 from salesops_common.events import Account, Lead, Rep
 from salesops_common.settings import database_dsn
-from salesops_routing.bootstrap import create_app
-from tests.routing.integration.conftest import routing_settings
 from tests.routing.integration.helpers import assignment, assignments, crm, put_on_crm
-from tests.support import AUTH, Isolation, eventually, running
+from tests.support import AUTH, Isolation, eventually, read_topic
 
 RULESET = "/v1/routing/ruleset"
-
-
-@asynccontextmanager
-async def without_crm_events(iso: Isolation) -> AsyncIterator[httpx.AsyncClient]:
-    """Routing with its real lifespan but no CRM consumer, for scenarios that only use the
-    admin API: they skip the seconds the broker takes to seat a consumer group member, at
-    start and again at stop."""
-    app = create_app(routing_settings(iso))
-    app.state.runtime.consumers.clear()
-    async with running(app) as client:
-        yield client
 
 
 # --- CRM events -------------------------------------------------------------------------
@@ -191,46 +174,10 @@ async def routing_events(
     within: float = 60,
     settle: bool = False,
 ) -> list[Envelope]:
-    """Read salesops.routing.v1 from the start until ``until`` holds. Partitions are
-    assigned, not joined as a group: no seconds lost waiting for the broker to seat a reader.
-
-    ``settle``: then read on until a poll brings nothing, for assertions that something was
-    *not* published (events of one relay batch may land on their partitions a moment apart).
-    """
+    """Read salesops.routing.v1 from the start until ``until`` holds (``settle``: then on to
+    the end of every partition, for assertions that something was *not* published)."""
     topic = iso.topic("salesops.routing.v1")
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=iso.bootstrap, enable_auto_commit=False, group_id=None
-    )
-    await consumer.start()
-    seen: list[Envelope] = []
-    deadline = time.monotonic() + within
-    try:
-        partitions = None
-        while not partitions:
-            partitions = consumer.partitions_for_topic(topic)
-            if not partitions:
-                await consumer.topics()  # fetches the cluster's metadata afresh
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"no partitions for {topic}")
-                await asyncio.sleep(0.1)
-        consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
-        await consumer.seek_to_beginning()
-        while not until(seen):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out on {topic}; got {[e.type for e in seen]}")
-            batches = await consumer.getmany(timeout_ms=200)
-            for records in batches.values():
-                for r in records:
-                    seen.append(Envelope.from_record(r.key, r.value, list(r.headers)))
-        while settle:
-            batches = await consumer.getmany(timeout_ms=500)
-            settle = any(batches.values())
-            for records in batches.values():
-                for r in records:
-                    seen.append(Envelope.from_record(r.key, r.value, list(r.headers)))
-    finally:
-        await consumer.stop()
-    return seen
+    return await read_topic(iso.bootstrap, topic, until=until, within=within, settle=settle)
 
 
 def of_type(events: Iterable[Envelope], type_name: str) -> list[Envelope]:

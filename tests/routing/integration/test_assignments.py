@@ -75,15 +75,15 @@ async def test_new_leads_go_to_each_rep_in_turn_with_an_explanation(
 
 
 async def test_v1_endpoints_refuse_a_caller_without_the_token(
-    routing: httpx.AsyncClient,
+    admin: httpx.AsyncClient,
 ) -> None:
     for path in (f"/v1/assignments/{uuid4()}", "/v1/reps"):
-        resp = await routing.get(path)
+        resp = await admin.get(path)
         assert resp.status_code == 401
         assert resp.json()["error"]["code"] == "unauthenticated"
-        wrong = await routing.get(path, headers={"Authorization": "Bearer nope"})
+        wrong = await admin.get(path, headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401
-    assert (await routing.get("/healthz")).status_code == 200
+    assert (await admin.get("/healthz")).status_code == 200
 
 
 async def test_a_lead_delivered_twice_is_assigned_once_and_the_rotation_moves_once(

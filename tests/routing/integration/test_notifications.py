@@ -79,6 +79,13 @@ async def routing(iso: Isolation) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+@pytest.fixture
+async def admin(iso: Isolation) -> AsyncIterator[httpx.AsyncClient]:
+    """Routing without its CRM consumer, for the tests of the channels' REST API alone."""
+    async with running(create_app(fast_settings(iso)), consumers=False) as client:
+        yield client
+
+
 async def put_channel(
     client: httpx.AsyncClient, team: str, url: str, events: list[str] | None = None
 ) -> httpx.Response:
@@ -214,26 +221,26 @@ async def test_routing_keeps_assigning_while_the_receiver_is_down(
 
 
 async def test_channels_are_managed_over_rest_and_their_urls_never_shown(
-    routing: httpx.AsyncClient,
+    admin: httpx.AsyncClient,
 ) -> None:
     url = "https://hooks.slack.example/services/T000/B000/XXXXSECRET"
 
-    created = await put_channel(routing, TEAM, url)
+    created = await put_channel(admin, TEAM, url)
 
     assert created.status_code == 200, created.text
     assert created.json()["url"] == "https://hooks.slack.example/…"
     assert created.json()["events"] == ["lead.assigned", "lead.reassigned", "lead.sla_breached"]
-    changed = await put_channel(routing, TEAM, url, ["lead.sla_breached", "lead.sla_breached"])
+    changed = await put_channel(admin, TEAM, url, ["lead.sla_breached", "lead.sla_breached"])
     assert changed.json()["events"] == ["lead.sla_breached"]
-    listed = await routing.get(f"{BASE}/channels", headers=AUTH)
+    listed = await admin.get(f"{BASE}/channels", headers=AUTH)
     assert listed.status_code == 200
     assert [c["team"] for c in listed.json()["channels"]] == [TEAM]
     assert "XXXXSECRET" not in listed.text
-    assert (await routing.delete(f"{BASE}/channels/{TEAM}", headers=AUTH)).status_code == 204
-    missing = await routing.delete(f"{BASE}/channels/{TEAM}", headers=AUTH)
+    assert (await admin.delete(f"{BASE}/channels/{TEAM}", headers=AUTH)).status_code == 204
+    missing = await admin.delete(f"{BASE}/channels/{TEAM}", headers=AUTH)
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "not_found"
-    assert (await routing.get(f"{BASE}/channels", headers=AUTH)).json()["channels"] == []
+    assert (await admin.get(f"{BASE}/channels", headers=AUTH)).json()["channels"] == []
 
 
 @pytest.mark.parametrize(
@@ -249,15 +256,15 @@ async def test_channels_are_managed_over_rest_and_their_urls_never_shown(
     ],
 )
 async def test_an_invalid_channel_is_refused(
-    routing: httpx.AsyncClient, team: str, body: dict[str, Any]
+    admin: httpx.AsyncClient, team: str, body: dict[str, Any]
 ) -> None:
-    resp = await routing.put(f"{BASE}/channels/{team}", json=body, headers=AUTH)
+    resp = await admin.put(f"{BASE}/channels/{team}", json=body, headers=AUTH)
 
     assert resp.status_code == 422, resp.text
     assert resp.json()["error"]["code"] == "invalid"
 
 
-async def test_notification_endpoints_need_the_token(routing: httpx.AsyncClient) -> None:
+async def test_notification_endpoints_need_the_token(admin: httpx.AsyncClient) -> None:
     for method, path in (
         ("GET", BASE),
         ("GET", f"{BASE}/channels"),
@@ -265,7 +272,7 @@ async def test_notification_endpoints_need_the_token(routing: httpx.AsyncClient)
         ("DELETE", f"{BASE}/channels/{TEAM}"),
         ("POST", f"{BASE}/1/retry"),
     ):
-        resp = await routing.request(method, path, json={"url": "https://hooks.example/x"})
+        resp = await admin.request(method, path, json={"url": "https://hooks.example/x"})
         assert resp.status_code == 401, (method, path)
 
 

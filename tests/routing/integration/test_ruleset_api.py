@@ -4,7 +4,6 @@ a time."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 from uuid import uuid4
 
@@ -26,18 +25,10 @@ from tests.routing.integration.territory_support import (
     routing_events,
     ruleset,
     territory,
-    without_crm_events,
 )
 from tests.support import AUTH, Isolation
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def admin(iso: Isolation) -> AsyncIterator[httpx.AsyncClient]:
-    """Routing for scenarios that use the admin API only (no CRM events)."""
-    async with without_crm_events(iso) as client:
-        yield client
 
 
 YAML = {**AUTH, "Content-Type": "application/yaml"}

@@ -5,7 +5,6 @@ rotation, the assignments or the routing topic."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,18 +26,10 @@ from tests.routing.integration.territory_support import (
     set_routing,
     skipped,
     territory,
-    without_crm_events,
 )
 from tests.support import AUTH, Isolation
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def admin(iso: Isolation) -> AsyncIterator[httpx.AsyncClient]:
-    """Routing for scenarios that use the admin API only (no CRM events)."""
-    async with without_crm_events(iso) as client:
-        yield client
 
 
 SIMULATE, REPLAY = "/v1/routing/simulate", "/v1/routing/replay"

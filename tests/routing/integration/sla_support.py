@@ -17,6 +17,7 @@ from salesops_common.envelope import Envelope
 from salesops_common.events import Activity, Lead, Rep
 from salesops_common.settings import database_dsn
 from salesops_routing.config import RoutingSettings
+from tests.routing.integration.helpers import crm, hire, put_on_crm
 from tests.support import AUTH, Isolation, read_topic
 
 TEAM = "emea-sales"
@@ -55,6 +56,24 @@ def territory(
             "max_reassignments": max_reassignments,
         }
     return body
+
+
+async def staff(iso: Isolation, client: httpx.AsyncClient, reps: Sequence[Rep], **sla: Any) -> None:
+    """Hire the reps, in this rotation order, into Germany's territory with the SLA given."""
+    await hire(iso, client, reps)
+    await put_ruleset(client, territory(reps, **sla))
+
+
+async def first_owner(
+    iso: Isolation, lead: Lead, reps: Sequence[Rep]
+) -> tuple[dict[str, Any], Rep, Rep]:
+    """Put a new lead on the CRM topic: its lead.assigned, its owner and the other rep."""
+    await put_on_crm(iso, [crm("lead.created", lead)])
+    facts = await routing_facts(iso, has(lead, ("lead.assigned", 1)))
+    assigned = of_lead(facts, lead, "lead.assigned")[0].data
+    owner = next(r for r in reps if str(r.id) == assigned["rep_id"])
+    other = next(r for r in reps if r is not owner)
+    return assigned, owner, other
 
 
 async def put_ruleset(client: httpx.AsyncClient, *territories: dict[str, Any]) -> None:

@@ -12,18 +12,18 @@ import httpx
 import pytest
 
 from salesops_routing.bootstrap import create_app
-from tests.routing.integration.helpers import assignment, crm, hire, metric, new_rep, put_on_crm
+from tests.routing.integration.helpers import assignment, crm, metric, new_rep, put_on_crm
 from tests.routing.integration.sla_support import (
     call,
     fast_settings,
+    first_owner,
     german_lead,
     has,
     of_lead,
-    put_ruleset,
     routing_facts,
     sla_timer,
+    staff,
     stored,
-    territory,
 )
 from tests.support import Isolation, eventually, running
 
@@ -55,8 +55,7 @@ async def test_a_lead_nobody_calls_in_time_is_breached_and_goes_to_the_next_rep(
     routing: httpx.AsyncClient, iso: Isolation
 ) -> None:
     reps = [new_rep("R1"), new_rep("R2")]
-    await hire(iso, routing, reps)
-    await put_ruleset(routing, territory(reps, first_touch_minutes=0.02, max_reassignments=1))
+    await staff(iso, routing, reps, first_touch_minutes=0.02, max_reassignments=1)
     lead = german_lead("L1")
 
     await put_on_crm(iso, [crm("lead.created", lead)])
@@ -94,8 +93,7 @@ async def test_reassignments_stop_after_max_reassignments(
     routing: httpx.AsyncClient, iso: Isolation
 ) -> None:
     reps = [new_rep("R1"), new_rep("R2"), new_rep("R3")]
-    await hire(iso, routing, reps)
-    await put_ruleset(routing, territory(reps, first_touch_minutes=0.02, max_reassignments=1))
+    await staff(iso, routing, reps, first_touch_minutes=0.02, max_reassignments=1)
     lead = german_lead("L1")
 
     await put_on_crm(iso, [crm("lead.created", lead)])
@@ -123,8 +121,7 @@ async def test_a_lead_never_goes_back_to_a_rep_who_missed_its_sla(iso: Isolation
     lead = german_lead("L1")
     # Queued leads are retried at start and then not for an hour: the queue stays as it is.
     async with running(create_app(fast_settings(iso, queue_poll_seconds=3600))) as routing:
-        await hire(iso, routing, reps)
-        await put_ruleset(routing, territory(reps, first_touch_minutes=0.02, max_reassignments=2))
+        await staff(iso, routing, reps, first_touch_minutes=0.02, max_reassignments=2)
 
         await put_on_crm(iso, [crm("lead.created", lead)])
 
@@ -147,14 +144,9 @@ async def test_an_sla_met_by_a_call_in_time_is_not_breached(
     routing: httpx.AsyncClient, iso: Isolation
 ) -> None:
     reps = [new_rep("R1"), new_rep("R2")]
-    await hire(iso, routing, reps)
-    await put_ruleset(routing, territory(reps, first_touch_minutes=1, max_reassignments=1))
+    await staff(iso, routing, reps, first_touch_minutes=1, max_reassignments=1)
     lead = german_lead("L1")
-    await put_on_crm(iso, [crm("lead.created", lead)])
-    facts = await routing_facts(iso, has(lead, ("lead.assigned", 1)))
-    assigned = of_lead(facts, lead, "lead.assigned")[0].data
-    owner = next(r for r in reps if str(r.id) == assigned["rep_id"])
-    other = next(r for r in reps if r is not owner)
+    assigned, owner, other = await first_owner(iso, lead, reps)
     called_at = at(assigned["assigned_at"]) + timedelta(seconds=20)
 
     await put_on_crm(
@@ -175,14 +167,9 @@ async def test_calls_that_are_not_the_owners_first_outbound_touch_in_time_do_not
     routing: httpx.AsyncClient, iso: Isolation
 ) -> None:
     reps = [new_rep("R1"), new_rep("R2")]
-    await hire(iso, routing, reps)
-    await put_ruleset(routing, territory(reps, first_touch_minutes=0.02, max_reassignments=1))
+    await staff(iso, routing, reps, first_touch_minutes=0.02, max_reassignments=1)
     lead = german_lead("L1")
-    await put_on_crm(iso, [crm("lead.created", lead)])
-    facts = await routing_facts(iso, has(lead, ("lead.assigned", 1)))
-    assigned = of_lead(facts, lead, "lead.assigned")[0].data
-    owner = next(r for r in reps if str(r.id) == assigned["rep_id"])
-    other = next(r for r in reps if r is not owner)
+    assigned, owner, other = await first_owner(iso, lead, reps)
     assigned_at = at(assigned["assigned_at"])
 
     await put_on_crm(
@@ -203,8 +190,7 @@ async def test_a_touch_that_arrives_before_the_assignment_still_counts(
     routing: httpx.AsyncClient, iso: Isolation
 ) -> None:
     rep = new_rep("R1")
-    await hire(iso, routing, [rep])
-    await put_ruleset(routing, territory([rep], first_touch_minutes=5, max_reassignments=1))
+    await staff(iso, routing, [rep], first_touch_minutes=5, max_reassignments=1)
     lead = german_lead("L1")
     # The CRM's clock is ahead of ours, or the lead's partition lags: the call is applied
     # first, yet it happened after routing assigned the lead.
@@ -228,8 +214,7 @@ async def test_a_timer_survives_a_restart_of_the_service(iso: Isolation) -> None
     lead = german_lead("L1")
     # This copy looks at timers once, at start, and then not for an hour.
     async with running(create_app(fast_settings(iso, sla_poll_seconds=3600))) as first:
-        await hire(iso, first, reps)
-        await put_ruleset(first, territory(reps, first_touch_minutes=0.02, max_reassignments=1))
+        await staff(iso, first, reps, first_touch_minutes=0.02, max_reassignments=1)
         await put_on_crm(iso, [crm("lead.created", lead)])
 
         async def assigned() -> dict[str, Any] | None:

@@ -25,6 +25,9 @@ from typing import Any
 import pytest
 import yaml
 
+from salesops_metrics.domain.kpis import KPIS, KpiDefinition
+from tests.deploy import grafana
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -33,8 +36,9 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 INIT_SQL = DEPLOY / "postgres" / "init" / "01-databases.sql"
 PROMETHEUS_CONFIG = DEPLOY / "prometheus" / "prometheus.yml"
 ALERTS = DEPLOY / "prometheus" / "alerts.yml"
+ALERT_TESTS = DEPLOY / "prometheus" / "tests" / "alerts_test.yml"
 GRAFANA = DEPLOY / "grafana"
-DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
+DASHBOARDS = grafana.dashboard_paths()
 
 SERVICES = {"ingest": 8001, "routing": 8002, "metrics": 8003, "forecast": 8004}
 INFRA = ("postgres", "kafka", "prometheus", "grafana")
@@ -61,20 +65,32 @@ _HISTOGRAMS = (
     "pipeline_lag_seconds",
 )
 _SERVICE_SPECIFIC = (
-    "salesops_ingest_events_accepted_total",
-    "salesops_ingest_events_duplicate_total",
-    "salesops_metrics_win_rate_ratio",
-    "salesops_metrics_deals_won_total",
-    "salesops_metrics_deals_lost_total",
-    "salesops_metrics_leads_assigned_total",
+    "salesops_ingest_events_published_total",
+    "salesops_ingest_changes_total",
+    "salesops_ingest_data_quality_ratio",
+    "salesops_ingest_deliveries_pending",
+    "salesops_routing_assignments_total",
+    "salesops_routing_sla_breaches_total",
     "salesops_metrics_events_total",
     "salesops_forecast_runs_total",
     "salesops_forecast_company_point_amount",
 )
+# Which grouping labels a KPI gauge's series may carry (docs/metrics.md): its company series
+# has none of them.
+GROUPING_LABELS = ("territory", "team", "source", "segment", "tool", "rep")
+
+
+def kpi_families() -> dict[str, KpiDefinition]:
+    """salesops_metrics_<kpi>_<unit> for each gauge, salesops_metrics_<kpi>_total for each
+    counter, from the KPI catalogue."""
+    families = {}
+    for kpi in KPIS.values():
+        families[f"salesops_metrics_{kpi.name}_{'total' if kpi.counter else kpi.unit}"] = kpi
+    return families
 
 
 def _known_series() -> frozenset[str]:
-    names = set(_SERVICE_SPECIFIC) | {"up"}
+    names = set(_SERVICE_SPECIFIC) | set(kpi_families()) | {"up"}
     for svc in SERVICES:
         for family in _PER_SERVICE:
             name = f"salesops_{svc}_{family}"
@@ -173,17 +189,11 @@ def metric_names(expr: str) -> tuple[set[str], set[tuple[str, str]]]:
 
 def dashboard_exprs() -> list[tuple[str, str]]:
     """(where, expr) for every query of every dashboard panel, nested rows included."""
-    out: list[tuple[str, str]] = []
-
-    def walk(panels: list[dict[str, Any]], name: str) -> None:
-        for panel in panels:
-            walk(panel.get("panels", []), name)
-            for target in panel.get("targets", []):
-                out.append((f"{name}: {panel.get('title')}", target["expr"]))
-
-    for path in DASHBOARDS:
-        walk(json.loads(path.read_text(encoding="utf-8"))["panels"], path.name)
-    return out
+    return [
+        (f"{q.dashboard}: {q.panel}", q.expr)
+        for path in DASHBOARDS
+        for q in grafana.queries(grafana.load(path), path.name)
+    ]
 
 
 def alert_rules() -> list[dict[str, Any]]:
@@ -372,6 +382,12 @@ def test_grafana_and_prometheus_mount_the_deploy_files(
     assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
     provider = load_yaml(GRAFANA / "provisioning" / "dashboards" / "dashboards.yml")
     assert provider["providers"][0]["options"]["path"] == mounts["./deploy/grafana/dashboards"]
+    # Grafana opens on the sales-ops dashboard, read from the mounted directory.
+    home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    directory, _, name = home.rpartition("/")
+    assert directory == mounts["./deploy/grafana/dashboards"], home
+    assert name == "sales-ops.json"
+    assert (GRAFANA / "dashboards" / name).is_file()
 
 
 # ---------------------------------------------------------------------------- Dockerfile
@@ -510,6 +526,12 @@ def test_alerts_cover_dlq_lag_backlog_and_down() -> None:
     down = rules["SalesopsServiceDown"]
     assert re.search(r"\bup\{[^}]*\}\s*==\s*0", down["expr"])
     assert down["for"] == "1m"
+    breached = rules["SalesopsLeadResponseSlaBreached"]
+    assert "increase(salesops_routing_sla_breaches_total[" in breached["expr"]
+    assert re.search(r">\s*0\s*$", breached["expr"])
+    within = rules["SalesopsLeadResponseWithinSlaLow"]
+    assert 'salesops_metrics_lead_response_within_sla_ratio{territory!=""}' in within["expr"]
+    assert re.search(r"<\s*0\.8\s*$", within["expr"])
     for rule in rules.values():
         assert rule["labels"]["severity"] in ("warning", "critical")
         assert rule["annotations"]["summary"]
@@ -587,7 +609,9 @@ def test_the_dashboards_show_what_operators_and_sales_need() -> None:
         for path in DASHBOARDS
     }
     for needle in (
-        "salesops_ingest_events_accepted_total",
+        # ingest rate: every path publishes through the outbox (REST, webhooks, imports)
+        "salesops_ingest_outbox_published_total",
+        "salesops_ingest_changes_total",
         "http_request_duration_seconds_bucket",
         "outbox_backlog_events",
         "outbox_publish_latency_seconds_bucket",
@@ -598,13 +622,96 @@ def test_the_dashboards_show_what_operators_and_sales_need() -> None:
         assert needle in joined["system.json"], needle
     for needle in (
         "salesops_metrics_win_rate_ratio",
-        "salesops_metrics_deals_won_total",
-        "salesops_metrics_deals_lost_total",
-        "salesops_metrics_leads_assigned_total",
-        "salesops_metrics_events_total",
+        "salesops_metrics_sales_cycle_median_days",
+        "salesops_metrics_lead_response_median_minutes",
+        "salesops_metrics_lead_response_business_median_minutes",
+        "salesops_metrics_lead_response_within_sla_ratio",
+        "salesops_metrics_technology_adoption_ratio",
         "salesops_forecast_company_point_amount",
+        "salesops_metrics_forecast_accuracy_ratio",
+        "salesops_metrics_pipeline_value_amount",
+        "salesops_metrics_sla_breach_rate_ratio",
+        "salesops_routing_sla_breaches_total",
+        "salesops_metrics_duplicate_rate_ratio",
+        "salesops_metrics_dead_letters_total",
     ):
         assert needle in joined["sales-ops.json"], needle
+
+
+_SELECTOR = re.compile(r"(salesops_metrics_\w+)(\{[^}]*\})?")
+_MATCHER = re.compile(r'(\w+)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"')
+
+
+def _grouping_of(matchers: dict[str, tuple[str, str]]) -> list[str]:
+    """The grouping labels a selector requires to be set (`!=""`, `=~".+"`, `=~"$var"`)."""
+    return [
+        label
+        for label, (op, value) in matchers.items()
+        if label in GROUPING_LABELS
+        and ((op == "!=" and value == "") or (op == "=~" and value in (".+", f"${label}")))
+    ]
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
+def test_kpi_queries_select_one_grouping(path: Path) -> None:
+    """A KPI family holds the company series (no grouping label) and one set per grouping:
+    a query over all of them mixes them (max() of the best territory and the company). Each
+    gauge selector names the company series (every grouping label empty) or exactly one
+    grouping; the forecast WAPE and bias, whose series differ by `scope`, name a scope."""
+    families = kpi_families()
+    for where, expr in dashboard_exprs():
+        if not where.startswith(path.name):
+            continue
+        for name, selector in _SELECTOR.findall(expr):
+            kpi = families.get(name)
+            if kpi is None or kpi.counter or not kpi.group_by:
+                continue
+            matchers = {m[0]: (m[1], m[2]) for m in _MATCHER.findall(selector)}
+            if kpi.name in ("forecast_wape", "forecast_bias"):
+                assert matchers.get("scope", ("", ""))[0] == "=", f"{where}: {expr}"
+                continue
+            company = all(matchers.get(lb) == ("=", "") for lb in GROUPING_LABELS)
+            grouped = _grouping_of(matchers)
+            assert company or len(grouped) == 1, f"{where}: {name} mixes groupings: {expr}"
+            if grouped:
+                assert re.search(rf"\bby \([^)]*\b{grouped[0]}\b", expr), f"{where}: {expr}"
+
+
+def test_the_selector_check_tells_company_grouped_and_mixed_apart() -> None:
+    company = 'territory="", team="", source="", segment="", tool="", rep=""'
+    assert _grouping_of({"territory": ("=~", "$territory")}) == ["territory"]
+    assert _grouping_of({"team": ("!=", "")}) == ["team"]
+    assert _grouping_of({"stage": ("!=", "")}) == []
+    matchers = {m[0]: (m[1], m[2]) for m in _MATCHER.findall("{" + company + "}")}
+    assert all(matchers.get(lb) == ("=", "") for lb in GROUPING_LABELS)
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
+def test_the_variables_default_to_all_and_come_from_the_kpi_series(path: Path) -> None:
+    dashboard = grafana.load(path)
+    declared = {v["name"]: v for v in dashboard["templating"]["list"]}
+    for var in grafana.variables(dashboard):
+        raw = declared[var.name]
+        assert raw["datasource"] == grafana.DATASOURCE
+        # All means every series of the grouping, never the company one (`.+`, not `.*`).
+        assert var.include_all, var
+        assert var.multi, var
+        assert var.all_value == ".+", var
+        assert raw["current"]["value"] in (["$__all"], "$__all"), raw["current"]
+        selector, label = var.label_values()
+        assert label == var.name in GROUPING_LABELS
+        assert f'{label}!=""' in selector.replace(" ", "")
+        check_metric_names(f"{path.name}: ${var.name}", selector)
+    for query in grafana.queries(dashboard, path.name):
+        grafana.as_shown(dashboard, query.expr)  # raises on a variable the board lacks
+
+
+def test_the_sales_ops_dashboard_filters_by_territory_and_team() -> None:
+    dashboard = grafana.load(GRAFANA / "dashboards" / "sales-ops.json")
+    assert {v.name for v in grafana.variables(dashboard)} == {"territory", "team"}
+    exprs = " ".join(q.expr for q in grafana.queries(dashboard, "sales-ops.json"))
+    assert 'territory=~"$territory"' in exprs
+    assert 'team=~"$team"' in exprs
 
 
 # ------------------------------------------------------------------------------ promtool
@@ -631,115 +738,39 @@ def test_promtool_accepts_the_config_and_the_rules() -> None:
 
 
 def test_promtool_accepts_every_dashboard_query(tmp_path: Path) -> None:
-    """Grafana's variables replaced by durations, each query must be valid PromQL."""
+    """Grafana's variables replaced as when the dashboard opens, each query is valid PromQL."""
     rules = []
-    for i, (_where, expr) in enumerate(dashboard_exprs()):
-        promql = expr.replace("$__rate_interval", "1m").replace("$__range", "1h")
-        promql = promql.replace("$__interval", "1m")
-        rules.append({"record": f"dashboard_query_{i}", "expr": promql})
+    for i, path in enumerate(DASHBOARDS):
+        dashboard = grafana.load(path)
+        for j, query in enumerate(grafana.queries(dashboard, path.name)):
+            promql = grafana.as_shown(dashboard, query.expr)
+            rules.append({"record": f"dashboard_query_{i}_{j}", "expr": promql})
     path = tmp_path / "dashboards.rules.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
     result = run_promtool("check", "rules", path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def _series(name: str, job: str, values: str, **labels: str) -> dict[str, str]:
-    all_labels = {"job": job, "instance": f"{job}-1:{SERVICES.get(job, 0)}", **labels}
-    text = ", ".join(f'{k}="{v}"' for k, v in all_labels.items())
-    return {"series": f"{name}{{{text}}}", "values": values}
-
-
-def test_promtool_fires_each_alert_on_its_symptom(tmp_path: Path) -> None:
-    """Alert unit tests (promtool test rules) on synthetic series. The annotations are
-    stripped from a copy of the rules: promtool compares them verbatim, and their
-    templates are already checked by `promtool check rules`."""
-    groups = load_yaml(ALERTS)
-    for group in groups["groups"]:
-        for rule in group["rules"]:
-            rule.pop("annotations", None)
-    rules_path = tmp_path / "alerts.yml"
-    rules_path.write_text(yaml.safe_dump(groups))
-
-    def alert(name: str, at: str, *expected: dict[str, str]) -> dict[str, Any]:
-        return {
-            "eval_time": at,
-            "alertname": name,
-            "exp_alerts": [{"exp_labels": e} for e in expected],
-        }
-
-    all_up = [_series("up", job, "1x20") for job in SERVICES if job != "routing"]
-    ok_buckets = [
-        _series("salesops_routing_pipeline_lag_seconds_bucket", "routing", "0+60x20", le=le)
-        for le in ("1", "5", "10", "+Inf")
-    ]
-    slow_buckets = [
-        _series("salesops_forecast_pipeline_lag_seconds_bucket", "forecast", values, le=le)
-        for le, values in (("1", "0x20"), ("5", "0x20"), ("10", "0+60x20"), ("+Inf", "0+60x20"))
-    ]
-    routing_down = {"job": "routing", "instance": "routing-1:8002", "severity": "critical"}
-    tests = {
-        "rule_files": [str(rules_path)],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": [
-                    *all_up,
-                    _series("up", "routing", "0x20"),
-                    _series(
-                        "salesops_routing_dlq_events_total",
-                        "routing",
-                        "0 0 0 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3",
-                        topic="salesops.crm.v1",
-                    ),
-                    _series("salesops_metrics_outbox_backlog_events", "metrics", "2000x20"),
-                    _series("salesops_ingest_outbox_backlog_events", "ingest", "10x20"),
-                    *ok_buckets,
-                    *slow_buckets,
-                ],
-                "alert_rule_test": [
-                    alert("SalesopsServiceDown", "30s"),
-                    alert("SalesopsServiceDown", "2m", routing_down),
-                    alert("SalesopsServiceAbsent", "5m"),
-                    alert("SalesopsDeadLetterGrowth", "2m"),
-                    alert(
-                        "SalesopsDeadLetterGrowth",
-                        "5m",
-                        {"job": "routing", "topic": "salesops.crm.v1", "severity": "warning"},
-                    ),
-                    # 10 minutes after the last dead letter the alert resolves itself.
-                    alert("SalesopsDeadLetterGrowth", "14m"),
-                    alert("SalesopsOutboxBacklogHigh", "3m"),
-                    alert(
-                        "SalesopsOutboxBacklogHigh",
-                        "10m",
-                        {"job": "metrics", "severity": "warning"},
-                    ),
-                    alert("SalesopsPipelineLagHigh", "3m"),
-                    alert(
-                        "SalesopsPipelineLagHigh", "10m", {"job": "forecast", "severity": "warning"}
-                    ),
-                ],
-            },
-            {
-                # No copy of forecast at all: DNS discovery yields no target, no `up`.
-                "interval": "1m",
-                "input_series": [
-                    _series("up", job, "1x10") for job in SERVICES if job != "forecast"
-                ],
-                "alert_rule_test": [
-                    alert(
-                        "SalesopsServiceAbsent", "3m", {"job": "forecast", "severity": "critical"}
-                    ),
-                    alert("SalesopsServiceDown", "3m"),
-                ],
-            },
-        ],
-    }
-    tests_path = tmp_path / "alerts.test.yml"
-    tests_path.write_text(yaml.safe_dump(tests, sort_keys=False))
-    result = run_promtool("test", "rules", tests_path)
+def test_promtool_fires_each_alert_on_its_symptom() -> None:
+    """The alert unit tests (deploy/prometheus/tests/alerts_test.yml), annotations included."""
+    result = run_promtool("test", "rules", ALERT_TESTS)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_alert_unit_tests_cover_every_alert() -> None:
+    """Each alert has a case where it fires and one where it stays quiet."""
+    tests = load_yaml(ALERT_TESTS)
+    assert [(ALERT_TESTS.parent / f).resolve() for f in tests["rule_files"]] == [ALERTS]
+    fired: set[str] = set()
+    quiet: set[str] = set()
+    for case in tests["tests"]:
+        for check in case["alert_rule_test"]:
+            (fired if check["exp_alerts"] else quiet).add(check["alertname"])
+            for expected in check["exp_alerts"]:
+                assert expected["exp_annotations"]["summary"], check
+    alerts = {rule["alert"] for rule in alert_rules()}
+    assert fired == alerts
+    assert quiet == alerts
 
 
 # ------------------------------------------------------------------------ docker compose

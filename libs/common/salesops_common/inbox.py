@@ -150,6 +150,11 @@ class ConsumerRunner:
         self._consumer: AIOKafkaConsumer | None = None
         self._stopping = asyncio.Event()
         self.assigned = False
+        # Each topic's dead-letter series exists from the first scrape, at 0: a series that
+        # first appears at 1 has no increase() in Prometheus, and the alert on dead-letter
+        # growth would miss the first poison record of a topic (and of a restarted copy).
+        for topic in subscribe:
+            metrics.dlq_events.labels(topic)
 
     async def run(self) -> None:
         delay = 0.5

@@ -123,3 +123,14 @@ async def wait_for_database(url: str, database: str, *, attempts: int = 0) -> No
             log.warning("database not reachable yet: %s; retrying in %.1fs", exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+@asynccontextmanager
+async def read_snapshot(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+    """A read-only transaction that sees one snapshot of the data (REPEATABLE READ), on the
+    driver connection: a report made of several statements agrees with itself."""
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+        async with driver.transaction(isolation="repeatable_read", readonly=True):
+            yield driver

@@ -1,10 +1,15 @@
-"""Computing KPIs: load the facts a KPI needs for a window (once per request or scrape, so
-that KPIs computed together share them), then the pure math of the domain."""
+"""The KPIs computed in Python from the facts, row by row, as the domain defines them: load the
+facts a KPI needs for a window (once per use, so that KPIs computed together share them), then
+the domain's observations and reducers.
+
+The service answers from reports.py, which works the same observations out and groups them in
+PostgreSQL; this module is the executable definition the tests hold that path to (every KPI,
+grouping and window of a scenario gives the same rows). It reads every row of a window into
+Python, so it is far too slow to serve from."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -26,15 +31,9 @@ from salesops_metrics.domain.kpis import (
 from salesops_metrics.domain.lead_kpis import AssignmentFacts, LeadFacts
 from salesops_metrics.domain.periods import ALL_TIME, Window
 from salesops_metrics.domain.stats import ratio
+from salesops_metrics.service_layer.reports import KpiSettings
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class KpiSettings:
-    currency: str = "USD"
-    fiscal_start_month: int = 1
-    default_sla_minutes: float = 60.0
 
 
 class Facts:

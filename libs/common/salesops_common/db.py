@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -134,3 +134,26 @@ async def read_snapshot(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection
         driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
         async with driver.transaction(isolation="repeatable_read", readonly=True):
             yield driver
+
+
+@asynccontextmanager
+async def read_snapshots(
+    engine: AsyncEngine, count: int
+) -> AsyncIterator[list[asyncpg.Connection]]:
+    """``count`` connections in read-only transactions that all see the snapshot of the first
+    (exported and imported, as pg_dump's workers do): a report may run its statements side
+    by side and still agree with itself."""
+    async with AsyncExitStack() as stack:
+        first = await stack.enter_async_context(read_snapshot(engine))
+        conns = [first]
+        exported = await first.fetchval("SELECT pg_export_snapshot()") if count > 1 else None
+        for _ in range(count - 1):
+            conn = await stack.enter_async_context(engine.connect())
+            raw = await conn.get_raw_connection()
+            driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+            await stack.enter_async_context(
+                driver.transaction(isolation="repeatable_read", readonly=True)
+            )
+            await driver.execute(f"SET TRANSACTION SNAPSHOT '{exported}'")
+            conns.append(driver)
+        yield conns

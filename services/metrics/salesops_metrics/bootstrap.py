@@ -10,7 +10,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from prometheus_client import Histogram
 
-from salesops_common.db import read_snapshot
+from salesops_common.db import read_snapshots
 from salesops_common.envelope import utcnow
 from salesops_common.events import ALL_TOPICS, dlq_topic
 from salesops_common.http import token_guard
@@ -41,7 +41,13 @@ async def _freeze_garbage() -> None:
 def create_app(settings: MetricsSettings | None = None, *, clock: Clock = utcnow) -> FastAPI:
     settings = settings or MetricsSettings()
     runtime = ServiceRuntime(
-        service="metrics", settings=settings, database=settings.database, migrations=MIGRATIONS
+        service="metrics",
+        settings=settings,
+        database=settings.database,
+        migrations=MIGRATIONS,
+        # A record reaches a waiting consumer when its fetch times out on the dev broker:
+        # aiokafka's 500 ms default would be most of the time a KPI takes to show an event.
+        consumer_options={"fetch_max_wait_ms": 50},
     )
     runtime.add_consumer(name="all", subscribe=list(ALL_TOPICS), handlers=handlers())
     runtime.add_consumer(
@@ -50,7 +56,7 @@ def create_app(settings: MetricsSettings | None = None, *, clock: Clock = utcnow
         handlers=dead_letter_handlers(),
     )
     kpis = Kpis(
-        lambda: read_snapshot(runtime.engine),
+        lambda lanes: read_snapshots(runtime.engine, lanes),
         settings=KpiSettings(
             currency=settings.currency,
             fiscal_start_month=settings.fiscal_year_start_month,

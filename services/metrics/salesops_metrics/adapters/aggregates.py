@@ -55,14 +55,14 @@ class Roster:
 
 @dataclass(frozen=True)
 class Grouped:
-    """One group of one grouping set: the set's columns, their values, and the aggregates."""
+    """One group of one grouping set: the set's columns and their values (``group``), the
+    dimension it groups by (None: none), and the aggregates."""
 
     columns: GroupingSet
     key: tuple[Any, ...]
+    by: str | None
+    group: dict[str, str | None]
     values: asyncpg.Record
-
-    def group(self) -> dict[str, str | None]:
-        return dict(zip(self.columns, self.key, strict=True))
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
@@ -193,12 +193,14 @@ async def _grouped(
     by_mask = {
         sum(1 << (width - 1 - i) for i, c in enumerate(columns) if c not in s): s for s in sets
     }
-    return [
-        Grouped(
-            by_mask[row["grouping_id"]], tuple(row[c] for c in by_mask[row["grouping_id"]]), row
-        )
-        for row in rows
-    ]
+    by_of = {s: next((c for c in s if c in DIMENSION_COLUMNS), None) for s in sets}
+    out = []
+    for row in rows:
+        grouping_set = by_mask[row["grouping_id"]]
+        key = tuple(row[c] for c in grouping_set)
+        group = dict(zip(grouping_set, key, strict=True))
+        out.append(Grouped(grouping_set, key, by_of[grouping_set], group, row))
+    return out
 
 
 # --- deals --------------------------------------------------------------------------------------
@@ -330,7 +332,14 @@ async def stage_moves(
         "(SELECT * FROM deals d WHERE d.deal_id = s.deal_id LIMIT 1) d",
         columns="s.stage AS from_stage, s.next_stage AS to_stage",
     )
-    return await _grouped(conn, args, ctes, "count(*) AS n", sets)
+    _, _, columns = _grouping(sets)
+    partition = ", ".join(
+        ["GROUPING(" + ", ".join(columns) + ")", "from_stage"]
+        + [c for c in columns if c in DIMENSION_COLUMNS]
+    )
+    # how many entered from_stage in the group: the group's rows of every to_stage
+    entered = f"sum(count(*)) OVER (PARTITION BY {partition}) AS entered"
+    return await _grouped(conn, args, ctes, f"count(*) AS n, {entered}", sets)
 
 
 # --- leads --------------------------------------------------------------------------------------

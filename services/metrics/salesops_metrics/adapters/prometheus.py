@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
+from functools import lru_cache
 from typing import cast
 
 from prometheus_client.utils import floatToGoString
@@ -144,10 +145,13 @@ def _head(name: str, doc: str, kind: str) -> str:
 
 def _labels(labels: dict[str, str]) -> str:
     """Names sorted, as prometheus_client writes them."""
-    if not labels:
-        return ""
-    pairs = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
-    return "{" + pairs + "}"
+    return _label_text(tuple(sorted(labels.items()))) if labels else ""
+
+
+@lru_cache(maxsize=1 << 16)
+def _label_text(pairs: tuple[tuple[str, str], ...]) -> str:
+    """The same few thousand label sets come back for every KPI and every snapshot."""
+    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in pairs) + "}"
 
 
 def _escape(value: str) -> str:

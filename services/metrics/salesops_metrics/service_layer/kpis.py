@@ -22,7 +22,10 @@ from salesops_metrics.service_layer.reports import (
 )
 
 NO_VALUE = KpiValue(None, None, None, 0)
-Reader = Callable[[], AbstractAsyncContextManager[asyncpg.Connection]]
+# ``read(n)``: n connections in read-only transactions on one snapshot of the data.
+Reader = Callable[[int], AbstractAsyncContextManager[list[asyncpg.Connection]]]
+# Connections a listing or an exposition runs its families on, side by side.
+LANES = 3
 Clock = Callable[[], datetime]
 Groupings = Callable[[KpiDefinition], Sequence[str | None]]
 
@@ -56,33 +59,35 @@ class Kpis:
         self._territories = Territories()
 
     @asynccontextmanager
-    async def _read(self) -> AsyncIterator[asyncpg.Connection]:
-        async with self._reader() as conn:
-            await queries.for_reports(conn)
-            yield conn
+    async def _read(self, lanes: int = 1) -> AsyncIterator[list[asyncpg.Connection]]:
+        async with self._reader(lanes) as conns:
+            for conn in conns:
+                await queries.for_reports(conn)
+            yield conns
 
-    def _report(self, conn: asyncpg.Connection, window: Window) -> Report:
+    def _report(self, conns: list[asyncpg.Connection], window: Window) -> Report:
         return Report(
-            conn,
+            conns[0],
             window=window,
             now=self._clock(),
             settings=self._settings,
             territories=self._territories,
+            lanes=conns[1:],
         )
 
     async def report(
         self, kpi: KpiDefinition, *, window: Window, group_by: str | None
     ) -> list[GroupRow]:
-        async with self._read() as conn:
-            rows = await self._report(conn, window).compute([(kpi, group_by)])
+        async with self._read() as conns:
+            rows = await self._report(conns, window).compute([(kpi, group_by)])
         return rows[(kpi.name, group_by)]
 
     async def listing(self) -> Listing:
         """Every KPI over all time, ungrouped; a KPI whose rows carry their own keys (a stage,
         a period) has no single value and shows null."""
-        async with self._read() as conn:
-            rows = await self._report(conn, ALL_TIME).compute([(k, None) for k in KPIS.values()])
-            events = await queries.events_by_type(conn)
+        async with self._read(LANES) as conns:
+            rows = await self._report(conns, ALL_TIME).compute([(k, None) for k in KPIS.values()])
+            events = await queries.events_by_type(conns[0])
         values = []
         for kpi in KPIS.values():
             found = rows[(kpi.name, None)]
@@ -91,13 +96,14 @@ class Kpis:
         return Listing(values, events)
 
     async def version(self) -> Hashable:
-        async with self._read() as conn:
-            return await queries.version(conn)
+        async with self._read() as conns:
+            return await queries.version(conns[0])
 
     async def exposition(self, *, groupings: Groupings, window: Window) -> Exposition:
-        async with self._read() as conn:
+        async with self._read(LANES) as conns:
+            conn = conns[0]
             version = await queries.version(conn)
-            report = self._report(conn, window)
+            report = self._report(conns, window)
             wanted = [
                 (kpi, by) for kpi in KPIS.values() if not kpi.counter for by in groupings(kpi)
             ]

@@ -9,13 +9,13 @@ to the same rows for every KPI, grouping and window of a scenario.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -64,8 +64,9 @@ class Territories:
 
 
 class Report:
-    """One read: one transaction (a snapshot of the data), the roster loaded once, each
-    family of KPIs computed at most once with every grouping asked of it."""
+    """One read: one snapshot of the data, the roster loaded once, each family of KPIs
+    computed at most once with every grouping asked of it. With ``lanes`` (more connections
+    on the same snapshot), families run side by side."""
 
     def __init__(
         self,
@@ -75,8 +76,10 @@ class Report:
         now: datetime,
         settings: KpiSettings,
         territories: Territories | None = None,
+        lanes: Sequence[asyncpg.Connection] = (),
     ) -> None:
         self.conn, self.window, self.now, self.settings = conn, window, now, settings
+        self._lanes = lanes
         self._territories = territories or Territories()
         self._context: Context | None = None
         self._roster: Roster | None = None
@@ -110,9 +113,22 @@ class Report:
             groupings = families.setdefault(kpi.basis, {}).setdefault(kpi.name, [])
             if by not in groupings:
                 groupings.append(by)
+        await self.roster()  # once, before the families share it
+        lanes: asyncio.Queue[asyncpg.Connection] = asyncio.Queue()
+        for conn in (self.conn, *self._lanes):
+            lanes.put_nowait(conn)
+
+        async def run(basis: str) -> Rows:
+            conn = await lanes.get()
+            try:
+                return await FAMILIES[basis](self, conn, families[basis])
+            finally:
+                lanes.put_nowait(conn)
+
         found: Rows = {}
-        for basis, kpis in families.items():
-            found.update(await FAMILIES[basis](self, kpis))
+        heaviest_first = sorted(families, key=lambda b: WEIGHTS.index(b))
+        for rows in await asyncio.gather(*(run(basis) for basis in heaviest_first)):
+            found.update(rows)
         return {(kpi.name, by): found[(kpi.name, by)] for kpi, by in wanted}
 
 
@@ -153,7 +169,7 @@ def _canonical_uuid(text: str) -> UUID | None:
 
 # --- the families --------------------------------------------------------------------------------
 
-Family = Callable[[Report, dict[str, list[str | None]]], Awaitable[Rows]]
+Family = Callable[[Report, asyncpg.Connection, dict[str, list[str | None]]], Awaitable[Rows]]
 # (observations in the group, the value): a group with no observation of a KPI is no row of
 # it, except the one group of no grouping, which always has one.
 Measure = tuple[Callable[[Grouped], int], Callable[[Grouped], KpiValue]]
@@ -169,27 +185,21 @@ def _sets(kpis: dict[str, list[str | None]], keys: GroupingSet = ()) -> list[Gro
     return sets
 
 
-def _by(grouped: Grouped, keys: GroupingSet = ()) -> str | None:
-    rest = [c for c in grouped.columns if c not in keys]
-    return rest[0] if rest else None
-
-
 def _collect(
     kpis: dict[str, list[str | None]],
     found: Iterable[Grouped],
     measures: dict[str, Measure],
-    keys: GroupingSet = (),
 ) -> Rows:
     out: Rows = {(name, by): [] for name, groupings in kpis.items() for by in groupings}
     for grouped in found:
-        by = _by(grouped, keys)
         for name in kpis:
-            if (name, by) not in out:
+            rows = out.get((name, grouped.by))
+            if rows is None:
                 continue
             observed, value = measures[name]
             if grouped.columns and not observed(grouped):
                 continue
-            out[(name, by)].append(GroupRow(grouped.group(), value(grouped)))
+            rows.append(GroupRow(grouped.group, value(grouped)))
     return {key: sorted_rows(rows) for key, rows in out.items()}
 
 
@@ -198,7 +208,7 @@ def _keep(
 ) -> None:
     for grouped in found:
         finite = [v for v in values(grouped) if not math.isinf(v)]
-        report.distributions.setdefault((name, _by(grouped)), []).append((grouped.group(), finite))
+        report.distributions.setdefault((name, grouped.by), []).append((grouped.group, finite))
 
 
 DEAL_CLOSED: dict[str, Measure] = {
@@ -218,74 +228,72 @@ DEAL_CLOSED: dict[str, Measure] = {
 }
 
 
-async def _deal_closed(report: Report, kpis: dict[str, list[str | None]]) -> Rows:
-    found = await aggregates.deals_closed(
-        report.conn, await report.roster(), report.window, _sets(kpis)
-    )
+async def _deal_closed(
+    report: Report, conn: asyncpg.Connection, kpis: dict[str, list[str | None]]
+) -> Rows:
+    found = await aggregates.deals_closed(conn, await report.roster(), report.window, _sets(kpis))
     _keep(report, "sales_cycle", found, lambda g: g["cycles"])
     return _collect(kpis, found, DEAL_CLOSED)
 
 
-async def _deal_created(report: Report, kpis: dict[str, list[str | None]]) -> Rows:
-    found = await aggregates.deals_created(
-        report.conn, await report.roster(), report.window, _sets(kpis)
-    )
+async def _deal_created(
+    report: Report, conn: asyncpg.Connection, kpis: dict[str, list[str | None]]
+) -> Rows:
+    found = await aggregates.deals_created(conn, await report.roster(), report.window, _sets(kpis))
     measures: dict[str, Measure] = {
         "deal_conversion": (lambda g: g["n"], lambda g: reducers.share_of(g["won"], g["n"]))
     }
     return _collect(kpis, found, measures)
 
 
-async def _deal_open(report: Report, kpis: dict[str, list[str | None]]) -> Rows:
+async def _deal_open(
+    report: Report, conn: asyncpg.Connection, kpis: dict[str, list[str | None]]
+) -> Rows:
     keys = ("stage",)
-    found = await aggregates.pipeline(
-        report.conn, await report.roster(), report.window, _sets(kpis, keys)
-    )
+    found = await aggregates.pipeline(conn, await report.roster(), report.window, _sets(kpis, keys))
     measures: dict[str, Measure] = {
         "pipeline_value": (
             lambda g: g["n"],
             lambda g: reducers.amount_total_of(g["amount"], g["n"]),
         )
     }
-    return _collect(kpis, found, measures, keys)
+    return _collect(kpis, found, measures)
 
 
-async def _stage_entered(report: Report, kpis: dict[str, list[str | None]]) -> Rows:
+async def _stage_entered(
+    report: Report, conn: asyncpg.Connection, kpis: dict[str, list[str | None]]
+) -> Rows:
     """domain deal_kpis.stage_conversion: for each from_stage and group, the deals that
-    entered it in the window, and of those, how many entered each next stage."""
-    keys = ("from_stage", "to_stage")
+    entered it in the window (``entered``), and of those, how many entered each next stage."""
     found = await aggregates.stage_moves(
-        report.conn, await report.roster(), report.window, _sets(kpis, keys)
+        conn, await report.roster(), report.window, _sets(kpis, ("from_stage", "to_stage"))
     )
-    entered: dict[tuple[str | None, tuple[Any, ...]], int] = {}
-    for g in found:
-        bucket = (_by(g, keys), (g.key[0], *g.key[2:]))
-        entered[bucket] = entered.get(bucket, 0) + g["n"]
     out: Rows = {("stage_conversion", by): [] for by in kpis["stage_conversion"]}
     for g in found:
-        to_stage = g.key[1]
-        if to_stage is None:
+        if g.key[1] is None:  # entered from_stage, and nothing after it yet
             continue
-        total = entered[(_by(g, keys), (g.key[0], *g.key[2:]))]
-        value = KpiValue(ratio(g["n"], total), g["n"], total, total)
-        out[("stage_conversion", _by(g, keys))].append(GroupRow(g.group(), value))
+        moved, entered = g["n"], int(g["entered"])
+        value = KpiValue(ratio(moved, entered), moved, entered, entered)
+        out[("stage_conversion", g.by)].append(GroupRow(g.group, value))
     return {key: sorted_rows(rows) for key, rows in out.items()}
 
 
 BUSINESS = ("lead_response_business_median", "lead_response_business_p90")
 
 
-async def _lead_created(report: Report, kpis: dict[str, list[str | None]]) -> Rows:
+async def _lead_created(
+    report: Report, conn: asyncpg.Connection, kpis: dict[str, list[str | None]]
+) -> Rows:
     ctx = await report.context()
     business = None
     if any(name in kpis for name in BUSINESS):
-        touches = await aggregates.lead_touches(report.conn, report.window)
+        touches = await aggregates.lead_touches(conn, report.window)
         minutes = [
             business_minutes(ctx, created, touched, rep) for _, created, touched, rep in touches
         ]
         business = ([lead for lead, *_ in touches], minutes)
     found = await aggregates.lead_journeys(
-        report.conn, await report.roster(), report.window, _sets(kpis), business=business
+        conn, await report.roster(), report.window, _sets(kpis), business=business
     )
     n: Callable[[Grouped], int] = lambda g: g["n"]  # noqa: E731 - every lead is observed
     measures: dict[str, Measure] = {
@@ -333,28 +341,30 @@ def business_minutes(ctx: Context, created_us: int, touched_us: int, rep_id: UUI
     return _business_minutes(created_us, touched_us, key, rep.time_zone if rep else None)
 
 
-async def _assigned(report: Report, kpis: dict[str, list[str | None]]) -> Rows:
+async def _assigned(
+    report: Report, conn: asyncpg.Connection, kpis: dict[str, list[str | None]]
+) -> Rows:
     roster = await report.roster()
     found: list[Grouped] = []
     measures: dict[str, Measure] = {}
     if "leads_assigned" in kpis:
         wanted = {"leads_assigned": kpis["leads_assigned"]}
-        found = await aggregates.first_assignments(
-            report.conn, roster, report.window, _sets(wanted)
-        )
+        found = await aggregates.first_assignments(conn, roster, report.window, _sets(wanted))
         measures["leads_assigned"] = (lambda g: g["n"], lambda g: reducers.count_of(g["n"]))
     rows = _collect({k: v for k, v in kpis.items() if k == "leads_assigned"}, found, measures)
     if "sla_breach_rate" in kpis:
         wanted = {"sla_breach_rate": kpis["sla_breach_rate"]}
-        made = await aggregates.assignments_made(report.conn, roster, report.window, _sets(wanted))
+        made = await aggregates.assignments_made(conn, roster, report.window, _sets(wanted))
         share: Measure = (lambda g: g["n"], lambda g: reducers.share_of(g["breached"], g["n"]))
         rows.update(_collect(wanted, made, {"sla_breach_rate": share}))
     return rows
 
 
-async def _activity(report: Report, kpis: dict[str, list[str | None]]) -> Rows:
+async def _activity(
+    report: Report, conn: asyncpg.Connection, kpis: dict[str, list[str | None]]
+) -> Rows:
     ctx = await report.context()
-    used = await queries.tools_used(report.conn, report.window)
+    used = await queries.tools_used(conn, report.window)
     return {
         ("technology_adoption", by): plan_kpis.technology_adoption(ctx, used, by)
         for by in kpis["technology_adoption"]
@@ -376,15 +386,17 @@ def _bounds(ctx: Context, periods: Iterable[Period]) -> list[PeriodBounds]:
     ]
 
 
-async def _forecast(report: Report, kpis: dict[str, list[str | None]]) -> Rows:
+async def _forecast(
+    report: Report, conn: asyncpg.Connection, kpis: dict[str, list[str | None]]
+) -> Rows:
     ctx = await report.context()
-    forecasts = await queries.forecasts(report.conn)
+    forecasts = await queries.forecasts(conn)
     out: Rows = {}
     for by in {by for groupings in kpis.values() for by in groupings}:
         kind = plan_kpis.SCOPE_OF_GROUP[by]
         latest = plan_kpis.latest_forecasts(ctx, forecasts, kind)
         won = await aggregates.won_in_periods(
-            report.conn, await report.roster(), _bounds(ctx, (p for p, _ in latest.values())), kind
+            conn, await report.roster(), _bounds(ctx, (p for p, _ in latest.values())), kind
         )
 
         def actual(period: Period, scope_id: str | None) -> Decimal:
@@ -404,14 +416,16 @@ SUMMARIES = {
 }
 
 
-async def _quota(report: Report, kpis: dict[str, list[str | None]]) -> Rows:
+async def _quota(
+    report: Report, conn: asyncpg.Connection, kpis: dict[str, list[str | None]]
+) -> Rows:
     ctx = await report.context()
-    quotas = await queries.quotas(report.conn)
+    quotas = await queries.quotas(conn)
     out: Rows = {}
     for by in kpis["pipeline_coverage"]:
         kind = plan_kpis.SCOPE_OF_GROUP[by]
         periods = _bounds(ctx, plan_kpis.quota_periods(ctx, quotas, kind))
-        found = await aggregates.open_in_periods(report.conn, await report.roster(), periods, kind)
+        found = await aggregates.open_in_periods(conn, await report.roster(), periods, kind)
 
         def pipeline(period: Period, scope_id: str | None) -> tuple[Decimal, int]:
             return found.get((period.name, scope_id), (Decimal(0), 0))  # noqa: B023
@@ -420,15 +434,19 @@ async def _quota(report: Report, kpis: dict[str, list[str | None]]) -> Rows:
     return out
 
 
-async def _lead_events(report: Report, kpis: dict[str, list[str | None]]) -> Rows:
-    created, duplicates = await queries.lead_events(report.conn, report.window)
+async def _lead_events(
+    report: Report, conn: asyncpg.Connection, kpis: dict[str, list[str | None]]
+) -> Rows:
+    created, duplicates = await queries.lead_events(conn, report.window)
     seen = created + duplicates
     value = KpiValue(ratio(duplicates, seen), duplicates, seen, seen)
     return {("duplicate_rate", None): [GroupRow({}, value)]}
 
 
-async def _dead_letters(report: Report, kpis: dict[str, list[str | None]]) -> Rows:
-    count = await queries.dead_letters(report.conn, report.window)
+async def _dead_letters(
+    report: Report, conn: asyncpg.Connection, kpis: dict[str, list[str | None]]
+) -> Rows:
+    count = await queries.dead_letters(conn, report.window)
     return {("dead_letters", None): [GroupRow({}, KpiValue(count, count, None, count))]}
 
 
@@ -446,3 +464,18 @@ FAMILIES: dict[str, Family] = {
     "dead_letters": _dead_letters,
 }
 assert {k.basis for k in KPIS.values()} == set(FAMILIES), set(FAMILIES)
+# Started in this order, so that the longest overlap the most.
+WEIGHTS = (
+    "stage_entered",
+    "lead_created",
+    "deal_closed",
+    "quota",
+    "deal_open",
+    "deal_created",
+    "forecast",
+    "activity",
+    "assigned",
+    "lead_events",
+    "dead_letters",
+)
+assert set(WEIGHTS) == set(FAMILIES)

@@ -11,6 +11,12 @@ The routing benchmarks (issue 4) run first: the decision in this process
 (bench/routing_e2e.py, next to ingest -> ``salesops.crm.v1`` alone), stopped before the
 ingest benchmarks start theirs. ``--no-routing`` skips them, ``--only-routing`` runs only
 them.
+
+The metrics benchmarks (issue 5) run next, on a stack of their own too
+(bench/metrics_freshness.py): scrape and KPI request times over a 500-rep organisation's
+year, then event accepted by ingest -> KPI changed on ``/metrics`` and ``GET /v1/kpis``
+while ingest takes 2,000 events/s. ``--no-metrics`` skips them, ``--only-metrics`` runs
+only them.
 """
 
 from __future__ import annotations
@@ -25,8 +31,17 @@ from collections.abc import Sequence
 
 import uvloop
 
-from bench import ingest_throughput, memory, payloads, routing_decision, routing_e2e, webhooks
+from bench import (
+    ingest_throughput,
+    memory,
+    metrics_freshness,
+    payloads,
+    routing_decision,
+    routing_e2e,
+    webhooks,
+)
 from bench.load import LoadResult
+from bench.metrics_org import Size
 from bench.report import LOAD_HEADER, load_row, table
 from bench.session import Session
 from bench.stack import PROFILE_ENV, Stack
@@ -85,6 +100,31 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         type=float,
         default=60.0,
         help="longest wait for the last leads' lead.assigned after each routing run, s (60)",
+    )
+    p.add_argument(
+        "--metrics",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the metrics benchmarks: scrape and KPI requests over a 500-rep organisation's "
+        "year, and event accepted -> KPI changed at 2,000 events/s, on their own stack "
+        "(on by default; --no-metrics skips them)",
+    )
+    p.add_argument(
+        "--only-metrics",
+        action="store_true",
+        help="the metrics benchmarks alone",
+    )
+    p.add_argument(
+        "--metrics-seconds",
+        type=float,
+        default=30.0,
+        help="how long ingest is fed for the freshness measurement, s (30)",
+    )
+    p.add_argument(
+        "--metrics-deals",
+        type=int,
+        default=Size.deals,
+        help=f"deals in the organisation's year of history ({Size.deals:,}; leads twice as many)",
     )
     p.add_argument(
         "--routing-low-rate",
@@ -148,37 +188,58 @@ async def bare(s: Session) -> LoadResult:
 
 async def measure(args: argparse.Namespace, command: str) -> str:
     """The routing benchmarks first (the decision in this process, then the end-to-end run
-    on a stack of its own, stopped before the ingest benchmarks start theirs), reported
-    last."""
+    on a stack of its own, stopped before the ingest benchmarks start theirs), then the
+    metrics ones (a stack of their own too); reported after the ingest ones."""
     routing: list[str] = []
-    if args.routing or args.only_routing:
-        decisions = routing_decision.run()
-        routing = [
-            "## Routing (issue 4)",
-            "",
-            "### Routing decision: 10,000 territories / 50,000 rules next to 10 rules",
-            "",
-            routing_decision.report(decisions),
-        ]
-        # Leads as CRMs push them (several to a webhook delivery), then one per REST call.
-        for per_request in (routing_e2e.CRM_BATCH, 1):
-            e2e = await routing_e2e.run(
-                args.seconds,
-                drain_within=args.routing_drain,
-                low_rate=args.routing_low_rate,
-                how=routing_e2e.Load(per_request=per_request),
-            )
-            routing += [
-                "",
-                "### `lead.created` accepted by ingest → `lead.assigned` on "
-                f"`salesops.routing.v1`: {e2e.how.describe()}",
-                "",
-                routing_e2e.report(e2e),
-            ]
-    if args.only_routing:
-        return "\n".join(routing)
+    only = args.only_routing or args.only_metrics
+    if (args.routing and not args.only_metrics) or args.only_routing:
+        routing = await measure_routing(args)
+    metrics: list[str] = []
+    if (args.metrics and not args.only_routing) or args.only_metrics:
+        metrics = await measure_metrics(args)
+    if only:
+        return "\n".join([*routing, *([""] if routing and metrics else []), *metrics])
     ingest = await measure_ingest(args, command)
-    return "\n".join([ingest, "", *routing]) if routing else ingest
+    return "\n\n".join(part for part in (ingest, "\n".join(routing), "\n".join(metrics)) if part)
+
+
+async def measure_routing(args: argparse.Namespace) -> list[str]:
+    decisions = routing_decision.run()
+    routing = [
+        "## Routing (issue 4)",
+        "",
+        "### Routing decision: 10,000 territories / 50,000 rules next to 10 rules",
+        "",
+        routing_decision.report(decisions),
+    ]
+    # Leads as CRMs push them (several to a webhook delivery), then one per REST call.
+    for per_request in (routing_e2e.CRM_BATCH, 1):
+        e2e = await routing_e2e.run(
+            args.seconds,
+            drain_within=args.routing_drain,
+            low_rate=args.routing_low_rate,
+            how=routing_e2e.Load(per_request=per_request),
+        )
+        routing += [
+            "",
+            "### `lead.created` accepted by ingest → `lead.assigned` on "
+            f"`salesops.routing.v1`: {e2e.how.describe()}",
+            "",
+            routing_e2e.report(e2e),
+        ]
+    return routing
+
+
+async def measure_metrics(args: argparse.Namespace) -> list[str]:
+    size = Size(deals=args.metrics_deals, leads=2 * args.metrics_deals)
+    fresh = await metrics_freshness.run(args.metrics_seconds, size=size)
+    return [
+        "## Metrics (issue 5)",
+        "",
+        "### Scrape and KPI requests; event accepted by ingest → KPI changed",
+        "",
+        metrics_freshness.report(fresh),
+    ]
 
 
 async def measure_ingest(args: argparse.Namespace, command: str) -> str:

@@ -30,6 +30,7 @@ from salesops_common.settings import database_dsn
 TOKEN = "bench-token"
 DATABASE = "bench"
 ROUTING_DATABASE = "bench_routing"
+METRICS_DATABASE = "bench_metrics"
 PROFILE_ENV = "SALESOPS_BENCH_PROFILE"
 
 
@@ -212,6 +213,32 @@ class Stack:
         self.servers.append(server)
         _wait_ready(server.url, process, "/readyz")
         return server
+
+    def metrics(self, *, env: dict[str, str] | None = None) -> Server:
+        """``salesops serve metrics`` on its own database (``env``: more variables)."""
+        port = free_port()
+        base = {k: v for k, v in self.env.items() if k != PROFILE_ENV}
+        env = {
+            **base,
+            "SALESOPS_METRICS_PORT": str(port),
+            "SALESOPS_METRICS_DATABASE": METRICS_DATABASE,
+            **(env or {}),
+        }
+        args = ["serve", "metrics"]
+        cmd = [sys.executable, "-m", "salesops_cli.main", *args]
+        log = self.root / f"metrics-{len(self.servers)}.log"
+        with log.open("ab") as out:
+            process = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        server = Server(
+            process, f"http://127.0.0.1:{port}", "salesops " + " ".join(args), None, log
+        )
+        self.servers.append(server)
+        _wait_ready(server.url, process, "/readyz")
+        return server
+
+    @property
+    def metrics_dsn(self) -> str:
+        return database_dsn(self.pg.url, METRICS_DATABASE)
 
     def stop(self) -> None:
         """Stop everything and drop the database files (GBs after a run); the logs stay in

@@ -82,8 +82,12 @@ async def test_leads_posted_to_ingest_are_assigned_and_counted(
             return bool(kpis["leads_assigned"]["value"] == 9)
 
         await eventually(leads_assigned, within=30)
-        scrape = (await http.get(stack.urls["metrics"] + "/metrics")).text
-        assert "salesops_metrics_leads_assigned_total 9.0" in scrape
+
+        async def scraped() -> bool:  # /metrics shows a snapshot up to 1 s old
+            scrape = (await http.get(stack.urls["metrics"] + "/metrics")).text
+            return "salesops_metrics_leads_assigned_total 9.0" in scrape
+
+        await eventually(scraped, within=10)
         assert (await http.get(stack.urls["ingest"] + "/v1/events")).status_code == 405
 
 

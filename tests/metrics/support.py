@@ -46,6 +46,8 @@ def fixed_clock(now: datetime) -> Callable[[], datetime]:
 def metrics_settings(iso: Isolation, **overrides: Any) -> MetricsSettings:
     overrides.setdefault("exposition_window", "all")
     overrides.setdefault("admin_token", ADMIN_TOKEN)
+    # A scrape shows everything committed before it: tests read /metrics right after REST.
+    overrides.setdefault("scrape_staleness_ms", 0)
     return MetricsSettings(database=iso.database("metrics"), **iso.settings_kwargs(), **overrides)
 
 

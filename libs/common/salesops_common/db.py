@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -123,3 +123,37 @@ async def wait_for_database(url: str, database: str, *, attempts: int = 0) -> No
             log.warning("database not reachable yet: %s; retrying in %.1fs", exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+@asynccontextmanager
+async def read_snapshot(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+    """A read-only transaction that sees one snapshot of the data (REPEATABLE READ), on the
+    driver connection: a report made of several statements agrees with itself."""
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+        async with driver.transaction(isolation="repeatable_read", readonly=True):
+            yield driver
+
+
+@asynccontextmanager
+async def read_snapshots(
+    engine: AsyncEngine, count: int
+) -> AsyncIterator[list[asyncpg.Connection]]:
+    """``count`` connections in read-only transactions that all see the snapshot of the first
+    (exported and imported, as pg_dump's workers do): a report may run its statements side
+    by side and still agree with itself."""
+    async with AsyncExitStack() as stack:
+        first = await stack.enter_async_context(read_snapshot(engine))
+        conns = [first]
+        exported = await first.fetchval("SELECT pg_export_snapshot()") if count > 1 else None
+        for _ in range(count - 1):
+            conn = await stack.enter_async_context(engine.connect())
+            raw = await conn.get_raw_connection()
+            driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+            await stack.enter_async_context(
+                driver.transaction(isolation="repeatable_read", readonly=True)
+            )
+            await driver.execute(f"SET TRANSACTION SNAPSHOT '{exported}'")
+            conns.append(driver)
+        yield conns

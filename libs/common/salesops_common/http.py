@@ -207,8 +207,11 @@ def ops_router(
     metrics: ServiceMetrics,
     checks: dict[str, ReadinessCheck],
     before_scrape: Sequence[Callable[[], Awaitable[None]]] = (),
+    exposition: Sequence[Callable[[], Awaitable[bytes]]] = (),
 ) -> APIRouter:
-    """``/healthz``, ``/readyz`` and ``/metrics``: open, as the architecture says."""
+    """``/healthz``, ``/readyz`` and ``/metrics``: open, as the architecture says.
+    ``exposition``: text a service renders itself (Prometheus format, whole families),
+    served after its registry's."""
     router = APIRouter(tags=["operations"])
 
     @router.get("/healthz")
@@ -234,7 +237,13 @@ def ops_router(
                 await refresh()
             except Exception:  # noqa: BLE001 - a scrape must still answer with what it has
                 log.warning("metrics refresh failed", exc_info=True)
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        body = generate_latest(metrics.registry)
+        for render in exposition:
+            try:
+                body += await render()
+            except Exception:  # noqa: BLE001 - the same
+                log.warning("metrics exposition failed", exc_info=True)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return router
 
@@ -247,6 +256,7 @@ def create_app(
     routers: Sequence[APIRouter],
     checks: dict[str, ReadinessCheck],
     before_scrape: Sequence[Callable[[], Awaitable[None]]] = (),
+    exposition: Sequence[Callable[[], Awaitable[bytes]]] = (),
     description: str = "",
 ) -> FastAPI:
     app = FastAPI(
@@ -256,7 +266,7 @@ def create_app(
         default_response_class=JsonResponse,
     )
     install_error_handlers(app)
-    app.include_router(ops_router(metrics, checks, before_scrape))
+    app.include_router(ops_router(metrics, checks, before_scrape, exposition))
     for router in routers:
         app.include_router(router)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)

@@ -153,6 +153,7 @@ class ServiceRuntime:
         description: str,
         routers: Sequence[APIRouter],
         before_scrape: Sequence[Callable[[], Awaitable[None]]] = (),
+        exposition: Sequence[Callable[[], Awaitable[bytes]]] = (),
     ) -> FastAPI:
         """The service's HTTP app, with this runtime as its lifespan, readiness and metrics."""
         app = create_http_app(
@@ -163,6 +164,7 @@ class ServiceRuntime:
             routers=routers,
             checks=self.checks(),
             before_scrape=before_scrape,
+            exposition=exposition,
         )
         app.state.runtime = self
         return app

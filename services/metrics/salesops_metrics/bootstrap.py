@@ -2,34 +2,52 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 from fastapi import FastAPI
+from prometheus_client import Histogram
 
+from salesops_common.db import read_snapshots
 from salesops_common.envelope import utcnow
 from salesops_common.events import ALL_TOPICS, dlq_topic
 from salesops_common.http import token_guard
+from salesops_common.observability import LATENCY_BUCKETS
 from salesops_common.runtime import ServiceRuntime
-from salesops_metrics.adapters.prometheus import KpiCollector, groupings
+from salesops_metrics.adapters.prometheus import groupings, render
 from salesops_metrics.config import MetricsSettings
 from salesops_metrics.domain.kpis import KPIS, GroupRow
 from salesops_metrics.domain.periods import Window, resolve_window
 from salesops_metrics.entrypoints.admin_api import build_admin_router
 from salesops_metrics.entrypoints.api import KpiQuery, build_router
 from salesops_metrics.entrypoints.consumer import dead_letter_handlers, handlers
-from salesops_metrics.service_layer import kpis
+from salesops_metrics.service_layer.kpis import Exposition, Kpis, Listing
 from salesops_metrics.service_layer.reports import KpiSettings
+from salesops_metrics.service_layer.snapshots import LatestExposition
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 Clock = Callable[[], datetime]
 
 
+async def _freeze_garbage() -> None:
+    """What the process holds once started lives as long as it does: out of the collector's
+    sight, a snapshot's thousands of short-lived objects no longer make it walk everything."""
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(settings: MetricsSettings | None = None, *, clock: Clock = utcnow) -> FastAPI:
     settings = settings or MetricsSettings()
     runtime = ServiceRuntime(
-        service="metrics", settings=settings, database=settings.database, migrations=MIGRATIONS
+        service="metrics",
+        settings=settings,
+        database=settings.database,
+        migrations=MIGRATIONS,
+        # A record reaches a waiting consumer when its fetch times out on the dev broker:
+        # aiokafka's 500 ms default would be most of the time a KPI takes to show an event.
+        consumer_options={"fetch_max_wait_ms": 50},
     )
     runtime.add_consumer(name="all", subscribe=list(ALL_TOPICS), handlers=handlers())
     runtime.add_consumer(
@@ -37,10 +55,14 @@ def create_app(settings: MetricsSettings | None = None, *, clock: Clock = utcnow
         subscribe=[dlq_topic(t) for t in ALL_TOPICS],
         handlers=dead_letter_handlers(),
     )
-    kpi_settings = KpiSettings(
-        currency=settings.currency,
-        fiscal_start_month=settings.fiscal_year_start_month,
-        default_sla_minutes=settings.response_sla_minutes,
+    kpis = Kpis(
+        lambda lanes: read_snapshots(runtime.engine, lanes),
+        settings=KpiSettings(
+            currency=settings.currency,
+            fiscal_start_month=settings.fiscal_year_start_month,
+            default_sla_minutes=settings.response_sla_minutes,
+        ),
+        clock=clock,
     )
 
     def window_of(spec: str | None, start: datetime | None, end: datetime | None) -> Window:
@@ -50,32 +72,34 @@ def create_app(settings: MetricsSettings | None = None, *, clock: Clock = utcnow
 
     async def report(query: KpiQuery) -> tuple[Window, list[GroupRow]]:
         window = window_of(query.window, query.start, query.end)
-        rows = await kpis.report(
-            runtime.uow,
-            KPIS[query.kpi],
-            window=window,
-            group_by=query.group_by,
-            now=clock(),
-            settings=kpi_settings,
-        )
-        return window, rows
+        return window, await kpis.report(KPIS[query.kpi], window=window, group_by=query.group_by)
 
-    async def listing() -> kpis.Listing:
-        return await kpis.listing(runtime.uow, now=clock(), settings=kpi_settings)
+    async def listing() -> Listing:
+        return await kpis.listing()
 
     grouping = groupings(rep_labels=settings.rep_labels)
 
-    async def exposition() -> kpis.Exposition:
-        return await kpis.exposition(
-            runtime.uow,
-            groupings=grouping,
-            window=window_of(settings.exposition_window, None, None),
-            now=clock(),
-            settings=kpi_settings,
-        )
+    async def exposition() -> Exposition:
+        window = window_of(settings.exposition_window, None, None)
+        return await kpis.exposition(groupings=grouping, window=window)
 
-    collector = KpiCollector(exposition, grouping)
-    runtime.metrics.registry.register(collector)
+    took = Histogram(
+        "salesops_metrics_kpi_snapshot_seconds",
+        "Time to compute and render the KPIs /metrics shows (a snapshot, taken when anything "
+        "changed)",
+        buckets=LATENCY_BUCKETS,
+        registry=runtime.metrics.registry,
+    )
+    latest = LatestExposition(
+        exposition,
+        kpis.version,
+        render=lambda taken: render(taken, grouping),
+        interval=settings.refresh_interval_ms / 1000,
+        staleness=settings.scrape_staleness_ms / 1000,
+        observe=took.observe,
+    )
+    runtime.add_worker("kpi-snapshots", latest.keep_current)
+    runtime.on_start(_freeze_garbage)
     require_token = token_guard(settings.api_token)
     require_admin = token_guard(settings.admin_token or settings.api_token)
     return runtime.create_app(
@@ -91,7 +115,8 @@ def create_app(settings: MetricsSettings | None = None, *, clock: Clock = utcnow
                 fiscal_start_month=settings.fiscal_year_start_month,
                 require_token=require_token,
                 require_admin=require_admin,
+                rebuilt=latest.forget,
             ),
         ],
-        before_scrape=[collector.refresh],
+        exposition=[latest.text],
     )

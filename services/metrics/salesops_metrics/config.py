@@ -30,6 +30,14 @@ class MetricsSettings(CommonSettings):
     exposition_window: str = Field("30d", validation_alias="SALESOPS_METRICS_EXPOSITION_WINDOW")
     # Rep-level series on /metrics: for teams small enough (one series per rep and KPI).
     rep_labels: bool = Field(False, validation_alias="SALESOPS_METRICS_REP_LABELS")
+    # How often the /metrics snapshot is taken again when anything it depends on changed.
+    refresh_interval_ms: int = Field(
+        250, ge=10, validation_alias="SALESOPS_METRICS_REFRESH_INTERVAL_MS"
+    )
+    # How old a snapshot a scrape may show (0: always everything committed before the scrape).
+    scrape_staleness_ms: int = Field(
+        1000, ge=0, validation_alias="SALESOPS_METRICS_SCRAPE_STALENESS_MS"
+    )
 
     @field_validator("currency")
     @classmethod

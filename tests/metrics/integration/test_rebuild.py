@@ -112,7 +112,15 @@ async def test_a_rebuild_from_the_log_gives_the_same_numbers(
 
 def _kpi_lines(scrape: str) -> list[str]:
     """The KPI series of a scrape (not the plumbing, which moves with every request)."""
-    plumbing = ("_http_", "_consumer_", "_outbox_", "_pipeline_", "_dlq_", "_created ")
+    plumbing = (
+        "_http_",
+        "_consumer_",
+        "_outbox_",
+        "_pipeline_",
+        "_dlq_",
+        "_created ",
+        "_snapshot_",
+    )
     return sorted(
         line
         for line in scrape.splitlines()

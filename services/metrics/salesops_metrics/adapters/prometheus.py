@@ -1,5 +1,5 @@
-"""KPIs for Prometheus, read from PostgreSQL before each scrape: every copy of the service
-shows the same numbers, whichever events it consumed itself.
+"""KPIs for Prometheus, from a snapshot of PostgreSQL kept current (service_layer/snapshots.py):
+every copy of the service shows the same numbers, whichever events it consumed itself.
 
 One family per KPI, ``salesops_metrics_<kpi>_<unit>``. Its series: one without labels (the
 whole company), then one per group for each grouping the KPI supports among the bounded
@@ -10,23 +10,62 @@ team, ``{team="", territory="", ...}`` the overall one. KPIs with keys of their 
 quotas, which show the newest closed period, or the current one for coverage). An unknown
 group value is ``none``. No data is NaN (never 0); a percentile among unresponded leads is
 +Inf.
+
+Histograms (``gaugehistogram``: the distribution over the exposition window, which shrinks as
+observations leave it, not a running total) of the sales cycle in days and of lead response
+time (calendar and business) and speed to lead in minutes, with the series of their gauges'
+groupings: ``histogram_quantile(0.9, salesops_metrics_sales_cycle_days_bucket{team!=""})``.
+A lead never responded to (never assigned, for speed to lead) is no observation of them; the
+percentile gauges count it as infinitely long.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from bisect import bisect_right
+from collections.abc import Callable, Iterator, Sequence
+from functools import lru_cache
+from typing import cast
 
-from prometheus_client.core import CounterMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from salesops_common.events import EVENT_TYPES
 from salesops_metrics.domain.kpis import KPIS, GroupRow, KpiDefinition
 from salesops_metrics.service_layer.kpis import Exposition
 
-ExpositionLoader = Callable[[], Awaitable[Exposition]]
+Grouping = Callable[[KpiDefinition], Sequence[str | None]]
 LABELS = ("territory", "team", "source", "segment", "tool")
 PERIODIC = ("forecast_accuracy", "forecast_wape", "forecast_bias", "pipeline_coverage")
+# name -> (the KPI whose groupings its series follow, unit, upper bounds, help)
+HISTOGRAMS = {
+    "sales_cycle": (
+        "sales_cycle_median",
+        "days",
+        (1, 7, 14, 30, 60, 90, 180, 365),
+        "Sales cycle of deals won in the exposition window, days (created to won)",
+    ),
+    "lead_response": (
+        "lead_response_median",
+        "minutes",
+        (5, 15, 30, 60, 120, 240, 480, 1440, 2880, 10080),
+        "Response time of leads created in the exposition window and responded to, calendar "
+        "minutes (created to first outbound touch by an assigned rep)",
+    ),
+    "lead_response_business": (
+        "lead_response_business_median",
+        "minutes",
+        (5, 15, 30, 60, 120, 240, 480, 1440, 2880, 10080),
+        "Response time of leads created in the exposition window and responded to, business "
+        "minutes of the responding rep",
+    ),
+    "speed_to_lead": (
+        "speed_to_lead_median",
+        "minutes",
+        (1, 5, 15, 30, 60, 240, 1440),
+        "Speed to lead of leads created in the exposition window and assigned to a rep, "
+        "minutes (created to first assignment to a rep)",
+    ),
+}
 TOTALS = {
     "deals_won": "Deals whose outcome is won (all time)",
     "deals_lost": "Deals whose outcome is lost (all time)",
@@ -35,7 +74,7 @@ TOTALS = {
 }
 
 
-def groupings(*, rep_labels: bool) -> Callable[[KpiDefinition], Sequence[str | None]]:
+def groupings(*, rep_labels: bool) -> Grouping:
     allowed = (*LABELS, "rep") if rep_labels else LABELS
 
     def of(kpi: KpiDefinition) -> Sequence[str | None]:
@@ -48,38 +87,15 @@ def metric_name(kpi: KpiDefinition) -> str:
     return f"salesops_metrics_{kpi.name}_{kpi.unit}"
 
 
-class KpiCollector(Collector):
-    """Yields the exposition taken by :meth:`refresh` (an ``http.create_app``
-    ``before_scrape`` hook): ``collect`` is synchronous and cannot read the database."""
-
-    def __init__(
-        self, load: ExpositionLoader, grouping: Callable[[KpiDefinition], Sequence[str | None]]
-    ) -> None:
-        self._load = load
-        self._grouping = grouping
-        self._exposition: Exposition | None = None
-
-    async def refresh(self) -> None:
-        self._exposition = await self._load()
-
-    def describe(self) -> Iterator[Metric]:
-        # The registry checks names on register, before any exposition exists.
-        return iter(families(Exposition({}, {}, {}), self._grouping))
-
-    def collect(self) -> Iterator[Metric]:
-        # Before the first successful read there is nothing true to say: yield nothing.
-        if self._exposition is not None:
-            yield from families(self._exposition, self._grouping)
-
-
-def families(
-    exposition: Exposition, grouping: Callable[[KpiDefinition], Sequence[str | None]]
-) -> list[Metric]:
-    out: list[Metric] = []
+def render(exposition: Exposition, grouping: Grouping) -> bytes:
+    """The KPI families in Prometheus' text format (as prometheus_client writes it), rendered
+    once per snapshot rather than once per scrape: thousands of series."""
+    out: list[str] = []
     for kpi in KPIS.values():
         if kpi.counter:
             continue
-        family = Metric(metric_name(kpi), _summary(kpi), "gauge")
+        name = metric_name(kpi)
+        out.append(_head(name, _summary(kpi), "gauge"))
         for by in grouping(kpi):
             rows = exposition.rows.get((kpi.name, by))
             if rows is None:
@@ -87,18 +103,64 @@ def families(
             if kpi.name in PERIODIC:
                 rows = _newest_periods(rows)
             for labels, value in _samples(rows):
-                family.add_sample(metric_name(kpi), labels, value)
-        out.append(family)
+                out.append(f"{name}{_labels(labels)} {_number(value)}\n")
+    _render_histograms(out, exposition, grouping)
     for name, doc in TOTALS.items():
         total = exposition.totals.get(name, 0)
-        out.append(CounterMetricFamily(f"salesops_metrics_{name}", doc, value=total))
-    events = CounterMetricFamily(
-        "salesops_metrics_events", "Events applied, by type", labels=["type"]
-    )
+        out.append(_head(f"salesops_metrics_{name}_total", doc, "counter"))
+        out.append(f"salesops_metrics_{name}_total {_number(total)}\n")
+    out.append(_head("salesops_metrics_events_total", "Events applied, by type", "counter"))
     for type_name in sorted(EVENT_TYPES):  # the label is bounded by the known types
-        events.add_metric([type_name], exposition.events_by_type.get(type_name, 0))
-    out.append(events)
-    return out
+        count = exposition.events_by_type.get(type_name, 0)
+        out.append(f'salesops_metrics_events_total{{type="{type_name}"}} {_number(count)}\n')
+    return "".join(out).encode()
+
+
+def _render_histograms(out: list[str], exposition: Exposition, grouping: Grouping) -> None:
+    for name, (kpi_name, unit, bounds, doc) in HISTOGRAMS.items():
+        family = f"salesops_metrics_{name}_{unit}"
+        series = [
+            ({k: v if v is not None else "none" for k, v in group.items()}, sorted(values))
+            for by in grouping(KPIS[kpi_name])
+            for group, values in exposition.histograms.get((name, by), [])
+        ]
+        out.append(_head(family, doc, "histogram"))
+        # "le" sorts before every group label, so a bucket's labels are le's, then the group's
+        bucket = [f'{family}_bucket{{le="{_number(b)}"' for b in (*bounds, math.inf)]
+        for labels, ordered in series:
+            rest = _labels(labels)[1:-1]
+            rest = "," + rest + "}" if rest else "}"
+            counts = [*(bisect_right(ordered, b) for b in bounds), len(ordered)]
+            out += [f"{head}{rest} {count}.0\n" for head, count in zip(bucket, counts, strict=True)]
+        for suffix, total in (("gcount", len), ("gsum", math.fsum)):
+            out.append(_head(f"{family}_{suffix}", doc, "gauge"))
+            for labels, ordered in series:
+                out.append(f"{family}_{suffix}{_labels(labels)} {_number(total(ordered))}\n")
+
+
+def _head(name: str, doc: str, kind: str) -> str:
+    escaped = doc.replace("\\", r"\\").replace("\n", r"\n")
+    return f"# HELP {name} {escaped}\n# TYPE {name} {kind}\n"
+
+
+def _labels(labels: dict[str, str]) -> str:
+    """Names sorted, as prometheus_client writes them."""
+    return _label_text(tuple(sorted(labels.items()))) if labels else ""
+
+
+@lru_cache(maxsize=1 << 16)
+def _label_text(pairs: tuple[tuple[str, str], ...]) -> str:
+    """The same few thousand label sets come back for every KPI and every snapshot."""
+    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in pairs) + "}"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+def _number(value: float) -> str:
+    """As prometheus_client writes values (Go's float formatting)."""
+    return cast(str, floatToGoString(value))  # type: ignore[no-untyped-call]
 
 
 def _summary(kpi: KpiDefinition) -> str:

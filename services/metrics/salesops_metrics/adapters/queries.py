@@ -85,6 +85,12 @@ def _in_time(column: str, first: int) -> str:
     )
 
 
+async def for_reports(conn: asyncpg.Connection) -> None:
+    """Plan a read's statements for its window, each on one core: their work is a few
+    thousand rows, not worth parallel workers on a machine the consumers share."""
+    await conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+
+
 # --- roster: reps, accounts, territories, rates ----------------------------------------------
 
 
@@ -329,9 +335,8 @@ async def breaches_of(conn: asyncpg.Connection, lead_ids: list[UUID]) -> set[tup
 async def tools_used(conn: asyncpg.Connection, window: Window) -> set[tuple[UUID, str]]:
     rows = await conn.fetch(
         f"""
-        SELECT DISTINCT (fields->>'rep_id')::uuid AS rep_id, lower(trim(fields->>'tool')) AS tool
-        FROM activities
-        WHERE NOT deleted AND fields->>'rep_id' IS NOT NULL AND fields->>'tool' IS NOT NULL
+        SELECT DISTINCT rep_id, tool FROM activities
+        WHERE NOT deleted AND rep_id IS NOT NULL AND tool IS NOT NULL
           AND occurred_us IS NOT NULL AND {_in("occurred_us", 1)}
         """,
         *_bounds_us(window),
@@ -374,8 +379,7 @@ async def lead_events(conn: asyncpg.Connection, window: Window) -> tuple[int, in
         f"""
         SELECT
             (SELECT count(*) FROM leads
-             WHERE fields ? 'created_event_at'
-               AND {_in("(fields->>'created_event_at')::bigint", 1)}) AS created,
+             WHERE created_event_us IS NOT NULL AND {_in("created_event_us", 1)}) AS created,
             (SELECT count(*) FROM lead_merges
              WHERE rule <> 'crm_merge' AND {_in_time("event_time", 3)}) AS duplicates
         """,
@@ -408,10 +412,30 @@ async def totals(conn: asyncpg.Connection) -> dict[str, int]:
         SELECT
             (SELECT count(*) FROM deals WHERE NOT deleted AND outcome = 'won') AS deals_won,
             (SELECT count(*) FROM deals WHERE NOT deleted AND outcome = 'lost') AS deals_lost,
-            (SELECT count(DISTINCT lead_id) FROM lead_assignments WHERE rep_id IS NOT NULL)
+            (SELECT count(*) FROM lead_journeys WHERE first_to_rep_us IS NOT NULL)
                 AS leads_assigned,
             (SELECT count(*) FROM dead_letters) AS dead_letters
         """
     )
     assert row is not None
     return {name: int(value) for name, value in row.items()}
+
+
+async def version(conn: asyncpg.Connection) -> tuple[int, int, str]:
+    """What every KPI depends on besides the clock, in a few small reads: events applied
+    (every consuming transaction adds to the count as it commits, in whatever order copies
+    commit), dead letters, and the quotas and rates as they are set."""
+    row = await conn.fetchrow(
+        """
+        SELECT (SELECT coalesce(sum(count), 0) FROM event_counts) AS events,
+               (SELECT count(*) FROM dead_letters) AS dead_letters,
+               md5((SELECT coalesce(string_agg(
+                        concat_ws('/', period, scope_kind, scope_id, amount, currency), ','
+                        ORDER BY period, scope_kind, scope_id), '') FROM quotas)
+                   || ';' ||
+                   (SELECT coalesce(string_agg(concat_ws('/', currency, rate), ','
+                        ORDER BY currency), '') FROM exchange_rates)) AS settings
+        """
+    )
+    assert row is not None
+    return int(row["events"]), int(row["dead_letters"]), str(row["settings"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 import orjson
@@ -19,6 +20,7 @@ from salesops_metrics.domain.projection import (
     Effect,
     EntityChange,
     ForecastKnown,
+    IndustryNamed,
     Merged,
     RulesetKnown,
     StageEntered,
@@ -41,6 +43,8 @@ PROJECTIONS = (
     "lead_merges",
     "rulesets",
     "forecasts",
+    "industry_keys",
+    "lead_journeys",
 )
 _MIN_STAMP = -(2**63)
 
@@ -166,8 +170,12 @@ async def merge_entities(conn: asyncpg.Connection, changes: Sequence[CombinedCha
 
 
 async def write_effects(conn: asyncpg.Connection, effects: Sequence[Effect]) -> None:
-    """A batch's effects, a few statements whatever its size; facts keyed by event id."""
-    await merge_entities(conn, combine(e for e in effects if isinstance(e, EntityChange)))
+    """A batch's effects, a few statements whatever its size; facts keyed by event id. Then
+    the journeys of the leads whose assignments or touches changed."""
+    changes = combine(e for e in effects if isinstance(e, EntityChange))
+    journeys = await _leads_touched(conn, changes)
+    journeys |= {e.fact.lead_id for e in effects if isinstance(e, Assigned)}
+    await merge_entities(conn, changes)
     stages = [e for e in effects if isinstance(e, StageEntered)]
     if stages:
         await conn.execute(
@@ -181,6 +189,7 @@ async def write_effects(conn: asyncpg.Connection, effects: Sequence[Effect]) -> 
             [e.stage for e in stages],
             [e.at for e in stages],
         )
+        await refresh_stage_paths(conn, {e.deal_id for e in stages})
     assignments = [e for e in effects if isinstance(e, Assigned)]
     if assignments:
         await conn.execute(
@@ -198,25 +207,148 @@ async def write_effects(conn: asyncpg.Connection, effects: Sequence[Effect]) -> 
             [a.fact.assigned_at for a in assignments],
             [a.event_time for a in assignments],
         )
+    breaches = [e for e in effects if isinstance(e, Breached)]
+    if breaches:
+        await conn.execute(
+            """
+            INSERT INTO sla_breaches (event_id, lead_id, rep_id, breached_at)
+            SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::timestamptz[])
+            ON CONFLICT (event_id) DO NOTHING
+            """,
+            [b.event_id for b in breaches],
+            [b.fact.lead_id for b in breaches],
+            [b.fact.rep_id for b in breaches],
+            [b.fact.breached_at for b in breaches],
+        )
+    await _name_industries(conn, [e for e in effects if isinstance(e, IndustryNamed)])
     for effect in effects:
-        if isinstance(effect, Breached | Merged | RulesetKnown | ForecastKnown):
+        if isinstance(effect, Merged | RulesetKnown | ForecastKnown):
             await _record_fact(conn, effect)
+    await refresh_journeys(conn, journeys)
+
+
+async def _leads_touched(conn: asyncpg.Connection, changes: Sequence[CombinedChange]) -> set[UUID]:
+    """The leads whose touches these activity changes may change: the lead each activity
+    names now and the one it will name."""
+    activities = [c for c in changes if c.table == "activities"]
+    if not activities:
+        return set()
+    rows = await conn.fetch(
+        "SELECT lead_id FROM activities "
+        "WHERE activity_id = ANY($1::uuid[]) AND lead_id IS NOT NULL",
+        [c.id for c in activities],
+    )
+    named = {c.fields["lead_id"] for c in activities if c.fields.get("lead_id")}
+    return {r["lead_id"] for r in rows} | {UUID(str(lead_id)) for lead_id in named}
+
+
+# Another copy may be applying the assignment while this one applies the touch: each works a
+# lead's journey out under the lead's lock, from what is committed by then (read committed),
+# so the later one sees both. The two-key form of the locks keeps them apart from the
+# rebuild's and the migrations' one-key locks.
+JOURNEY_LOCKS = 0x4A52
+JOURNEYS = """
+    WITH ids AS (SELECT * FROM unnest($1::uuid[]) AS i (lead_id)),
+    latest AS (
+        SELECT DISTINCT ON (x.lead_id) x.lead_id, x.rep_id, x.territory_id
+        FROM lead_assignments x JOIN ids USING (lead_id)
+        ORDER BY x.lead_id, x.event_time DESC, x.event_id DESC
+    ),
+    first_to_rep AS (
+        SELECT x.lead_id, (extract(epoch FROM min(x.assigned_at)) * 1000000)::bigint AS us
+        FROM lead_assignments x JOIN ids USING (lead_id)
+        WHERE x.rep_id IS NOT NULL GROUP BY x.lead_id
+    ),
+    touch AS (
+        SELECT DISTINCT ON (t.lead_id) t.lead_id, t.occurred_us AS us, t.rep_id
+        FROM activities t JOIN ids USING (lead_id)
+        WHERE NOT t.deleted AND t.occurred_us IS NOT NULL AND t.outbound AND t.rep_id IS NOT NULL
+          AND EXISTS (SELECT 1 FROM lead_assignments x
+                      WHERE x.lead_id = t.lead_id AND x.rep_id = t.rep_id)
+        ORDER BY t.lead_id, t.occurred_us, t.rep_id
+    )
+    INSERT INTO lead_journeys AS j
+        (lead_id, latest_rep_id, latest_territory, first_to_rep_us, touched_us, touched_by)
+    SELECT latest.lead_id, latest.rep_id, latest.territory_id, f.us, t.us, t.rep_id
+    FROM latest LEFT JOIN first_to_rep f USING (lead_id) LEFT JOIN touch t USING (lead_id)
+    ORDER BY latest.lead_id
+    ON CONFLICT (lead_id) DO UPDATE SET
+        latest_rep_id = excluded.latest_rep_id,
+        latest_territory = excluded.latest_territory,
+        first_to_rep_us = excluded.first_to_rep_us,
+        touched_us = excluded.touched_us,
+        touched_by = excluded.touched_by
+"""
+
+
+async def refresh_journeys(conn: asyncpg.Connection, lead_ids: set[UUID]) -> None:
+    """Work the journeys of ``lead_ids`` out again from their assignments and activities
+    (domain lead_kpis.journeys); a lead never assigned has none."""
+    if lead_ids:
+        await _lock(conn, JOURNEY_LOCKS, lead_ids)
+        await conn.execute(JOURNEYS, sorted(lead_ids))
+
+
+async def _lock(conn: asyncpg.Connection, kind: int, ids: set[UUID]) -> None:
+    """Transaction locks on ``ids`` of one kind, taken in key order (unnest yields the keys
+    in the array's order)."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int[]) AS k",
+        kind,
+        sorted({int.from_bytes(i.bytes[:4], "big", signed=True) for i in ids}),
+    )
+
+
+# Each deal's stage path (domain deal_kpis.stage_path): its entries by time, then event id, a
+# repeat of the current stage dropped (``kept`` false), each kept one with the stage entered
+# next. An entry may arrive after later ones: the whole path of the deal is worked out again.
+STAGE_LOCKS = 0x5354
+STAGE_PATHS = """
+    WITH path AS (
+        SELECT event_id, deal_id, stage, entered_at,
+               lag(stage) OVER (PARTITION BY deal_id ORDER BY entered_at, event_id) AS before
+        FROM deal_stages WHERE deal_id = ANY($1::uuid[])
+    ),
+    kept AS (
+        SELECT event_id,
+               lead(stage) OVER (PARTITION BY deal_id ORDER BY entered_at, event_id) AS next
+        FROM path WHERE before IS DISTINCT FROM stage
+    ),
+    paths AS (
+        SELECT path.event_id, kept.event_id IS NOT NULL AS kept, kept.next
+        FROM path LEFT JOIN kept USING (event_id)
+    )
+    UPDATE deal_stages s SET kept = p.kept, next_stage = p.next
+    FROM paths p
+    WHERE s.event_id = p.event_id AND (s.kept, s.next_stage) IS DISTINCT FROM (p.kept, p.next)
+"""
+
+
+async def refresh_stage_paths(conn: asyncpg.Connection, deal_ids: set[UUID]) -> None:
+    if deal_ids:
+        await _lock(conn, STAGE_LOCKS, deal_ids)
+        await conn.execute(STAGE_PATHS, sorted(deal_ids))
+
+
+async def _name_industries(conn: asyncpg.Connection, named: Sequence[IndustryNamed]) -> None:
+    """A pure function of the name, so the first copy stands; in name order, so copies
+    naming the same new industries never wait on each other in opposite orders."""
+    if not named:
+        return
+    keys = {n.raw: n.key for n in named}
+    raws = sorted(keys)
+    await conn.execute(
+        "INSERT INTO industry_keys (raw, key) SELECT * FROM unnest($1::text[], $2::text[]) "
+        "ON CONFLICT (raw) DO NOTHING",
+        raws,
+        [keys[r] for r in raws],
+    )
 
 
 async def _record_fact(
-    conn: asyncpg.Connection, effect: Breached | Merged | RulesetKnown | ForecastKnown
+    conn: asyncpg.Connection, effect: Merged | RulesetKnown | ForecastKnown
 ) -> None:
-    if isinstance(effect, Breached):
-        b = effect.fact
-        await conn.execute(
-            "INSERT INTO sla_breaches (event_id, lead_id, rep_id, breached_at) "
-            "VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING",
-            effect.event_id,
-            b.lead_id,
-            b.rep_id,
-            b.breached_at,
-        )
-    elif isinstance(effect, Merged):
+    if isinstance(effect, Merged):
         m = effect.fact
         await conn.execute(
             "INSERT INTO lead_merges (event_id, lead_id, merged_into_id, rule, event_time) "

@@ -61,8 +61,10 @@ def business_seconds(
     return total
 
 
+@lru_cache(maxsize=1 << 16)
 def _shift(day: date, first: int, last: int, zone: tzinfo) -> tuple[datetime, datetime]:
-    """One day's shift as UTC instants; DST days are as long as the wall clock says."""
+    """One day's shift as UTC instants; DST days are as long as the wall clock says. (The
+    same few days and hours come back for every lead: the zone arithmetic is done once.)"""
     begins = _local(day, first, zone)
     if first < last:
         return begins, _local(day, last, zone)

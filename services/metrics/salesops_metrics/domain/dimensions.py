@@ -50,10 +50,15 @@ def employee_band(employees: int | None) -> str:
     return next((name for limit, name in BANDS if employees < limit), "5000+")
 
 
+def industry_key(industry: str) -> str:
+    """How an industry reads in a segment: trimmed, lower-cased."""
+    return industry.strip().lower()
+
+
 def segment(industry: str | None, employees: int | None) -> str | None:
     if not industry and employees is None:
         return None
-    return f"{(industry or 'unknown').strip().lower()}/{employee_band(employees)}"
+    return f"{industry_key(industry or 'unknown')}/{employee_band(employees)}"
 
 
 def rep_dims(ctx: Context, rep_id: UUID | None) -> Dims:

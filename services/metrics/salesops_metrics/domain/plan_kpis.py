@@ -88,11 +88,14 @@ class Outcome:
     actual: Decimal
 
 
-def forecast_outcomes(
-    ctx: Context, forecasts: Sequence[ForecastFact], won: Sequence[DealFact], by: str | None
-) -> list[Outcome]:
-    kind = SCOPE_OF_GROUP[by]
-    latest: dict[tuple[str, str | None], tuple[Period, ForecastFact]] = {}
+Forecasts = dict[tuple[str, str | None], tuple[Period, ForecastFact]]
+Actuals = Callable[[Period, str | None], Decimal]
+
+
+def latest_forecasts(ctx: Context, forecasts: Sequence[ForecastFact], kind: str) -> Forecasts:
+    """For each closed period in the window and scope of ``kind``: the latest forecast (by
+    as_of, then id) published before the period began."""
+    latest: Forecasts = {}
     for fc in forecasts:
         period = _period(fc.period, ctx)
         if fc.scope_kind != kind or period is None or not _closed_in_window(ctx, period):
@@ -103,24 +106,36 @@ def forecast_outcomes(
         known = latest.get(key)
         if known is None or (fc.as_of, str(fc.id)) > (known[1].as_of, str(known[1].id)):
             latest[key] = (period, fc)
-    deals = scoped(ctx, [d for d in won if d.outcome == "won" and d.closed is not None])
+    return latest
+
+
+def outcomes_of(ctx: Context, kind: str, latest: Forecasts, actual: Actuals) -> list[Outcome]:
+    """``actual(period, scope_id)``: the amount won in the period, in the scope."""
     outcomes = []
     for period, fc in latest.values():
         point = ctx.rates.convert(fc.point, fc.currency)
-        if point is None:
-            continue
-        actual = sum(
+        if point is not None:
+            outcomes.append(Outcome(period, kind, fc.scope_id, point, actual(period, fc.scope_id)))
+    return outcomes
+
+
+def forecast_outcomes(
+    ctx: Context, forecasts: Sequence[ForecastFact], won: Sequence[DealFact], by: str | None
+) -> list[Outcome]:
+    kind = SCOPE_OF_GROUP[by]
+    deals = scoped(ctx, [d for d in won if d.outcome == "won" and d.closed is not None])
+
+    def actual(period: Period, scope_id: str | None) -> Decimal:
+        return sum(
             (
                 d.amount
                 for d in deals
-                if d.in_scope(kind, fc.scope_id)
-                and d.deal.closed
-                and period.contains(d.deal.closed)
+                if d.in_scope(kind, scope_id) and d.deal.closed and period.contains(d.deal.closed)
             ),
             Decimal(0),
         )
-        outcomes.append(Outcome(period, kind, fc.scope_id, point, actual))
-    return outcomes
+
+    return outcomes_of(ctx, kind, latest_forecasts(ctx, forecasts, kind), actual)
 
 
 def _closed_in_window(ctx: Context, period: Period) -> bool:
@@ -165,11 +180,24 @@ forecast_wape = _across_scopes(lambda o: abs(o.actual - o.forecast))
 forecast_bias = _across_scopes(lambda o: o.forecast - o.actual)
 
 
-def pipeline_coverage(
-    ctx: Context, quotas: Sequence[QuotaFact], open_deals: Sequence[DealFact], by: str | None
+Pipelines = Callable[[Period, str | None], tuple[Decimal, int]]
+
+
+def quota_periods(ctx: Context, quotas: Sequence[QuotaFact], kind: str) -> list[Period]:
+    """The periods of the quotas of ``kind`` that overlap the window."""
+    found: dict[str, Period] = {}
+    for quota in quotas:
+        period = _period(quota.period, ctx)
+        if quota.scope_kind == kind and period is not None and _overlaps(ctx, period):
+            found[period.name] = period
+    return list(found.values())
+
+
+def coverage_rows(
+    ctx: Context, quotas: Sequence[QuotaFact], kind: str, pipeline: Pipelines
 ) -> list[GroupRow]:
-    kind = SCOPE_OF_GROUP[by]
-    deals = scoped(ctx, [d for d in open_deals if d.outcome is None])
+    """``pipeline(period, scope_id)``: the amount and count of open deals of the scope
+    expected to close in the period."""
     rows = []
     for quota in quotas:
         period = _period(quota.period, ctx)
@@ -178,16 +206,28 @@ def pipeline_coverage(
             continue
         if not _overlaps(ctx, period):
             continue
+        amount, counted = pipeline(period, quota.scope_id)
+        value = float(amount / target) if target else None
+        kpi = KpiValue(value, float(amount), float(target), counted)
+        rows.append(GroupRow(_scope_group(period, kind, quota.scope_id), kpi))
+    return sorted_rows(rows)
+
+
+def pipeline_coverage(
+    ctx: Context, quotas: Sequence[QuotaFact], open_deals: Sequence[DealFact], by: str | None
+) -> list[GroupRow]:
+    kind = SCOPE_OF_GROUP[by]
+    deals = scoped(ctx, [d for d in open_deals if d.outcome is None])
+
+    def pipeline(period: Period, scope_id: str | None) -> tuple[Decimal, int]:
         counted = [
             d.amount
             for d in deals
-            if d.in_scope(kind, quota.scope_id) and _expected_in(ctx, d.deal, period)
+            if d.in_scope(kind, scope_id) and _expected_in(ctx, d.deal, period)
         ]
-        pipeline = sum(counted, Decimal(0))
-        value = float(pipeline / target) if target else None
-        kpi = KpiValue(value, float(pipeline), float(target), len(counted))
-        rows.append(GroupRow(_scope_group(period, kind, quota.scope_id), kpi))
-    return sorted_rows(rows)
+        return sum(counted, Decimal(0)), len(counted)
+
+    return coverage_rows(ctx, quotas, kind, pipeline)
 
 
 def _overlaps(ctx: Context, period: Period) -> bool:

@@ -30,6 +30,7 @@ from salesops_common.events import (
     LeadSlaBreached,
     RulesetPublished,
 )
+from salesops_metrics.domain.dimensions import industry_key
 
 Table = Literal["reps", "accounts", "leads", "deals", "activities"]
 TABLES: dict[str, Table] = {
@@ -159,7 +160,25 @@ class ForecastKnown:
     fact: ForecastPublished
 
 
-Effect = EntityChange | StageEntered | Assigned | Breached | Merged | RulesetKnown | ForecastKnown
+@dataclass(frozen=True)
+class IndustryNamed:
+    """An industry as an entity names it, and as a segment reads it: the database groups
+    segments by this key, worked out here in Python as the domain works it out."""
+
+    raw: str
+    key: str
+
+
+Effect = (
+    EntityChange
+    | StageEntered
+    | Assigned
+    | Breached
+    | Merged
+    | RulesetKnown
+    | ForecastKnown
+    | IndustryNamed
+)
 
 
 def effects_of(event: Envelope) -> list[Effect]:
@@ -208,6 +227,9 @@ def _entity_effects(event: Envelope, data: EntityData) -> list[Effect]:
         fields["outcome"] = None  # ingest publishes won / lost for closing stages
     if isinstance(data, Deal) and verb not in ("won", "lost") and data.stage:
         effects.append(StageEntered(event.id, data.id, data.stage, event.time))
+    industry = fields.get("industry")
+    if isinstance(industry, str) and industry:
+        effects.append(IndustryNamed(industry, industry_key(industry)))
     return [EntityChange(table, data.id, fields, at), *effects]
 
 

@@ -1,4 +1,8 @@
-"""How one group's observations become a value: the shapes every KPI is one of."""
+"""How one group's observations become a value: the shapes every KPI is one of.
+
+Each shape has a form over the observations themselves and one over what they add up to
+(``share_of`` for ``share``...), for observations counted and summed in the database: both
+make the same value from the same observations."""
 
 from __future__ import annotations
 
@@ -15,32 +19,46 @@ T = TypeVar("T")
 
 def share(flags: list[bool]) -> KpiValue:
     """True ones / all; null with none."""
-    hits = sum(flags)
-    return KpiValue(ratio(hits, len(flags)), hits, len(flags), len(flags))
+    return share_of(sum(flags), len(flags))
+
+
+def share_of(hits: int, n: int) -> KpiValue:
+    return KpiValue(ratio(hits, n), hits, n, n)
 
 
 def count(items: list[T]) -> KpiValue:
-    return KpiValue(len(items), len(items), None, len(items))
+    return count_of(len(items))
+
+
+def count_of(n: int) -> KpiValue:
+    return KpiValue(n, n, None, n)
 
 
 def amount_share(pairs: list[tuple[Decimal, Decimal]]) -> KpiValue:
     """Σ part / Σ whole over (part, whole) amounts."""
     part = sum((p for p, _ in pairs), Decimal(0))
     whole = sum((w for _, w in pairs), Decimal(0))
+    return amount_share_of(part, whole, len(pairs))
+
+
+def amount_share_of(part: Decimal, whole: Decimal, n: int) -> KpiValue:
     value = float(part / whole) if whole else None
-    return KpiValue(value, float(part), float(whole), len(pairs))
+    return KpiValue(value, float(part), float(whole), n)
 
 
 def amount_total(amounts: list[Decimal]) -> KpiValue:
-    total = sum(amounts, Decimal(0))
-    return KpiValue(float(total), float(total), None, len(amounts))
+    return amount_total_of(sum(amounts, Decimal(0)), len(amounts))
+
+
+def amount_total_of(total: Decimal, n: int) -> KpiValue:
+    return KpiValue(float(total), float(total), None, n)
 
 
 def quantile(q: float) -> Callable[[list[float]], KpiValue]:
     """A percentile of durations; ``math.inf`` is one that never ended."""
 
     def reduce(durations: list[float]) -> KpiValue:
-        ended = sum(1 for d in durations if not math.isinf(d))
+        ended = len(durations) - durations.count(math.inf) - durations.count(-math.inf)
         return KpiValue(percentile(durations, q), ended, len(durations), len(durations))
 
     return reduce

@@ -90,8 +90,9 @@ def build_admin_router(
     fiscal_start_month: int,
     require_token: Callable[..., Awaitable[None]],
     require_admin: Callable[..., Awaitable[None]],
+    rebuilt: Callable[[], None] = lambda: None,
 ) -> APIRouter:
-    """Reads need the API token; writes the admin token."""
+    """Reads need the API token; writes the admin token. ``rebuilt`` runs after a rebuild."""
     router = APIRouter(prefix="/v1", tags=["admin"])
     admin = [Depends(require_admin)]
     reader = [Depends(require_token)]
@@ -160,6 +161,7 @@ def build_admin_router(
         """Recompute every projection from the event log, in one transaction (consumers
         wait meanwhile); quotas, rates and dead letters are kept."""
         done = await rebuild(uow)
+        rebuilt()
         return {"events": done.events, "seconds": round(done.seconds, 3)}
 
     return router

@@ -1,19 +1,33 @@
-"""Reading the KPIs: every answer comes from PostgreSQL, in one transaction, so every copy of
-the service gives the same numbers."""
+"""Reading the KPIs: every answer comes from PostgreSQL, each from one snapshot of the data (a
+read-only, repeatable-read transaction), so that every copy of the service gives the same
+numbers and an answer made of several statements agrees with itself."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from salesops_common.db import UnitOfWork, driver_connection
+import asyncpg
+
 from salesops_metrics.adapters import queries
 from salesops_metrics.domain.kpis import KPIS, GroupRow, KpiDefinition, KpiValue
 from salesops_metrics.domain.periods import ALL_TIME, Window
-from salesops_metrics.service_layer.reports import Facts, KpiSettings, compute
+from salesops_metrics.service_layer.reports import (
+    Distribution,
+    KpiSettings,
+    Report,
+    Territories,
+)
 
 NO_VALUE = KpiValue(None, None, None, 0)
+# ``read(n)``: n connections in read-only transactions on one snapshot of the data.
+Reader = Callable[[int], AbstractAsyncContextManager[list[asyncpg.Connection]]]
+# Connections a listing or an exposition runs its families on, side by side.
+LANES = 3
+Clock = Callable[[], datetime]
+Groupings = Callable[[KpiDefinition], Sequence[str | None]]
 
 
 @dataclass(frozen=True)
@@ -22,60 +36,78 @@ class Listing:
     events_by_type: dict[str, int]
 
 
-async def report(
-    uow: UnitOfWork,
-    kpi: KpiDefinition,
-    *,
-    window: Window,
-    group_by: str | None,
-    now: datetime,
-    settings: KpiSettings,
-) -> list[GroupRow]:
-    async with uow() as session:
-        conn = await driver_connection(session)
-        facts = Facts(conn, window=window, now=now, settings=settings)
-        return await compute(kpi, facts, group_by)
-
-
-async def listing(uow: UnitOfWork, *, now: datetime, settings: KpiSettings) -> Listing:
-    """Every KPI over all time, ungrouped; a KPI whose rows carry their own keys (a stage, a
-    period) has no single value and shows null."""
-    async with uow() as session:
-        conn = await driver_connection(session)
-        facts = Facts(conn, window=ALL_TIME, now=now, settings=settings)
-        values = []
-        for kpi in KPIS.values():
-            rows = await compute(kpi, facts, None)
-            single = rows[0].value if len(rows) == 1 and not rows[0].group else NO_VALUE
-            values.append((kpi, single))
-        return Listing(values, await queries.events_by_type(conn))
-
-
 @dataclass(frozen=True)
 class Exposition:
-    """What a scrape shows: grouped values over the exposition window, and all-time totals."""
+    """What a scrape shows: grouped values over the exposition window, all-time totals, and
+    the distributions behind the histograms (finite observations, per group)."""
 
     rows: dict[tuple[str, str | None], list[GroupRow]]
     totals: dict[str, int]
     events_by_type: dict[str, int]
+    histograms: dict[tuple[str, str | None], Distribution] = field(default_factory=dict)
+    # What the data was when it was read (queries.version): equal versions, equal numbers.
+    version: Hashable = None
 
 
-async def exposition(
-    uow: UnitOfWork,
-    *,
-    groupings: Callable[[KpiDefinition], Sequence[str | None]],
-    window: Window,
-    now: datetime,
-    settings: KpiSettings,
-) -> Exposition:
-    async with uow() as session:
-        conn = await driver_connection(session)
-        facts = Facts(conn, window=window, now=now, settings=settings)
-        rows = {}
+class Kpis:
+    """The KPIs of one service instance's database."""
+
+    def __init__(self, read: Reader, *, settings: KpiSettings, clock: Clock) -> None:
+        self._reader = read
+        self._settings = settings
+        self._clock = clock
+        self._territories = Territories()
+
+    @asynccontextmanager
+    async def _read(self, lanes: int = 1) -> AsyncIterator[list[asyncpg.Connection]]:
+        async with self._reader(lanes) as conns:
+            for conn in conns:
+                await queries.for_reports(conn)
+            yield conns
+
+    def _report(self, conns: list[asyncpg.Connection], window: Window) -> Report:
+        return Report(
+            conns[0],
+            window=window,
+            now=self._clock(),
+            settings=self._settings,
+            territories=self._territories,
+            lanes=conns[1:],
+        )
+
+    async def report(
+        self, kpi: KpiDefinition, *, window: Window, group_by: str | None
+    ) -> list[GroupRow]:
+        async with self._read() as conns:
+            rows = await self._report(conns, window).compute([(kpi, group_by)])
+        return rows[(kpi.name, group_by)]
+
+    async def listing(self) -> Listing:
+        """Every KPI over all time, ungrouped; a KPI whose rows carry their own keys (a stage,
+        a period) has no single value and shows null."""
+        async with self._read(LANES) as conns:
+            rows = await self._report(conns, ALL_TIME).compute([(k, None) for k in KPIS.values()])
+            events = await queries.events_by_type(conns[0])
+        values = []
         for kpi in KPIS.values():
-            if kpi.counter:
-                continue
-            for by in groupings(kpi):
-                rows[(kpi.name, by)] = await compute(kpi, facts, by)
-        totals = await queries.totals(conn)
-        return Exposition(rows, totals, await queries.events_by_type(conn))
+            found = rows[(kpi.name, None)]
+            single = found[0].value if len(found) == 1 and not found[0].group else NO_VALUE
+            values.append((kpi, single))
+        return Listing(values, events)
+
+    async def version(self) -> Hashable:
+        async with self._read() as conns:
+            return await queries.version(conns[0])
+
+    async def exposition(self, *, groupings: Groupings, window: Window) -> Exposition:
+        async with self._read(LANES) as conns:
+            conn = conns[0]
+            version = await queries.version(conn)
+            report = self._report(conns, window)
+            wanted = [
+                (kpi, by) for kpi in KPIS.values() if not kpi.counter for by in groupings(kpi)
+            ]
+            rows = await report.compute(wanted)
+            totals = await queries.totals(conn)
+            events = await queries.events_by_type(conn)
+        return Exposition(rows, totals, events, report.distributions, version)

@@ -49,12 +49,12 @@ from typing import Any
 
 import httpx
 import orjson
-from aiokafka import AIOKafkaConsumer
 
 from bench import metrics_scrape
 from bench.cpu import CpuShare, cpu_of
 from bench.load import LoadResult, Post, run_load
 from bench.metrics_org import SOURCES, STAGES, Org, Size, rep_source_id
+from bench.readers import EndReader
 from bench.report import errors, table, verdict
 from bench.stack import TOKEN, Server, Stack
 from salesops_common.events import CE_TYPE_PREFIX, CRM_TOPIC
@@ -204,36 +204,13 @@ class Marker:
     on_rest: float = math.nan
 
 
-class MarkerReader:
+class MarkerReader(EndReader):
     """Reads ``salesops.crm.v1`` from its end, without a consumer group: when each marker's
     deal.won or deal.lost was published (seen by this reader)."""
 
     def __init__(self, bootstrap: str) -> None:
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="latest",
-            fetch_max_wait_ms=5,
-        )
+        super().__init__(bootstrap, [CRM_TOPIC])
         self.seen: dict[str, float] = {}
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self, within: float = 60.0) -> None:
-        consumer = self._consumer
-        await consumer.start()
-        consumer.subscribe([CRM_TOPIC])
-        deadline = time.monotonic() + within
-        while True:
-            await consumer.getmany(timeout_ms=100)
-            parts = consumer.partitions_for_topic(CRM_TOPIC) or set()
-            if parts and len(consumer.assignment()) == len(parts):
-                for tp in consumer.assignment():
-                    await consumer.position(tp)
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError("the marker reader got no partitions")
-        self._task = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
         while True:
@@ -244,12 +221,6 @@ class MarkerReader:
                     ce_type = next((v for k, v in r.headers if k == "ce_type"), b"")
                     if ce_type in (_WON, _LOST) and r.key is not None:
                         self.seen.setdefault(r.key.decode(), now)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        await self._consumer.stop()
 
 
 @dataclass

@@ -46,10 +46,10 @@ from typing import Any
 
 import httpx
 import orjson
-from aiokafka import AIOKafkaConsumer
 
 from bench.cpu import CpuShare, cpu_of
 from bench.load import LoadResult, Post, run_load
+from bench.readers import EndReader
 from bench.report import errors, table, verdict
 from bench.routing_decision import generate_ruleset, lead_values
 from bench.stack import TOKEN, Server, Stack
@@ -170,41 +170,15 @@ class Seen:
     strategy: dict[str, str] = field(default_factory=dict)
 
 
-class TopicReader:
+class TopicReader(EndReader):
     """Reads ``salesops.crm.v1`` and ``salesops.routing.v1`` from their end, every
     partition, without a consumer group; stamps each record when ``getmany`` returns it."""
 
     def __init__(self, bootstrap: str, *, fetch_max_wait_ms: int = 5) -> None:
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="latest",
-            # The reader's own wait must not count in the latency measured.
-            fetch_max_wait_ms=fetch_max_wait_ms,
-        )
+        super().__init__(bootstrap, [CRM_TOPIC, ROUTING_TOPIC], fetch_max_wait_ms=fetch_max_wait_ms)
         self.seen = Seen()
-        self._task: asyncio.Task[None] | None = None
         # perf_counter = time.time() - offset (record timestamps are wall-clock ms)
         self._offset = time.time() - time.perf_counter()
-
-    async def start(self, within: float = 60.0) -> None:
-        """Return once every partition of both topics has its position (the end)."""
-        consumer = self._consumer
-        await consumer.start()
-        consumer.subscribe([CRM_TOPIC, ROUTING_TOPIC])
-        deadline = time.monotonic() + within
-        while True:
-            await consumer.getmany(timeout_ms=100)
-            parts = [consumer.partitions_for_topic(t) or set() for t in (CRM_TOPIC, ROUTING_TOPIC)]
-            assigned = consumer.assignment()
-            if all(parts) and len(assigned) == sum(len(p) for p in parts):
-                for tp in assigned:
-                    await consumer.position(tp)
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError("the topic reader got no partitions")
-        self._task = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
         seen, offset = self.seen, self._offset
@@ -224,12 +198,6 @@ class TopicReader:
                         seen.assigned.setdefault(lead, now)
                         seen.assigned_stamp.setdefault(lead, r.timestamp / 1000 - offset)
                         seen.strategy.setdefault(lead, str(data.get("strategy")))
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        await self._consumer.stop()
 
 
 # -- one run --------------------------------------------------------------------------------

@@ -78,15 +78,13 @@ class MemoryState:
     decisions, in memory. ``accounts``: each lead's candidate accounts, by
     :func:`account_key`; a lead not loaded matches none."""
 
-    def __init__(
-        self,
-        reps: Sequence[Mapping[str, Any]],
-        accounts: Mapping[AccountKey, Sequence[AccountRow]] | None = None,
-    ) -> None:
-        self._reps = {r["id"]: rep_state(r) for r in reps}
-        self._by_email = {str(r["email"]).lower(): r["id"] for r in reps if r.get("email")}
-        self._everyone = [r["id"] for r in sorted(reps, key=lambda r: r["turn"])]
+    def __init__(self, accounts: Mapping[AccountKey, Sequence[AccountRow]] | None = None) -> None:
+        self._reps: dict[UUID, RepState] = {}
+        self._by_email: dict[str, UUID] = {}
+        self._everyone: list[UUID] = []
         self._accounts = accounts or {}
+        # Each lead's account is matched once: to load what its decision needs, then for it.
+        self._matched: dict[tuple[Any, ...], MatchedAccount | None] = {}
         self.rotations: dict[str, Rotation] = {}
         self.assigned: Counter[tuple[UUID, datetime]] = Counter()  # (rep, window start)
         self.open_leads: Counter[UUID] = Counter()
@@ -94,7 +92,18 @@ class MemoryState:
 
     # -- RoutingState -----------------------------------------------------------------------
 
+    def add_reps(self, reps: Sequence[Mapping[str, Any]]) -> None:
+        self._reps.update((r["id"], rep_state(r)) for r in reps)
+        self._by_email.update((str(r["email"]).lower(), r["id"]) for r in reps if r.get("email"))
+        self._everyone = [r.id for r in sorted(self._reps.values(), key=lambda r: r.order)]
+
     async def matched_account(self, lead: LeadInput, *, threshold: float) -> MatchedAccount | None:
+        memo = (lead.account_id, lead.domain, lead.company, threshold)
+        if memo not in self._matched:
+            self._matched[memo] = self._match_account(lead, threshold)
+        return self._matched[memo]
+
+    def _match_account(self, lead: LeadInput, threshold: float) -> MatchedAccount | None:
         rows = self._accounts.get(account_key(lead))
         if not rows:
             return None
@@ -210,13 +219,13 @@ async def load_state(
     if matching.enabled:
         keys = list(dict.fromkeys(account_key(lead) for lead in leads))
         accounts = await decisions.account_candidates(conn, keys)
-    probe = MemoryState((), accounts)
+    state = MemoryState(accounts)
     territories: dict[str, Territory] = {}
     owners: set[UUID] = set()
     for lead in leads:
         account = None
         if matching.enabled:
-            account = await probe.matched_account(lead, threshold=matching.fuzzy_name_threshold)
+            account = await state.matched_account(lead, threshold=matching.fuzzy_name_threshold)
         if account is not None and account.match.account.owner_id is not None:
             owners.add(account.match.account.owner_id)
         territories.update((t.id, t) for t in reach(model, lead, account))
@@ -228,7 +237,7 @@ async def load_state(
         emails={m.email for m in members if m.email},
         everyone=everyone,
     )
-    state = MemoryState(rows, accounts)
+    state.add_reps(rows)
     if not history or not territories:
         return state
     ids = sorted(territories)

@@ -6,8 +6,7 @@ database the size of a 500-rep organisation.
 
 A stack of its own: embedded PostgreSQL with fsync on, the Tansu broker, ``salesops serve
 ingest`` and ``salesops serve metrics`` (default settings: gauges over the last 30 days, a
-snapshot taken again every 250 ms when anything changed, a scrape may show one up to 1 s
-old).
+snapshot taken again every 250 ms when anything changed, a scrape shows the newest one).
 
 1. The reps are created through ingest (``rep.created``, so that the live events can name
    them by source id); a year of the organisation's history (bench/metrics_org.py: ruleset,

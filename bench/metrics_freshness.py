@@ -608,8 +608,9 @@ def report(r: FreshnessResults) -> str:
     idle_scrape = r.idle[0]
     lines = [
         f"`salesops serve ingest` and `salesops serve metrics` (default settings), PostgreSQL "
-        f"with fsync on, the Tansu broker; {size.reps} reps created through ingest, then "
-        f"{size.describe()} written into metrics' database through its projection code "
+        f"with fsync on, the Tansu broker; {size.reps} reps created through ingest, then a "
+        f"history for them ({size.describe()}) written into metrics' database through its "
+        "projection code "
         f"({sum(r.filled.values()):,} events in {r.fill_seconds:.0f} s: {kinds}).",
         "",
         "#### Scrape and KPI requests, nothing else running",

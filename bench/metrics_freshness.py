@@ -6,8 +6,7 @@ database the size of a 500-rep organisation.
 
 A stack of its own: embedded PostgreSQL with fsync on, the Tansu broker, ``salesops serve
 ingest`` and ``salesops serve metrics`` (default settings: gauges over the last 30 days, a
-snapshot taken again every 250 ms when anything changed, a scrape may show one up to 1 s
-old).
+snapshot taken again every 250 ms when anything changed, a scrape shows the newest one).
 
 1. The reps are created through ingest (``rep.created``, so that the live events can name
    them by source id); a year of the organisation's history (bench/metrics_org.py: ruleset,
@@ -580,8 +579,9 @@ def report(r: FreshnessResults) -> str:
     idle_scrape = r.idle[0]
     lines = [
         f"`salesops serve ingest` and `salesops serve metrics` (default settings), PostgreSQL "
-        f"with fsync on, the Tansu broker; {size.reps} reps created through ingest, then "
-        f"{size.describe()} written into metrics' database through its projection code "
+        f"with fsync on, the Tansu broker; {size.reps} reps created through ingest, then a "
+        f"history for them ({size.describe()}) written into metrics' database through its "
+        "projection code "
         f"({sum(r.filled.values()):,} events in {r.fill_seconds:.0f} s: {kinds}).",
         "",
         "#### Scrape and KPI requests, nothing else running",

@@ -83,7 +83,7 @@ async def test_leads_posted_to_ingest_are_assigned_and_counted(
 
         await eventually(leads_assigned, within=30)
 
-        async def scraped() -> bool:  # /metrics shows a snapshot up to 1 s old
+        async def scraped() -> bool:  # /metrics shows the newest snapshot
             scrape = (await http.get(stack.urls["metrics"] + "/metrics")).text
             return "salesops_metrics_leads_assigned_total 9.0" in scrape
 

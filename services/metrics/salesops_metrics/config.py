@@ -36,7 +36,7 @@ class MetricsSettings(CommonSettings):
     )
     # How old a snapshot a scrape may show (0: always everything committed before the scrape).
     scrape_staleness_ms: int = Field(
-        1000, ge=0, validation_alias="SALESOPS_METRICS_SCRAPE_STALENESS_MS"
+        10_000, ge=0, validation_alias="SALESOPS_METRICS_SCRAPE_STALENESS_MS"
     )
 
     @field_validator("currency")

@@ -105,7 +105,10 @@ class LatestExposition:
 
     async def _take(self, began: float) -> Snapshot:
         exposition = await self._compute()
-        snapshot = Snapshot(exposition, self._render(exposition), began)
+        # tens of milliseconds of Python: in a thread, the consumers sharing the event loop
+        # get their turn every few milliseconds instead of waiting for it to end
+        text = await asyncio.to_thread(self._render, exposition)
+        snapshot = Snapshot(exposition, text, began)
         self._observe(self._clock() - began)
         if self._latest is None or self._latest.taken <= began:
             self._latest = snapshot

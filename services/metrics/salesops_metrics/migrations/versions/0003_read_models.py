@@ -70,7 +70,6 @@ def upgrade() -> None:
         added = ", ".join(f"ADD COLUMN {name} {kind}" for name, kind in columns.items())
         op.execute(f"ALTER TABLE {table} {added}")
     op.execute("CREATE INDEX leads_created_event ON leads (created_event_us)")
-    op.execute("CREATE INDEX deals_owner ON deals (owner_id)")
     _industry_keys()
     _lead_journeys()
     _stage_paths()
@@ -161,7 +160,6 @@ def downgrade() -> None:
     op.execute("ALTER TABLE deal_stages DROP COLUMN next_stage, DROP COLUMN kept")
     op.execute("DROP TABLE lead_journeys")
     op.execute("DROP TABLE industry_keys")
-    op.execute("DROP INDEX deals_owner")
     op.execute("DROP INDEX leads_created_event")
     for table, columns in COLUMNS.items():
         op.execute(f"ALTER TABLE {table} " + ", ".join(f"DROP COLUMN {c}" for c in columns))

@@ -17,7 +17,7 @@ import httpx
 from salesops_common.envelope import Envelope
 from salesops_common.events import Account, Lead, Rep
 from salesops_common.settings import database_dsn
-from tests.routing.integration.helpers import assignment, assignments, crm, put_on_crm
+from tests.routing.integration.helpers import assignment, assignments, crm, hire, put_on_crm
 from tests.support import AUTH, Isolation, eventually, read_topic
 
 RULESET = "/v1/routing/ruleset"
@@ -120,6 +120,18 @@ async def put_ruleset(client: httpx.AsyncClient, body: dict[str, Any]) -> dict[s
     assert resp.status_code == 200, resp.text
     published: dict[str, Any] = resp.json()
     return published
+
+
+async def open_territories(
+    iso: Isolation,
+    client: httpx.AsyncClient,
+    reps: Sequence[Rep],
+    *territories: dict[str, Any],
+    **fields: Any,
+) -> dict[str, Any]:
+    """Hire the reps (in rotation order) and import a model of these territories."""
+    await hire(iso, client, reps)
+    return await put_ruleset(client, ruleset(*territories, **fields))
 
 
 async def current_version(client: httpx.AsyncClient) -> int:

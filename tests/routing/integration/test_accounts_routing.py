@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from salesops_common.envelope import Envelope
-from tests.routing.integration.helpers import applied, crm, hire, new_rep, put_on_crm
+from tests.routing.integration.helpers import applied, crm, new_rep, put_on_crm
 from tests.routing.integration.territory_support import (
     about_lead,
     account,
@@ -18,6 +18,7 @@ from tests.routing.integration.territory_support import (
     has_lead_facts,
     lead,
     of_type,
+    open_territories,
     put_ruleset,
     rep_of,
     route,
@@ -35,8 +36,9 @@ async def test_a_lead_from_a_known_accounts_domain_goes_to_the_account_owner(
     routing: httpx.AsyncClient, iso: Isolation
 ) -> None:
     olga, anna = new_rep("OLGA", name="Olga"), new_rep("ANNA", name="Anna")
-    await hire(iso, routing, [olga, anna])
-    await put_ruleset(routing, ruleset(territory("dach", [anna], {"country": ["DE"]})))
+    await open_territories(
+        iso, routing, [olga, anna], territory("dach", [anna], {"country": ["DE"]})
+    )
     acme = account("ACME", name="Acme GmbH", domain="acme.example", country="DE", owner_id=olga.id)
     await put_on_crm(iso, [crm("account.created", acme)])
     await applied(routing, 3)
@@ -65,8 +67,9 @@ async def test_a_lead_whose_company_name_is_close_to_an_accounts_goes_to_its_own
     routing: httpx.AsyncClient, iso: Isolation
 ) -> None:
     olga, ivan, anna = new_rep("OLGA"), new_rep("IVAN"), new_rep("ANNA")
-    await hire(iso, routing, [olga, ivan, anna])
-    await put_ruleset(routing, ruleset(territory("dach", [anna], {"country": ["DE"]})))
+    await open_territories(
+        iso, routing, [olga, ivan, anna], territory("dach", [anna], {"country": ["DE"]})
+    )
     initech = account("INITECH", name="Initech Systems", domain="initech.example", owner_id=olga.id)
     globex = account("GLOBEX", name="Globex Corporation", owner_id=ivan.id)
     await put_on_crm(iso, [crm("account.created", initech), crm("account.created", globex)])
@@ -93,8 +96,9 @@ async def test_a_free_mail_domain_never_matches_an_account(
     routing: httpx.AsyncClient, iso: Isolation
 ) -> None:
     olga, anna = new_rep("OLGA"), new_rep("ANNA")
-    await hire(iso, routing, [olga, anna])
-    await put_ruleset(routing, ruleset(territory("dach", [anna], {"country": ["DE"]})))
+    await open_territories(
+        iso, routing, [olga, anna], territory("dach", [anna], {"country": ["DE"]})
+    )
     # A one-person account a CRM user created from someone's Gmail address.
     freelancer = account("FREELANCER", name="Jo Freelancer", domain="gmail.com", owner_id=olga.id)
     await put_on_crm(iso, [crm("account.created", freelancer)])
@@ -112,8 +116,9 @@ async def test_while_the_owner_is_out_of_office_territory_rules_decide_and_say_w
     routing: httpx.AsyncClient, iso: Isolation
 ) -> None:
     olga, anna = new_rep("OLGA", name="Olga"), new_rep("ANNA", name="Anna")
-    await hire(iso, routing, [olga, anna])
-    await put_ruleset(routing, ruleset(territory("dach", [anna], {"country": ["DE"]})))
+    await open_territories(
+        iso, routing, [olga, anna], territory("dach", [anna], {"country": ["DE"]})
+    )
     acme = account("ACME", name="Acme GmbH", domain="acme.example", country="DE", owner_id=olga.id)
     await put_on_crm(iso, [crm("account.created", acme)])
     await applied(routing, 3)
@@ -144,13 +149,12 @@ async def test_accounts_are_placed_in_territories_and_moved_when_a_new_version_s
     routing: httpx.AsyncClient, iso: Isolation
 ) -> None:
     anna, pierre, erik = new_rep("ANNA"), new_rep("PIERRE"), new_rep("ERIK")
-    await hire(iso, routing, [anna, pierre, erik])
-    await put_ruleset(
+    await open_territories(
+        iso,
         routing,
-        ruleset(
-            territory("dach", [anna], {"country": ["DE", "AT", "CH"]}),
-            territory("france", [pierre], {"country": ["FR"]}),
-        ),
+        [anna, pierre, erik],
+        territory("dach", [anna], {"country": ["DE", "AT", "CH"]}),
+        territory("france", [pierre], {"country": ["FR"]}),
     )
     motors = account("MOTORS", name="Bavaria Motors AG", country="DE", employees=120_000)
     bakery = account("BAKERY", name="Boulangerie SARL", country="FR", employees=12)

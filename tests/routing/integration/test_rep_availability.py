@@ -32,6 +32,7 @@ from tests.routing.integration.territory_support import (
     has_lead_facts,
     hours_around_now,
     lead,
+    open_territories,
     put_ruleset,
     rep_of,
     reps_of,
@@ -152,8 +153,9 @@ async def test_a_rep_who_leaves_hands_their_open_leads_on(
     routing: httpx.AsyncClient, iso: Isolation
 ) -> None:
     ann, bo = new_rep("ANN", name="Ann"), new_rep("BO", name="Bo")
-    await hire(iso, routing, [ann, bo])
-    await put_ruleset(routing, ruleset(territory("dach", [ann, bo], {"country": ["DE"]})))
+    await open_territories(
+        iso, routing, [ann, bo], territory("dach", [ann, bo], {"country": ["DE"]})
+    )
     leads = [lead(f"DE{n}", country="DE") for n in range(4)]
     shown = await route(iso, routing, leads)
     anns = [one for one, a in zip(leads, shown, strict=True) if rep_of(a) == str(ann.id)]
@@ -203,8 +205,9 @@ async def test_a_merged_duplicate_is_never_routed_again(
     routing: httpx.AsyncClient, iso: Isolation
 ) -> None:
     ann, bo = new_rep("ANN"), new_rep("BO")
-    await hire(iso, routing, [ann, bo])
-    await put_ruleset(routing, ruleset(territory("dach", [ann, bo], {"country": ["DE"]})))
+    await open_territories(
+        iso, routing, [ann, bo], territory("dach", [ann, bo], {"country": ["DE"]})
+    )
     kept, duplicate = lead("KEPT", country="DE"), lead("DUPLICATE", country="DE")
     first = await route(iso, routing, [kept, duplicate])
     owner = next(r for r in (ann, bo) if str(r.id) == rep_of(first[1]))

@@ -16,6 +16,7 @@ from tests.routing.integration.territory_support import (
     has_lead_facts,
     lead,
     of_type,
+    open_territories,
     put_ruleset,
     rep_of,
     reps_of,
@@ -46,8 +47,9 @@ async def test_simulating_a_lead_shows_where_it_would_go_and_changes_nothing(
     routing: httpx.AsyncClient, iso: Isolation
 ) -> None:
     anna, bo = new_rep("ANNA", name="Anna"), new_rep("BO", name="Bo")
-    await hire(iso, routing, [anna, bo])
-    await put_ruleset(routing, ruleset(territory("dach", [anna, bo], {"country": ["DE", "AT"]})))
+    await open_territories(
+        iso, routing, [anna, bo], territory("dach", [anna, bo], {"country": ["DE", "AT"]})
+    )
     (first,) = await route(iso, routing, [lead("REAL1", country="DE")])
     assert rep_of(first) == str(anna.id)
 

@@ -17,6 +17,7 @@ from tests.routing.integration.territory_support import (
     has_lead_facts,
     lead,
     members,
+    open_territories,
     put_ruleset,
     rep_of,
     reps_of,
@@ -38,13 +39,12 @@ async def test_a_lead_from_munich_goes_to_the_dach_team(
     routing: httpx.AsyncClient, iso: Isolation
 ) -> None:
     anna, pierre = new_rep("ANNA", name="Anna"), new_rep("PIERRE", name="Pierre")
-    await hire(iso, routing, [anna, pierre])
-    await put_ruleset(
+    await open_territories(
+        iso,
         routing,
-        ruleset(
-            territory("dach", [anna], {"id": "dach-countries", "country": ["DE", "AT", "CH"]}),
-            territory("france", [pierre], {"id": "france-country", "country": ["FR"]}),
-        ),
+        [anna, pierre],
+        territory("dach", [anna], {"id": "dach-countries", "country": ["DE", "AT", "CH"]}),
+        territory("france", [pierre], {"id": "france-country", "country": ["FR"]}),
     )
     munich = lead("MUC", company="Brauhaus GmbH", country="DE", region="BY", postal_code="80331")
 
@@ -75,18 +75,17 @@ async def test_a_named_account_goes_to_its_territory_before_the_country_rules(
     routing: httpx.AsyncClient, iso: Isolation
 ) -> None:
     anna, kim = new_rep("ANNA"), new_rep("KIM")
-    await hire(iso, routing, [anna, kim])
-    await put_ruleset(
+    await open_territories(
+        iso,
         routing,
-        ruleset(
-            # The country territory even has the higher priority: a named account is more
-            # specific, and specificity comes first.
-            territory("dach", [anna], {"country": ["DE"]}, priority=10),
-            territory(
-                "strategic",
-                [kim],
-                {"id": "named", "domains": ["www.Siemens.example", "bmw.example"]},
-            ),
+        [anna, kim],
+        # The country territory even has the higher priority: a named account is more
+        # specific, and specificity comes first.
+        territory("dach", [anna], {"country": ["DE"]}, priority=10),
+        territory(
+            "strategic",
+            [kim],
+            {"id": "named", "domains": ["www.Siemens.example", "bmw.example"]},
         ),
     )
     named = lead("NAMED", country="DE", domain="siemens.example")
@@ -107,18 +106,17 @@ async def test_a_postal_range_takes_central_paris_and_the_rest_of_france_stays_n
     routing: httpx.AsyncClient, iso: Isolation
 ) -> None:
     paris, france = new_rep("PARIS"), new_rep("FRANCE")
-    await hire(iso, routing, [paris, france])
-    await put_ruleset(
+    await open_territories(
+        iso,
         routing,
-        ruleset(
-            territory(
-                "paris",
-                [paris],
-                {"country": ["FR"], "postal_code": {"ranges": [["75001", "75020"]]}},
-                {"country": ["FR"], "postal_code": {"prefixes": ["92"]}},
-            ),
-            territory("france", [france], {"country": ["FR"]}),
+        [paris, france],
+        territory(
+            "paris",
+            [paris],
+            {"country": ["FR"], "postal_code": {"ranges": [["75001", "75020"]]}},
+            {"country": ["FR"], "postal_code": {"prefixes": ["92"]}},
         ),
+        territory("france", [france], {"country": ["FR"]}),
     )
     leads = [
         lead("BASTILLE", country="FR", postal_code="75011"),
@@ -139,21 +137,20 @@ async def test_employee_and_revenue_bands_split_enterprise_smb_and_the_largest_a
     routing: httpx.AsyncClient, iso: Isolation
 ) -> None:
     ent, smb, whales, us = (new_rep(n) for n in ("ENT", "SMB", "WHALES", "US"))
-    await hire(iso, routing, [ent, smb, whales, us])
-    await put_ruleset(
+    await open_territories(
+        iso,
         routing,
-        ruleset(
-            territory("us-enterprise", [ent], {"country": ["US"], "employees": {"min": 1000}}),
-            territory("us-smb", [smb], {"country": ["US"], "employees": {"max": 999}}),
-            # As specific as enterprise (two conditions): the priority decides between them.
-            territory(
-                "us-whales",
-                [whales],
-                {"country": ["US"], "annual_revenue": {"min": 1_000_000_000}},
-                priority=5,
-            ),
-            territory("us", [us], {"country": ["US"]}),
+        [ent, smb, whales, us],
+        territory("us-enterprise", [ent], {"country": ["US"], "employees": {"min": 1000}}),
+        territory("us-smb", [smb], {"country": ["US"], "employees": {"max": 999}}),
+        # As specific as enterprise (two conditions): the priority decides between them.
+        territory(
+            "us-whales",
+            [whales],
+            {"country": ["US"], "annual_revenue": {"min": 1_000_000_000}},
+            priority=5,
         ),
+        territory("us", [us], {"country": ["US"]}),
     )
     leads = [
         lead("BIG", country="US", employees=5000, annual_revenue=300_000_000),
@@ -180,13 +177,12 @@ async def test_a_child_territory_narrows_its_parent(
     routing: httpx.AsyncClient, iso: Isolation
 ) -> None:
     pat, sam = new_rep("PAT"), new_rep("SAM")
-    await hire(iso, routing, [pat, sam])
-    await put_ruleset(
+    await open_territories(
+        iso,
         routing,
-        ruleset(
-            territory("emea", [pat], {"country": ["DE", "FR"]}),
-            territory("emea-software", [sam], {"industry": ["Software"]}, parent="emea"),
-        ),
+        [pat, sam],
+        territory("emea", [pat], {"country": ["DE", "FR"]}),
+        territory("emea-software", [sam], {"industry": ["Software"]}, parent="emea"),
     )
     leads = [
         lead("FR-SOFTWARE", country="FR", industry="software"),
@@ -207,13 +203,12 @@ async def test_when_nobody_in_the_child_territory_can_take_a_lead_it_goes_up_to_
     routing: httpx.AsyncClient, iso: Isolation
 ) -> None:
     pat, sam = new_rep("PAT", name="Pat"), new_rep("SAM", name="Sam")
-    await hire(iso, routing, [pat, sam])
-    await put_ruleset(
+    await open_territories(
+        iso,
         routing,
-        ruleset(
-            territory("emea", [pat], {"country": ["DE", "FR"]}),
-            territory("emea-software", [sam], {"industry": ["Software"]}, parent="emea"),
-        ),
+        [pat, sam],
+        territory("emea", [pat], {"country": ["DE", "FR"]}),
+        territory("emea-software", [sam], {"industry": ["Software"]}, parent="emea"),
     )
     await set_routing(routing, sam, out_of_office=away_now("parental leave"))
     software = lead("FR-SOFTWARE", country="FR", industry="Software")
@@ -235,8 +230,9 @@ async def test_a_lead_no_rule_covers_waits_in_the_fallback_queue(
     routing: httpx.AsyncClient, iso: Isolation
 ) -> None:
     anna, rowan = new_rep("ANNA"), new_rep("ROWAN")
-    await hire(iso, routing, [anna, rowan])
-    await put_ruleset(routing, ruleset(territory("dach", [anna], {"country": ["DE"]})))
+    await open_territories(
+        iso, routing, [anna, rowan], territory("dach", [anna], {"country": ["DE"]})
+    )
     tokyo = lead("TOKYO", country="JP")
 
     (queued,) = await route(iso, routing, [tokyo])
@@ -267,16 +263,15 @@ async def test_weighted_round_robin_shares_the_leads_by_weight(
     routing: httpx.AsyncClient, iso: Isolation
 ) -> None:
     senior, junior = new_rep("SENIOR"), new_rep("JUNIOR")
-    await hire(iso, routing, [senior, junior])
-    await put_ruleset(
+    await open_territories(
+        iso,
         routing,
-        ruleset(
-            territory(
-                "dach",
-                members=members(senior, junior, weights=[3, 1]),
-                strategy="weighted_round_robin",
-                rules=[{"country": ["DE"]}],
-            )
+        [senior, junior],
+        territory(
+            "dach",
+            members=members(senior, junior, weights=[3, 1]),
+            strategy="weighted_round_robin",
+            rules=[{"country": ["DE"]}],
         ),
     )
     leads = [lead(f"DE{n}", country="DE") for n in range(8)]
@@ -291,13 +286,12 @@ async def test_least_loaded_counts_open_leads_and_a_converted_lead_frees_the_rep
     routing: httpx.AsyncClient, iso: Isolation
 ) -> None:
     anna, bo = new_rep("ANNA"), new_rep("BO")
-    await hire(iso, routing, [anna, bo])
-    await put_ruleset(
+    await open_territories(
+        iso,
         routing,
-        ruleset(
-            territory("renewals", [anna], {"lead_source": ["renewal"]}, priority=1),
-            territory("inbound", [anna, bo], {"country": ["DE"]}, strategy="least_loaded"),
-        ),
+        [anna, bo],
+        territory("renewals", [anna], {"lead_source": ["renewal"]}, priority=1),
+        territory("inbound", [anna, bo], {"country": ["DE"]}, strategy="least_loaded"),
     )
     renewals = [lead(f"RENEWAL{n}", lead_source="Renewal") for n in range(2)]
     assert reps_of(await route(iso, routing, renewals)) == [str(anna.id)] * 2

@@ -2,12 +2,15 @@
 to a consumer's ``getmany``, on the embedded Tansu broker, for several ``fetch_max_wait_ms``.
 
 A diagnosis of one consumer hop: one record every 20 ms (acks=all, no linger), spread over
-6 partitions, one consumer (its own group, from the end) per setting.
+6 partitions, one consumer (its own group, from the end) per setting. Then what the setting
+costs when nothing arrives: the CPU of this process (the consumer) and of the broker while
+the consumer polls an idle topic for ``IDLE_SECONDS``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -16,14 +19,27 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from bench.cpu import tree_cpu
 from salesops_cli.infra import EmbeddedBroker, free_port, remove_tree
 from salesops_common.kafka import ensure_topics
 
 TOPIC = "bench.fetch-wait"
 PARTITIONS = 6
+IDLE_SECONDS = 5.0
 
 
-async def probe(bootstrap: str, wait_ms: int, records: int = 100, gap: float = 0.02) -> str:
+async def idle_cost(consumer: AIOKafkaConsumer, broker_pid: int) -> tuple[float, float]:
+    """CPU shares of one core (consumer, broker) while the consumer polls with no records."""
+    mine, theirs, start = tree_cpu(os.getpid()), tree_cpu(broker_pid), time.perf_counter()
+    while time.perf_counter() - start < IDLE_SECONDS:
+        await consumer.getmany(timeout_ms=250)
+    wall = time.perf_counter() - start
+    return (tree_cpu(os.getpid()) - mine) / wall, (tree_cpu(broker_pid) - theirs) / wall
+
+
+async def probe(
+    bootstrap: str, wait_ms: int, broker_pid: int, records: int = 100, gap: float = 0.02
+) -> str:
     consumer = AIOKafkaConsumer(
         TOPIC,
         bootstrap_servers=bootstrap,
@@ -56,13 +72,14 @@ async def probe(bootstrap: str, wait_ms: int, records: int = 100, gap: float = 0
             sent[n] = time.perf_counter()
             await asyncio.sleep(gap)
         await asyncio.wait_for(reader, 30)
+        consumer_cpu, broker_cpu = await idle_cost(consumer, broker_pid)
     finally:
         await producer.stop()
         await consumer.stop()
     took.sort()
     return (
         f"| {wait_ms} | {took[len(took) // 2]:.1f} | {took[int(len(took) * 0.9)]:.1f} | "
-        f"{took[-1]:.1f} |"
+        f"{took[-1]:.1f} | {consumer_cpu:.1%} | {broker_cpu:.1%} |"
     )
 
 
@@ -72,9 +89,13 @@ async def main(waits: list[int]) -> None:
     broker.start()
     try:
         await ensure_topics(broker.bootstrap, [TOPIC], partitions=PARTITIONS)
-        print("| fetch_max_wait_ms | p50 ms | p90 ms | max ms |\n|---|---|---|---|")
+        assert broker.process is not None
+        print(
+            "| fetch_max_wait_ms | p50 ms | p90 ms | max ms | idle: consumer CPU "
+            "| idle: broker CPU |\n|---|---|---|---|---|---|"
+        )
         for wait in waits:
-            print(await probe(broker.bootstrap, wait), flush=True)
+            print(await probe(broker.bootstrap, wait, broker.process.pid), flush=True)
     finally:
         broker.stop()
         remove_tree(root)

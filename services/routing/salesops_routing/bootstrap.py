@@ -46,7 +46,7 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
         migrations=MIGRATIONS,
         # Speed to lead: the dev broker answers a waiting fetch only when it times out, so
         # aiokafka's 500 ms default put ~130 ms on every lead (bench: p50 195 -> 40 ms).
-        consumer_options={"fetch_max_wait_ms": 50},
+        consumer_options={"fetch_max_wait_ms": settings.fetch_wait_ms},
     )
     ctx = RoutingContext(
         settings=settings,

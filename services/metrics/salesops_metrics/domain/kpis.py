@@ -80,7 +80,9 @@ _CYCLE = """Deals won in the window (by close time); a deal's cycle is the days 
 created_at (else its deal.created event time) to its close, clamped at 0; deals with no known
 creation are left out."""
 _FORECAST = """Closed periods: fiscal months and quarters that ended within the window and by
-now. For each period and scope, the forecast is the point of the latest forecast.published
+now, and of each kind the newest that ended by the window's end and by now, even before the
+window began (the last 30 days judge at least last month and last quarter; the month window,
+last month). For each period and scope, the forecast is the point of the latest forecast.published
 (by as_of) whose as_of is before the period began; actual = the amount of deals won with a
 close time in the period, in that scope (company: all; team: the owner's team; rep: the owner;
 territory: the deal's territory)."""

@@ -328,7 +328,9 @@ KPIS: dict[str, KpiDefinition] = {
             "dead_letters",
             (),
             """Distinct events on the dead-letter topics (<topic>.dlq: records a consumer of
-            any service could not apply), by the event's time in the window.""",
+            any service could not apply), by the event's time in the window. An event counts
+            once however many services dead-lettered it: by its id, and a record no one could
+            read by its topic, partition and offset (its time is the record's timestamp).""",
             counter=True,
         ),
     )

@@ -240,6 +240,23 @@ def test_adoption_pools_licensed_pairs_and_ignores_inactive_reps() -> None:
     assert (pooled.numerator, pooled.denominator) == (1, 3)
 
 
+def test_adoption_counts_selling_reps_not_managers() -> None:
+    boss, player, unknown = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    reps = {
+        **REPS,
+        # a manager licensed for the dialer and using it is still no rep of its adoption
+        boss: RepFact(boss, active=True, role="manager", licensed_tools=("dialer",)),
+        # a rep others report to sells: counted (the role says rep)
+        player: RepFact(player, active=True, role="rep", licensed_tools=("dialer",)),
+        unknown: RepFact(unknown, active=True, licensed_tools=("dialer",)),  # no role: a rep
+    }
+    reps[EAST] = RepFact(EAST, team="East", active=True, manager_id=player, role="rep")
+    used = {(WEST, "dialer"), (boss, "dialer")}
+    rows = plan_kpis.technology_adoption(context(reps=reps), used, "tool")
+    dialer = next(r.value for r in rows if r.group == {"tool": "dialer"})
+    assert (dialer.numerator, dialer.denominator) == (1, 3)  # WEST, player, unknown
+
+
 def forecast(as_of: datetime, point: str, **scope: Any) -> ForecastFact:
     return ForecastFact(
         uuid.uuid4(),

@@ -279,10 +279,12 @@ KPIS: dict[str, KpiDefinition] = {
             "ratio",
             "activity",
             REP_GROUPS,
-            """For each tool (group key tool, or pooled over tools): active reps (active
-            true) whose licensed_tools include the tool and who logged at least one
-            activity through it (activity.logged tool, occurred_at in the window) / active
-            reps whose licensed_tools include it. Tools compare case-blind. Grouped by a rep
+            """For each tool (group key tool, or pooled over tools): selling reps whose
+            licensed_tools include the tool and who logged at least one activity through it
+            (activity.logged tool, occurred_at in the window) / selling reps whose
+            licensed_tools include it. Selling reps: active true, and role not manager
+            (managers never work leads; a rep with no role counts, and so does a rep with
+            reports whose role is rep). Tools compare case-blind. Grouped by a rep
             dimension, the (rep, tool) pairs of the group are pooled. n = licensed (rep, tool)
             pairs.""",
         ),

@@ -19,10 +19,11 @@ def technology_adoption(
     ctx: Context, used: Collection[tuple[UUID, str]], by: str | None
 ) -> list[GroupRow]:
     """``used``: (rep, tool) pairs with an activity through the tool in the window, tools
-    lower-cased."""
+    lower-cased. Only selling reps count: active, and not managers (role manager), who, as
+    routing has it, never work leads; a rep with no role is taken to sell."""
     pairs = []
     for rep in ctx.reps.values():
-        if not rep.active:
+        if not rep.active or rep.role == "manager":
             continue
         dims = rep_dims(ctx, rep.id)
         for tool in sorted({t.strip().lower() for t in rep.licensed_tools}):

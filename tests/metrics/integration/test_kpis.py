@@ -16,26 +16,28 @@ import httpx
 import pytest
 
 from salesops_common.envelope import Envelope
-from tests.metrics.support import (
-    ADMIN,
+from salesops_metrics.testing import account as account_event
+from salesops_metrics.testing import (
     activity,
-    applied_total,
     assigned,
     breached,
-    by_group,
     deal,
     forecast,
     hours,
-    kpi,
     lead,
     merged,
-    one,
-    publish_all,
     rep,
     ruleset,
     territory_of,
 )
-from tests.metrics.support import account as account_event
+from tests.metrics.support import (
+    ADMIN,
+    applied_total,
+    by_group,
+    kpi,
+    one,
+    publish_all,
+)
 from tests.support import AUTH, Isolation, eventually
 
 pytestmark = pytest.mark.integration

@@ -25,7 +25,12 @@ CRM = "salesops.crm.v1"
 
 @pytest.fixture
 async def metrics(iso: Isolation) -> AsyncIterator[httpx.AsyncClient]:
-    settings = MetricsSettings(database=iso.database("metrics"), **iso.settings_kwargs())
+    settings = MetricsSettings(
+        database=iso.database("metrics"),
+        # a scrape shows everything committed before it: the tests scrape right after REST
+        scrape_staleness_ms=0,
+        **iso.settings_kwargs(),
+    )
     async with running(create_app(settings)) as client:
         yield client
 

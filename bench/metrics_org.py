@@ -20,22 +20,9 @@ from typing import Any
 from uuid import UUID
 
 from salesops_common.envelope import Envelope
-from salesops_common.events import (
-    Account,
-    AccountTerritoryAssigned,
-    Activity,
-    Deal,
-    ForecastPublished,
-    ForecastScope,
-    Lead,
-    LeadAssigned,
-    LeadSlaBreached,
-    Rep,
-    RulesetPublished,
-    WorkingHours,
-)
+from salesops_common.events import WorkingHours
+from salesops_metrics import testing as sample
 
-INGEST = "/ingest/api/default"
 STAGES = ("Prospecting", "Qualification", "Proposal", "Negotiation")
 SOURCES = ("Web", "Referral", "Event", "Partner", "Outbound", "Ads")
 INDUSTRIES = ("software", "retail", "finance", "health", "manufacturing", "media", "energy")
@@ -120,31 +107,29 @@ class Org:
         events.append(self._ruleset(start))
         rng = random.Random(self.seed + 1)
         for i, account_id in enumerate(self.accounts):
-            data = Account(
-                id=account_id,
-                source="api",
-                source_id=f"acc-{i}",
-                industry=rng.choice(INDUSTRIES),
-                employees=rng.choice((12, 80, 400, 2000, 9000)),
-            )
-            events.append(Envelope.of("account.created", data, source=INGEST, time=start))
-            if i % 10:
-                fact = AccountTerritoryAssigned(
+            industry, employees = rng.choice(INDUSTRIES), rng.choice((12, 80, 400, 2000, 9000))
+            events.append(
+                sample.account(
+                    start,
                     account_id=account_id,
-                    territory_id=territory_name(rng.randrange(self.size.territories)),
-                    ruleset_version=1,
+                    source_id=f"acc-{i}",
+                    industry=industry,
+                    employees=employees,
                 )
+            )
+            if i % 10:
+                territory = territory_name(rng.randrange(self.size.territories))
                 events.append(
-                    Envelope.of("account.territory_assigned", fact, source="/routing", time=start)
+                    sample.territory_of(start, account_id=account_id, territory=territory)
                 )
         events += self._forecasts()
         return events
 
     def _rep(self, i: int, rep_id: UUID, at: datetime) -> Envelope:
         teams = self.size.teams
-        data = Rep(
-            id=rep_id,
-            source="api",
+        return sample.rep(
+            at,
+            rep_id=rep_id,
             source_id=f"rep-{i}",
             email=f"rep{i}@bench-org.example",
             name=f"Rep {i}",
@@ -156,7 +141,6 @@ class Org:
             working_hours=WorkingHours(),
             licensed_tools=list(TOOLS[: 2 + i % 4]),
         )
-        return Envelope.of("rep.created", data, source=INGEST, time=at)
 
     def _ruleset(self, at: datetime) -> Envelope:
         members: dict[str, list[dict[str, Any]]] = {}
@@ -170,8 +154,7 @@ class Org:
             }
             for t in range(self.size.territories)
         ]
-        fact = RulesetPublished(ruleset_version=1, ruleset={"territories": territories})
-        return Envelope.of("ruleset.published", fact, source="/routing", time=at)
+        return sample.ruleset(at, 1, territories)
 
     def _forecasts(self) -> list[Envelope]:
         out = []
@@ -181,24 +164,12 @@ class Org:
             year, m = divmod(index, 12)
             period = f"{year}-{m + 1:02d}"
             as_of = datetime(year, m + 1, 1, tzinfo=UTC) - timedelta(days=3)
-            scopes = [("company", None), *(("team", f"team-{t:02d}") for t in range(5))]
-            for kind, scope_id in scopes:
-                point = Decimal(400_000 if kind == "company" else 40_000)
-                fact = ForecastPublished(
-                    forecast_id=uuid.uuid4(),
-                    as_of=as_of,
-                    period=period,
-                    scope=ForecastScope(kind=kind, id=scope_id),
-                    currency="USD",
-                    point=point,
-                    lo80=point,
-                    hi80=point,
-                    lo95=point,
-                    hi95=point,
-                    categories={},
-                    methods={"bench": 1.0},
+            out.append(sample.forecast(as_of, period=period, point="400000"))
+            for t in range(5):
+                team = f"team-{t:02d}"
+                out.append(
+                    sample.forecast(as_of, period=period, point="40000", kind="team", scope_id=team)
                 )
-                out.append(Envelope.of("forecast.published", fact, source="/forecast", time=as_of))
         return out
 
     def history(self) -> Iterator[Envelope]:
@@ -230,56 +201,67 @@ class Org:
         }
         if rng.random() < 0.8:
             fields["account_id"] = rng.choice(self.accounts)
-        events = [_deal("deal.created", deal_id, created, **fields)]
+        events = [sample.deal(created, deal_id=deal_id, **fields)]
         at = created
         for stage in STAGES[1 : 1 + rng.randint(0, 3)]:
             at += timedelta(days=rng.uniform(1, 15))
-            events.append(_deal("deal.stage_changed", deal_id, at, stage=stage))
+            events.append(sample.deal(at, deal_id=deal_id, verb="stage_changed", stage=stage))
         closing = at + timedelta(days=rng.uniform(1, 60))
         if closing < self.now and rng.random() < 0.85:
-            verb = "deal.won" if rng.random() < 0.4 else "deal.lost"
-            stage = "Won" if verb == "deal.won" else "Lost"
-            events.append(_deal(verb, deal_id, closing, stage=stage, closed_at=closing))
+            verb = "won" if rng.random() < 0.4 else "lost"
+            stage = verb.capitalize()
+            events.append(
+                sample.deal(closing, deal_id=deal_id, verb=verb, stage=stage, closed_at=closing)
+            )
         return [e for e in events if e.time < self.now]
 
     def lead(self, rng: random.Random, created: datetime) -> list[Envelope]:
         lead_id = uuid.UUID(int=rng.getrandbits(128), version=4)
-        data = Lead(
-            id=lead_id,
-            source="api",
-            source_id=str(lead_id),
-            lead_source=rng.choice(SOURCES),
-            industry=rng.choice(INDUSTRIES),
-            employees=rng.choice((5, 60, 300, 1500, 6000)),
-            account_id=rng.choice(self.accounts) if rng.random() < 0.3 else None,
-            created_at=created,
-        )
-        events = [Envelope.of("lead.created", data, source=INGEST, time=created)]
+        events = [
+            sample.lead(
+                created,
+                lead_id=lead_id,
+                lead_source=rng.choice(SOURCES),
+                industry=rng.choice(INDUSTRIES),
+                employees=rng.choice((5, 60, 300, 1500, 6000)),
+                account_id=rng.choice(self.accounts) if rng.random() < 0.3 else None,
+                created_at=created,
+            )
+        ]
         if rng.random() < 0.05:  # the fallback queue
-            events.append(_assigned(lead_id, None, None, created + timedelta(seconds=2)))
+            events.append(
+                sample.assigned(created + timedelta(seconds=2), lead_id=lead_id, rep_id=None)
+            )
             return [e for e in events if e.time < self.now]
         rep_id = rng.choice(self.reps)
         assigned_at = created + timedelta(seconds=rng.uniform(0.5, 90))
-        events.append(_assigned(lead_id, rep_id, self.territory_of_rep[rep_id], assigned_at))
+        territory = self.territory_of_rep[rep_id]
+        events.append(
+            sample.assigned(assigned_at, lead_id=lead_id, rep_id=rep_id, territory=territory)
+        )
         if rng.random() < 0.1:
             breach = assigned_at + timedelta(minutes=30)
-            events.append(_breached(lead_id, rep_id, self.territory_of_rep[rep_id], breach))
-            rep_id = rng.choice(self.reps)
             events.append(
-                _assigned(
-                    lead_id, rep_id, self.territory_of_rep[rep_id], breach, verb="lead.reassigned"
-                )
+                sample.breached(breach, lead_id=lead_id, rep_id=rep_id, territory=territory)
             )
+            rep_id = rng.choice(self.reps)
+            territory = self.territory_of_rep[rep_id]
+            again = sample.assigned(
+                breach, lead_id=lead_id, rep_id=rep_id, territory=territory, again=True
+            )
+            events.append(again)
         if rng.random() < 0.85:
             touched = assigned_at + timedelta(minutes=rng.expovariate(1 / 240))
-            events.append(_touch(lead_id, rep_id, touched, rng.choice(TOOLS)))
+            events.append(
+                sample.activity(touched, rep_id=rep_id, lead_id=lead_id, tool=rng.choice(TOOLS))
+            )
             if rng.random() < 0.3:
                 later = touched + timedelta(hours=rng.uniform(1, 72))
-                events.append(_touch(lead_id, rep_id, later, rng.choice(TOOLS)))
+                tool = rng.choice(TOOLS)
+                events.append(sample.activity(later, rep_id=rep_id, lead_id=lead_id, tool=tool))
         if rng.random() < 0.15:
             at = created + timedelta(days=rng.uniform(1, 20))
-            converted = Lead(id=lead_id, source="api", source_id=str(lead_id))
-            events.append(Envelope.of("lead.converted", converted, source=INGEST, time=at))
+            events.append(sample.lead(at, lead_id=lead_id, verb="converted"))
         return [e for e in events if e.time < self.now]
 
 
@@ -289,49 +271,3 @@ def territory_name(n: int) -> str:
 
 def rep_source_id(n: int) -> str:
     return f"rep-{n}"
-
-
-def _deal(type_name: str, deal_id: UUID, at: datetime, **fields: Any) -> Envelope:
-    data = Deal(id=deal_id, source="api", source_id=str(deal_id), **fields)
-    return Envelope.of(type_name, data, source=INGEST, time=at)
-
-
-def _assigned(
-    lead_id: UUID,
-    rep_id: UUID | None,
-    territory: str | None,
-    at: datetime,
-    *,
-    verb: str = "lead.assigned",
-) -> Envelope:
-    fact = LeadAssigned(
-        lead_id=lead_id,
-        rep_id=rep_id,
-        territory_id=territory,
-        strategy="round_robin",
-        reason="bench",
-        assigned_at=at,
-    )
-    return Envelope.of(verb, fact, source="/routing", time=at)
-
-
-def _breached(lead_id: UUID, rep_id: UUID, territory: str, at: datetime) -> Envelope:
-    fact = LeadSlaBreached(
-        lead_id=lead_id, rep_id=rep_id, territory_id=territory, due_at=at, breached_at=at
-    )
-    return Envelope.of("lead.sla_breached", fact, source="/routing", time=at)
-
-
-def _touch(lead_id: UUID, rep_id: UUID, at: datetime, tool: str) -> Envelope:
-    data = Activity(
-        id=uuid.uuid4(),
-        source="api",
-        source_id=uuid.uuid4().hex,
-        type="call",
-        direction="outbound",
-        tool=tool,
-        rep_id=rep_id,
-        lead_id=lead_id,
-        occurred_at=at,
-    )
-    return Envelope.of("activity.logged", data, source=INGEST, time=at)

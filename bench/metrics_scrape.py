@@ -3,9 +3,10 @@
 metrics`` (default settings: the gauges over the last 30 days) on a stack of its own.
 
 The database is filled straight through metrics' projection code (what its consumer writes
-for each batch: projections and event counts), from :mod:`bench.metrics_org`'s generated
-organisation: the broker is not in the way of filling it, and the service reads exactly
-what it would after consuming those events.
+for each batch: the event log, projections and event counts), from
+:mod:`bench.metrics_org`'s generated organisation: the broker is not in the way of filling it,
+and the service reads exactly what it would after consuming those events. The report says how
+much room that took, the event log's (which is never pruned) apart.
 """
 
 from __future__ import annotations
@@ -51,8 +52,39 @@ QUERIES: tuple[tuple[str, str], ...] = (
 )
 
 
+@dataclass(frozen=True)
+class Room:
+    """Bytes on disk (tables with their indexes and TOAST), after a fill."""
+
+    database: int
+    event_log: int
+    logged: int  # events in the log
+
+    def describe(self) -> str:
+        per_event = self.event_log / max(self.logged, 1)
+        return (
+            f"The database then took {self.database / 2**20:,.0f} MiB, of which the event log "
+            f"{self.event_log / 2**20:,.0f} MiB ({self.logged:,} events, {per_event:,.0f} bytes "
+            "an event with its indexes)."
+        )
+
+
+async def room(dsn: str) -> Room:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("VACUUM ANALYZE")
+        row = await conn.fetchrow(
+            "SELECT pg_database_size(current_database()) AS db, "
+            "pg_total_relation_size('event_log') AS log, (SELECT count(*) FROM event_log) AS n"
+        )
+        assert row is not None
+        return Room(int(row["db"]), int(row["log"]), int(row["n"]))
+    finally:
+        await conn.close()
+
+
 async def fill(dsn: str, events: Iterable[Envelope]) -> Counter[str]:
-    """Project ``events`` as the consumer would, ``FILL_BATCH`` to a transaction."""
+    """Log and project ``events`` as the consumer would, ``FILL_BATCH`` to a transaction."""
     conn = await asyncpg.connect(dsn)
     counts: Counter[str] = Counter()
     try:
@@ -60,6 +92,7 @@ async def fill(dsn: str, events: Iterable[Envelope]) -> Counter[str]:
 
         async def flush() -> None:
             async with conn.transaction():
+                await repository.log_events(conn, batch)
                 effects = [e for event in batch for e in effects_of(event)]
                 await repository.write_effects(conn, effects)
                 await repository.add_event_counts(conn, Counter(e.type for e in batch))
@@ -143,6 +176,7 @@ class ScrapeResults:
     fill_seconds: float
     timings: list[Timing]
     server: str
+    room: Room
     repeats: int = REPEATS
 
     @property
@@ -159,8 +193,9 @@ async def run(size: Size | None = None, repeats: int = REPEATS) -> ScrapeResults
         started = time.perf_counter()
         counts = await fill(stack.metrics_dsn, [*org.roster(), *org.history()])
         filled = time.perf_counter() - started
+        taken = await room(stack.metrics_dsn)
         timings = await measure(server, repeats)
-        return ScrapeResults(size, counts, filled, timings, server.command, repeats)
+        return ScrapeResults(size, counts, filled, timings, server.command, taken, repeats)
     finally:
         stack.stop()
 
@@ -176,7 +211,7 @@ def report(r: ScrapeResults) -> str:
             f"`{r.server}` (default settings: gauges over the last 30 days), PostgreSQL with "
             f"fsync on; the database filled with {r.size.describe()} ({events:,} events "
             f"projected in {r.fill_seconds:.0f} s: {kinds}). Each request {r.repeats} times "
-            "after one unmeasured scrape, one at a time, from this process.",
+            f"after one unmeasured scrape, one at a time, from this process. {r.room.describe()}",
             "",
             table(HEADER, [t.row() for t in r.timings]),
         ]

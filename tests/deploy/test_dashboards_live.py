@@ -159,10 +159,6 @@ def live(iso: Isolation) -> Iterator[Live]:
     home = root / "stack"
     home.mkdir()
     env, urls = stack_env(iso, home)
-    # The forecast-accuracy gauges show the newest fiscal month that ended inside the
-    # exposition window; with the default 30d none has on the 31st of a long month (see
-    # docs/metrics.md). 90 days always holds the month before this one.
-    env["SALESOPS_METRICS_EXPOSITION_WINDOW"] = "90d"
     try:
         stack = start_stack(env, urls, home)
         try:

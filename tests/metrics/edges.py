@@ -16,7 +16,7 @@ from typing import Any
 
 from salesops_common.envelope import Envelope
 from salesops_common.events import RulesetPublished
-from tests.metrics.support import (
+from salesops_metrics.testing import (
     account,
     activity,
     assigned,

@@ -17,7 +17,7 @@ import httpx
 
 from salesops_common.envelope import Envelope
 from salesops_metrics.domain.kpis import KPIS
-from tests.metrics.support import (
+from salesops_metrics.testing import (
     account,
     activity,
     assigned,

@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -19,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from salesops_common.db import UnitOfWork
-from salesops_common.envelope import Envelope, EnvelopeError
+from salesops_common.envelope import Envelope, EnvelopeError, deterministic_event_id
 from salesops_common.events import EventData, dlq_topic
 from salesops_common.kafka import Topics
 from salesops_common.observability import ServiceMetrics, event_id
@@ -336,16 +337,21 @@ class ConsumerRunner:
     async def _dead_letter(self, item: Item, reason: str) -> None:
         """Record the poison record as handled and stage it for ``<topic>.dlq``, atomically."""
         record = item.record
+        origin = f"{record.topic}/{record.partition}/{record.offset}"
         envelope = item.envelope or Envelope(
             type="unknown",
             source="unknown",
             subject="",
             data={"raw": (record.value or b"")[:65536].decode("utf-8", "replace")},
+            # Named by where the record lies, so that every consumer that cannot read it (each
+            # service has its own) dead-letters it under the same id: it counts once.
+            id=deterministic_event_id("dead-letter", origin),
+            time=datetime.fromtimestamp(max(record.timestamp, 0) / 1000, UTC),
         )
         extra = [
             ("x-dlq-reason", reason.encode()[:4096]),
             ("x-dlq-consumer", self.name.encode()),
-            ("x-dlq-origin", f"{record.topic}/{record.partition}/{record.offset}".encode()),
+            ("x-dlq-origin", origin.encode()),
         ]
         dlq = dlq_topic(record.topic)
 

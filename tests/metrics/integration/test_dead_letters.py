@@ -9,9 +9,12 @@ from decimal import Decimal
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from salesops_common.envelope import Envelope
 from salesops_common.events import Deal
+from salesops_forecast.bootstrap import create_app as create_forecast
+from salesops_forecast.config import ForecastSettings
 from salesops_metrics.bootstrap import create_app
 from salesops_metrics.config import MetricsSettings
 from tests.support import AUTH, Isolation, eventually, publish, read_records, running
@@ -22,7 +25,12 @@ CRM = "salesops.crm.v1"
 
 @pytest.fixture
 async def metrics(iso: Isolation) -> AsyncIterator[httpx.AsyncClient]:
-    settings = MetricsSettings(database=iso.database("metrics"), **iso.settings_kwargs())
+    settings = MetricsSettings(
+        database=iso.database("metrics"),
+        # a scrape shows everything committed before it: the tests scrape right after REST
+        scrape_staleness_ms=0,
+        **iso.settings_kwargs(),
+    )
     async with running(create_app(settings)) as client:
         yield client
 
@@ -89,3 +97,46 @@ async def test_poison_records_are_dead_lettered_and_later_events_still_count(
 
     await eventually(dead_letters, within=30)
     assert "salesops_metrics_dead_letters_total 2.0" in (await metrics.get("/metrics")).text
+
+
+async def dead_letters_read(metrics: httpx.AsyncClient, topic: str) -> float:
+    """How many records metrics' dead-letter consumer took from ``topic`` (applied, or
+    skipped as a copy of one it had)."""
+    text = (await metrics.get("/metrics")).text
+    samples = [
+        s
+        for family in text_string_to_metric_families(text)
+        if family.name == "salesops_metrics_consumer_events"
+        for s in family.samples
+        if s.name.endswith("_total")
+    ]
+    return sum(
+        s.value
+        for s in samples
+        if s.labels["topic"] == topic and s.labels["outcome"] in ("applied", "duplicate")
+    )
+
+
+async def test_a_record_no_service_can_read_is_one_dead_letter_however_many_consume_it(
+    metrics: httpx.AsyncClient, iso: Isolation
+) -> None:
+    settings = ForecastSettings(database=iso.database("forecast"), **iso.settings_kwargs())
+    async with running(create_forecast(settings)):  # a second service consuming the CRM topic
+        await produce_raw(iso.bootstrap, iso.topic(CRM), key=b"k", value=b"\x00 not an event")
+        dead = await read_records(
+            iso.bootstrap, iso.topic(CRM + ".dlq"), until=lambda seen: len(seen) >= 2, within=90
+        )
+    consumers = {dict(r.headers)["x-dlq-consumer"] for r in dead}
+    assert consumers == {b"metrics.all", b"forecast.crm"}, consumers
+    origins = {dict(r.headers)["x-dlq-origin"] for r in dead}
+    assert len(origins) == 1  # one record, dead-lettered by each
+    ids = {Envelope.from_record(r.key, r.value, list(r.headers)).id for r in dead}
+    assert len(ids) == 1, "each service gave the record an id of its own"
+
+    async def both_read() -> bool:
+        return await dead_letters_read(metrics, CRM + ".dlq") >= 2
+
+    await eventually(both_read, within=60)
+    resp = await metrics.get("/v1/kpis", params={"kpi": "dead_letters"}, headers=AUTH)
+    assert resp.json()["values"][0]["value"] == 1
+    assert "salesops_metrics_dead_letters_total 1.0" in (await metrics.get("/metrics")).text

@@ -16,26 +16,28 @@ import httpx
 import pytest
 
 from salesops_common.envelope import Envelope
-from tests.metrics.support import (
-    ADMIN,
+from salesops_metrics.testing import account as account_event
+from salesops_metrics.testing import (
     activity,
-    applied_total,
     assigned,
     breached,
-    by_group,
     deal,
     forecast,
     hours,
-    kpi,
     lead,
     merged,
-    one,
-    publish_all,
     rep,
     ruleset,
     territory_of,
 )
-from tests.metrics.support import account as account_event
+from tests.metrics.support import (
+    ADMIN,
+    applied_total,
+    by_group,
+    kpi,
+    one,
+    publish_all,
+)
 from tests.support import AUTH, Isolation, eventually
 
 pytestmark = pytest.mark.integration
@@ -268,13 +270,16 @@ async def test_lead_response_speed_to_lead_sla_share_and_conversion(
     assert fast[FAST]["value"] == 45.0
 
 
-async def test_technology_adoption_per_tool_among_active_licensed_reps(
+async def test_technology_adoption_per_tool_among_active_licensed_selling_reps(
     metrics: httpx.AsyncClient, module_iso: Isolation
 ) -> None:
     start, end = year(2018)
     crm, mail, team = f"crm-{TAG}", f"mail-{TAG}", f"Tools-{TAG}"
-    r1, r2, r3 = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    r1, r2, r3, boss = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     events = [
+        rep(at(2017, 1, 1), rep_id=boss, active=True, team=team, licensed_tools=[crm]),
+        rep(at(2017, 2, 1), rep_id=boss, verb="updated", role="manager"),  # sells no more
+        activity(at(2018, 3, 4), rep_id=boss, tool=crm),  # a manager: not counted
         rep(at(2017, 1, 1), rep_id=r1, active=True, team=team, licensed_tools=[crm, mail]),
         rep(at(2017, 1, 1), rep_id=r2, active=True, team=team, licensed_tools=[crm]),
         rep(at(2017, 1, 1), rep_id=r3, active=True, team=team, licensed_tools=[crm]),

@@ -128,3 +128,35 @@ async def test_histograms_count_each_bucket_over_the_window() -> None:
 async def test_an_empty_database_exposes_zero_totals() -> None:
     text = await scrape(EMPTY)
     assert "salesops_metrics_deals_won_total 0.0" in text
+
+
+async def test_every_gauge_shows_its_company_series_as_nan_when_it_has_no_rows() -> None:
+    families = {f.name: f for f in text_string_to_metric_families(await scrape(EMPTY))}
+    for kpi in KPIS.values():
+        if kpi.counter:
+            continue
+        samples = families[metric_name(kpi)].samples
+        company = [s for s in samples if not set(s.labels) - {"period_kind", "scope"}]
+        assert company, kpi.name
+        assert all(math.isnan(s.value) for s in samples), kpi.name
+    text = await scrape(EMPTY)
+    assert "salesops_metrics_pipeline_value_amount NaN" in text
+    assert "salesops_metrics_stage_conversion_ratio NaN" in text
+    for kind in ("month", "quarter"):
+        for family in ("forecast_accuracy_ratio", "pipeline_coverage_ratio"):
+            assert f'salesops_metrics_{family}{{period_kind="{kind}"}} NaN' in text
+        for scope in ("company", "team", "territory"):  # the scopes are bounded: each shows
+            series = f'{{period_kind="{kind}",scope="{scope}"}} NaN'
+            assert f"salesops_metrics_forecast_wape_ratio{series}" in text
+            assert f"salesops_metrics_forecast_bias_ratio{series}" in text
+    assert 'scope="rep"' not in text  # rep-level series only when the setting allows
+    assert 'team="' not in text  # no group is made up
+
+
+async def test_a_kpi_with_rows_of_its_own_keys_shows_no_placeholder_beside_them() -> None:
+    text = await scrape(SOME)
+    assert "salesops_metrics_pipeline_value_amount NaN" not in text
+    assert 'salesops_metrics_pipeline_value_amount{stage="Proposal"} 150.0' in text
+    # by team the quarter and the month have rows; the company series have none
+    assert 'salesops_metrics_forecast_accuracy_ratio{period_kind="quarter"} NaN' in text
+    assert 'salesops_metrics_forecast_accuracy_ratio{period_kind="month",team="none"}' not in text

@@ -240,6 +240,23 @@ def test_adoption_pools_licensed_pairs_and_ignores_inactive_reps() -> None:
     assert (pooled.numerator, pooled.denominator) == (1, 3)
 
 
+def test_adoption_counts_selling_reps_not_managers() -> None:
+    boss, player, unknown = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    reps = {
+        **REPS,
+        # a manager licensed for the dialer and using it is still no rep of its adoption
+        boss: RepFact(boss, active=True, role="manager", licensed_tools=("dialer",)),
+        # a rep others report to sells: counted (the role says rep)
+        player: RepFact(player, active=True, role="rep", licensed_tools=("dialer",)),
+        unknown: RepFact(unknown, active=True, licensed_tools=("dialer",)),  # no role: a rep
+    }
+    reps[EAST] = RepFact(EAST, team="East", active=True, manager_id=player, role="rep")
+    used = {(WEST, "dialer"), (boss, "dialer")}
+    rows = plan_kpis.technology_adoption(context(reps=reps), used, "tool")
+    dialer = next(r.value for r in rows if r.group == {"tool": "dialer"})
+    assert (dialer.numerator, dialer.denominator) == (1, 3)  # WEST, player, unknown
+
+
 def forecast(as_of: datetime, point: str, **scope: Any) -> ForecastFact:
     return ForecastFact(
         uuid.uuid4(),
@@ -303,3 +320,47 @@ def test_coverage_counts_deals_expected_in_the_period_and_undated_ones_now() -> 
     assert rows[0].group == {"period": "2026-11", "team": "East"}
     assert (rows[0].value.value, rows[0].value.numerator) == (0.5, 50.0)
     assert plan_kpis.pipeline_coverage(context(now=now), [quota], deals, None) == []
+
+
+@pytest.mark.parametrize(
+    "now",
+    [
+        datetime(2026, 10, 31, 12, tzinfo=UTC),  # the 31st: September ended 30.5 days ago
+        datetime(2026, 10, 20, tzinfo=UTC),  # September ended within the 30 days
+        datetime(2026, 10, 1, tzinfo=UTC),  # the first instant of October
+    ],
+)
+def test_the_last_30_days_judge_the_latest_closed_month_and_quarter_whatever_the_date(
+    now: datetime,
+) -> None:
+    sept, q3 = datetime(2026, 9, 1, tzinfo=UTC), datetime(2026, 7, 1, tzinfo=UTC)
+    forecasts = [
+        forecast(sept - timedelta(days=1), "100", period="2026-09"),
+        forecast(sept - timedelta(days=40), "50", period="2026-08"),
+        forecast(q3 - timedelta(days=1), "300", period="2026-Q3"),
+    ]
+    won = [closed("won", EAST, closed=sept + timedelta(days=3), amount=Decimal("80"))]
+    last_30_days = Window(now - timedelta(days=30), now)
+    rows = plan_kpis.forecast_accuracy(
+        plan_kpis.forecast_outcomes(context(last_30_days, now=now), forecasts, won, None)
+    )
+    # September, and Q3 (July to September): 80 won against 100 and 300 forecast
+    assert values(rows, "period") == {"2026-09": 0.75, "2026-Q3": pytest.approx(1 - 220 / 80)}
+
+
+def test_a_month_that_ended_before_the_window_is_judged_only_as_the_latest_closed() -> None:
+    now = datetime(2026, 11, 15, tzinfo=UTC)
+    forecasts = [
+        forecast(datetime(2026, 8, 25, tzinfo=UTC), "100", period="2026-09"),
+        forecast(datetime(2026, 9, 25, tzinfo=UTC), "100", period="2026-10"),
+    ]
+    # the window of this month: October ended as it began, September before; explicit bounds
+    # in the past judge the latest month closed by their end
+    this_month = Window(datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC))
+    early_october = Window(datetime(2026, 10, 2, tzinfo=UTC), datetime(2026, 10, 9, tzinfo=UTC))
+    for window, judged in ((this_month, {"2026-10"}), (early_october, {"2026-09"})):
+        outcomes = plan_kpis.forecast_outcomes(context(window, now=now), forecasts, [], None)
+        assert {o.period.name for o in outcomes} == judged
+    autumn = Window(datetime(2026, 9, 15, tzinfo=UTC), now)  # both ended within
+    outcomes = plan_kpis.forecast_outcomes(context(autumn, now=now), forecasts, [], None)
+    assert {o.period.name for o in outcomes} == {"2026-09", "2026-10"}

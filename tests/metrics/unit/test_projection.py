@@ -11,10 +11,10 @@ from pydantic import ValidationError
 
 from salesops_common.envelope import Envelope
 from salesops_common.events import Deal, Lead, LeadMerged
+from salesops_metrics.domain.facts import StageEntry
 from salesops_metrics.domain.projection import (
     EntityChange,
     Merged,
-    StageEntered,
     combine,
     effects_of,
     micros,
@@ -65,21 +65,21 @@ def test_an_outcome_is_a_field_and_a_stage_entry() -> None:
     event = crm("deal.won", won)
     change, entry = effects_of(event)
     assert isinstance(change, EntityChange)
-    assert isinstance(entry, StageEntered)
+    assert isinstance(entry, StageEntry)
     assert change.fields == {
         "source": "api",
         "amount": "10.50",
         "outcome": "won",
         "outcome_at": micros(T0),
     }
-    assert (entry.stage, entry.event_id, entry.at) == ("won", event.id, T0)
+    assert (entry.stage, entry.event_id, entry.entered) == ("won", event.id, T0)
 
 
 def test_a_stage_change_reopens_the_deal() -> None:
     moved = Deal(id=uuid.uuid4(), source="api", source_id="1", stage="Demo")
     change, entry = effects_of(crm("deal.stage_changed", moved))
     assert isinstance(change, EntityChange)
-    assert isinstance(entry, StageEntered)
+    assert isinstance(entry, StageEntry)
     assert change.fields["outcome"] is None
     assert entry.stage == "Demo"
 

@@ -6,10 +6,11 @@ whole company), then one per group for each grouping the KPI supports among the 
 labels ``territory``, ``team``, ``source``, ``segment`` and ``tool`` (``rep`` only when the
 setting allows it), with only that grouping's label set: ``{team!=""}`` selects the series by
 team, ``{team="", territory="", ...}`` the overall one. KPIs with keys of their own add them
-(``stage``; ``from_stage`` and ``to_stage``; ``period_kind`` and ``scope`` for forecasts and
-quotas, which show the newest closed period, or the current one for coverage). An unknown
-group value is ``none``. No data is NaN (never 0); a percentile among unresponded leads is
-+Inf.
+(``stage``; ``from_stage`` and ``to_stage``; ``period_kind`` for forecasts and quotas, which
+show the newest closed period, or the current one for coverage; ``scope``, the scope kind, for
+WAPE and bias). An unknown group value is ``none``. No data is NaN (never 0), and the series
+known beforehand are there without rows (:func:`_missing`); a percentile among unresponded
+leads is +Inf.
 
 Histograms (``gaugehistogram``: the distribution over the exposition window, which shrinks as
 observations leave it, not a running total) of the sales cycle in days and of lead response
@@ -31,11 +32,14 @@ from prometheus_client.utils import floatToGoString
 
 from salesops_common.events import EVENT_TYPES
 from salesops_metrics.domain.kpis import KPIS, GroupRow, KpiDefinition
+from salesops_metrics.domain.plan_kpis import SCOPE_OF_GROUP
 from salesops_metrics.service_layer.kpis import Exposition
 
 Grouping = Callable[[KpiDefinition], Sequence[str | None]]
 LABELS = ("territory", "team", "source", "segment", "tool")
 PERIODIC = ("forecast_accuracy", "forecast_wape", "forecast_bias", "pipeline_coverage")
+ACROSS_SCOPES = ("forecast_wape", "forecast_bias")  # a row per scope kind, not per scope
+PERIOD_KINDS = ("month", "quarter")
 # name -> (the KPI whose groupings its series follow, unit, upper bounds, help)
 HISTOGRAMS = {
     "sales_cycle": (
@@ -97,12 +101,12 @@ def render(exposition: Exposition, grouping: Grouping) -> bytes:
         name = metric_name(kpi)
         out.append(_head(name, _summary(kpi), "gauge"))
         for by in grouping(kpi):
-            rows = exposition.rows.get((kpi.name, by))
-            if rows is None:
-                continue
+            rows = exposition.rows.get((kpi.name, by), [])
             if kpi.name in PERIODIC:
                 rows = _newest_periods(rows)
-            for labels, value in _samples(rows):
+            samples = list(_samples(rows))
+            samples += [(labels, math.nan) for labels in _missing(kpi, by, samples)]
+            for labels, value in samples:
                 out.append(f"{name}{_labels(labels)} {_number(value)}\n")
     _render_histograms(out, exposition, grouping)
     for name, doc in TOTALS.items():
@@ -175,6 +179,21 @@ def _samples(rows: Sequence[GroupRow]) -> Iterator[tuple[dict[str, str], float]]
             labels["period_kind"] = _period_kind(period)
         value = row.value.value
         yield labels, math.nan if value is None else float(value)
+
+
+def _missing(
+    kpi: KpiDefinition, by: str | None, samples: Sequence[tuple[dict[str, str], float]]
+) -> list[dict[str, str]]:
+    """The series a grouping always shows, NaN when no row gave them: a family with no rows
+    would be absent, which reads as "metrics is down". Only label sets known beforehand, so
+    bounded: the company's (by every period kind, for KPIs by period), and WAPE's and bias's
+    by scope kind; a KPI's other keys (a stage, a team) only ever come from rows."""
+    across_scopes = kpi.name in ACROSS_SCOPES
+    if by is not None and not across_scopes:
+        return []
+    base = {"scope": SCOPE_OF_GROUP[by]} if across_scopes else {}
+    wanted = [base | {"period_kind": k} for k in PERIOD_KINDS] if kpi.name in PERIODIC else [base]
+    return [w for w in wanted if not any(w.items() <= labels.items() for labels, _ in samples)]
 
 
 def _period_kind(name: str) -> str:

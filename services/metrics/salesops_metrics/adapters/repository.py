@@ -11,10 +11,9 @@ import asyncpg
 import orjson
 
 from salesops_common.envelope import Envelope
-from salesops_metrics.domain.facts import QuotaFact
+from salesops_metrics.domain.facts import AssignmentFact, QuotaFact, StageEntry
 from salesops_metrics.domain.projection import (
     TABLES,
-    Assigned,
     Breached,
     CombinedChange,
     Effect,
@@ -23,7 +22,6 @@ from salesops_metrics.domain.projection import (
     IndustryNamed,
     Merged,
     RulesetKnown,
-    StageEntered,
     Table,
     combine,
 )
@@ -174,9 +172,9 @@ async def write_effects(conn: asyncpg.Connection, effects: Sequence[Effect]) -> 
     the journeys of the leads whose assignments or touches changed."""
     changes = combine(e for e in effects if isinstance(e, EntityChange))
     journeys = await _leads_touched(conn, changes)
-    journeys |= {e.fact.lead_id for e in effects if isinstance(e, Assigned)}
+    journeys |= {e.lead_id for e in effects if isinstance(e, AssignmentFact)}
     await merge_entities(conn, changes)
-    stages = [e for e in effects if isinstance(e, StageEntered)]
+    stages = [e for e in effects if isinstance(e, StageEntry)]
     if stages:
         await conn.execute(
             """
@@ -187,10 +185,10 @@ async def write_effects(conn: asyncpg.Connection, effects: Sequence[Effect]) -> 
             [e.event_id for e in stages],
             [e.deal_id for e in stages],
             [e.stage for e in stages],
-            [e.at for e in stages],
+            [e.entered for e in stages],
         )
         await refresh_stage_paths(conn, {e.deal_id for e in stages})
-    assignments = [e for e in effects if isinstance(e, Assigned)]
+    assignments = [e for e in effects if isinstance(e, AssignmentFact)]
     if assignments:
         await conn.execute(
             """
@@ -201,10 +199,10 @@ async def write_effects(conn: asyncpg.Connection, effects: Sequence[Effect]) -> 
             ON CONFLICT (event_id) DO NOTHING
             """,
             [a.event_id for a in assignments],
-            [a.fact.lead_id for a in assignments],
-            [a.fact.rep_id for a in assignments],
-            [a.fact.territory_id for a in assignments],
-            [a.fact.assigned_at for a in assignments],
+            [a.lead_id for a in assignments],
+            [a.rep_id for a in assignments],
+            [a.territory_id for a in assignments],
+            [a.assigned_at for a in assignments],
             [a.event_time for a in assignments],
         )
     breaches = [e for e in effects if isinstance(e, Breached)]

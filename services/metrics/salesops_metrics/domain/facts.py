@@ -64,6 +64,9 @@ class LeadFact:
 
 @dataclass(frozen=True)
 class AssignmentFact:
+    """A lead.assigned or lead.reassigned, as the projection writes it (a row of
+    lead_assignments, keyed by the event) and the KPIs read it."""
+
     event_id: UUID
     lead_id: UUID
     rep_id: UUID | None
@@ -82,13 +85,10 @@ class TouchFact:
 
 
 @dataclass(frozen=True)
-class ToolUse:
-    rep_id: UUID
-    tool: str
-
-
-@dataclass(frozen=True)
 class StageEntry:
+    """A deal entering a stage, as the projection writes it (a row of deal_stages, keyed by
+    the event that stated the stage) and the KPIs read it."""
+
     deal_id: UUID
     stage: str
     entered: datetime

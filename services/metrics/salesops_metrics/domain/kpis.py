@@ -80,7 +80,9 @@ _CYCLE = """Deals won in the window (by close time); a deal's cycle is the days 
 created_at (else its deal.created event time) to its close, clamped at 0; deals with no known
 creation are left out."""
 _FORECAST = """Closed periods: fiscal months and quarters that ended within the window and by
-now. For each period and scope, the forecast is the point of the latest forecast.published
+now, and of each kind the newest that ended by the window's end and by now, even before the
+window began (the last 30 days judge at least last month and last quarter; the month window,
+last month). For each period and scope, the forecast is the point of the latest forecast.published
 (by as_of) whose as_of is before the period began; actual = the amount of deals won with a
 close time in the period, in that scope (company: all; team: the owner's team; rep: the owner;
 territory: the deal's territory)."""
@@ -277,10 +279,12 @@ KPIS: dict[str, KpiDefinition] = {
             "ratio",
             "activity",
             REP_GROUPS,
-            """For each tool (group key tool, or pooled over tools): active reps (active
-            true) whose licensed_tools include the tool and who logged at least one
-            activity through it (activity.logged tool, occurred_at in the window) / active
-            reps whose licensed_tools include it. Tools compare case-blind. Grouped by a rep
+            """For each tool (group key tool, or pooled over tools): selling reps whose
+            licensed_tools include the tool and who logged at least one activity through it
+            (activity.logged tool, occurred_at in the window) / selling reps whose
+            licensed_tools include it. Selling reps: active true, and role not manager
+            (managers never work leads; a rep with no role counts, and so does a rep with
+            reports whose role is rep). Tools compare case-blind. Grouped by a rep
             dimension, the (rep, tool) pairs of the group are pooled. n = licensed (rep, tool)
             pairs.""",
         ),
@@ -326,7 +330,9 @@ KPIS: dict[str, KpiDefinition] = {
             "dead_letters",
             (),
             """Distinct events on the dead-letter topics (<topic>.dlq: records a consumer of
-            any service could not apply), by the event's time in the window.""",
+            any service could not apply), by the event's time in the window. An event counts
+            once however many services dead-lettered it: by its id, and a record no one could
+            read by its topic, partition and offset (its time is the record's timestamp).""",
             counter=True,
         ),
     )

@@ -78,6 +78,18 @@ def fiscal_quarter(moment: datetime, *, start_month: int) -> Period:
     return Period("quarter", name, start, _shift_months(start, 3))
 
 
+def period_of(kind: PeriodKind, moment: datetime, *, start_month: int) -> Period:
+    if kind == "month":
+        return fiscal_month(moment)
+    return fiscal_quarter(moment, start_month=start_month)
+
+
+def last_closed(kind: PeriodKind, moment: datetime, *, start_month: int) -> Period:
+    """The newest period of ``kind`` that ended at or before ``moment``."""
+    running = period_of(kind, moment, start_month=start_month)
+    return period_of(kind, running.start - timedelta(microseconds=1), start_month=start_month)
+
+
 def parse_period(name: str, *, start_month: int) -> Period:
     """``2026-11`` (a month) or ``2027-Q1`` (a fiscal quarter)."""
     if match := _MONTH.match(name):

@@ -12,17 +12,18 @@ from salesops_metrics.domain import reducers
 from salesops_metrics.domain.dimensions import deal_territory, rep_dims
 from salesops_metrics.domain.facts import Context, DealFact, ForecastFact, QuotaFact
 from salesops_metrics.domain.kpis import GroupRow, KpiValue, grouped, sorted_rows
-from salesops_metrics.domain.periods import BadWindow, Period, parse_period
+from salesops_metrics.domain.periods import BadWindow, Period, last_closed, parse_period
 
 
 def technology_adoption(
     ctx: Context, used: Collection[tuple[UUID, str]], by: str | None
 ) -> list[GroupRow]:
     """``used``: (rep, tool) pairs with an activity through the tool in the window, tools
-    lower-cased."""
+    lower-cased. Only selling reps count: active, and not managers (role manager), who, as
+    routing has it, never work leads; a rep with no role is taken to sell."""
     pairs = []
     for rep in ctx.reps.values():
-        if not rep.active:
+        if not rep.active or rep.role == "manager":
             continue
         dims = rep_dims(ctx, rep.id)
         for tool in sorted({t.strip().lower() for t in rep.licensed_tools}):
@@ -93,12 +94,12 @@ Actuals = Callable[[Period, str | None], Decimal]
 
 
 def latest_forecasts(ctx: Context, forecasts: Sequence[ForecastFact], kind: str) -> Forecasts:
-    """For each closed period in the window and scope of ``kind``: the latest forecast (by
-    as_of, then id) published before the period began."""
+    """For each period judged in the window (:func:`judged`) and scope of ``kind``: the
+    latest forecast (by as_of, then id) published before the period began."""
     latest: Forecasts = {}
     for fc in forecasts:
         period = _period(fc.period, ctx)
-        if fc.scope_kind != kind or period is None or not _closed_in_window(ctx, period):
+        if fc.scope_kind != kind or period is None or not judged(ctx, period):
             continue
         if fc.as_of >= period.start:
             continue
@@ -138,13 +139,17 @@ def forecast_outcomes(
     return outcomes_of(ctx, kind, latest_forecasts(ctx, forecasts, kind), actual)
 
 
-def _closed_in_window(ctx: Context, period: Period) -> bool:
+def judged(ctx: Context, period: Period) -> bool:
+    """Whether the window judges ``period``: it ended by the window's end (and by now), and
+    within the window or as the newest of its kind so ended. The latter keeps "the last 30
+    days" from losing last month on the 31st, or "this month" from never having one."""
     window = ctx.window
-    return (
-        period.end <= ctx.now
-        and (window.start is None or period.end > window.start)
-        and (window.end is None or period.end <= window.end)
-    )
+    cutoff = ctx.now if window.end is None else min(ctx.now, window.end)
+    if period.end > cutoff:
+        return False
+    if window.start is None or period.end > window.start:
+        return True
+    return period == last_closed(period.kind, cutoff, start_month=ctx.fiscal_start_month)
 
 
 def forecast_accuracy(outcomes: Sequence[Outcome]) -> list[GroupRow]:

@@ -31,6 +31,7 @@ from salesops_common.events import (
     RulesetPublished,
 )
 from salesops_metrics.domain.dimensions import industry_key
+from salesops_metrics.domain.facts import AssignmentFact, StageEntry
 
 Table = Literal["reps", "accounts", "leads", "deals", "activities"]
 TABLES: dict[str, Table] = {
@@ -122,21 +123,6 @@ class EntityChange:
 
 
 @dataclass(frozen=True)
-class StageEntered:
-    event_id: UUID
-    deal_id: UUID
-    stage: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class Assigned:
-    event_id: UUID
-    fact: LeadAssigned
-    event_time: datetime
-
-
-@dataclass(frozen=True)
 class Breached:
     event_id: UUID
     fact: LeadSlaBreached
@@ -171,8 +157,8 @@ class IndustryNamed:
 
 Effect = (
     EntityChange
-    | StageEntered
-    | Assigned
+    | StageEntry
+    | AssignmentFact
     | Breached
     | Merged
     | RulesetKnown
@@ -192,7 +178,11 @@ def effects_of(event: Envelope) -> list[Effect]:
     if isinstance(data, EntityData):
         return _entity_effects(event, data)
     if isinstance(data, LeadAssigned):
-        return [Assigned(event.id, data, event.time)]
+        return [
+            AssignmentFact(
+                event.id, data.lead_id, data.rep_id, data.territory_id, data.assigned_at, event.time
+            )
+        ]
     if isinstance(data, LeadSlaBreached):
         return [Breached(event.id, data)]
     if isinstance(data, RulesetPublished):
@@ -222,11 +212,11 @@ def _entity_effects(event: Envelope, data: EntityData) -> list[Effect]:
     elif verb in ("won", "lost"):
         fields.update(outcome=verb, outcome_at=at)
         stage = data.stage if isinstance(data, Deal) and data.stage else verb
-        effects.append(StageEntered(event.id, data.id, stage, event.time))
+        effects.append(StageEntry(data.id, stage, event.time, event.id))
     elif verb == "stage_changed":
         fields["outcome"] = None  # ingest publishes won / lost for closing stages
     if isinstance(data, Deal) and verb not in ("won", "lost") and data.stage:
-        effects.append(StageEntered(event.id, data.id, data.stage, event.time))
+        effects.append(StageEntry(data.id, data.stage, event.time, event.id))
     industry = fields.get("industry")
     if isinstance(industry, str) and industry:
         effects.append(IndustryNamed(industry, industry_key(industry)))

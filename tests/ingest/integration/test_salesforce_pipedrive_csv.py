@@ -394,8 +394,10 @@ async def test_a_replay_after_a_mapping_fix_publishes_only_what_changed(
         await eventually(lambda: nothing_pending(iso))
         await settle(iso)
         after = await crm_events(iso, until=lambda ev: len(ev) >= len(events), settle=True)
-        assert len(of_type(after, "lead.updated")) == 1
-        assert len(of_type(after, "lead.created")) == 1
+        # Distinct events: a relay stopped between publishing and marking a row sent publishes
+        # it again after the restart (at least once; consumers drop the repeat by its id).
+        assert len({e.id for e in of_type(after, "lead.updated")}) == 1
+        assert len({e.id for e in of_type(after, "lead.created")}) == 1
     mapping.load_mappings.cache_clear()
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from salesops_cli.maven import DATA_DIR
 from salesops_forecast.backtest.deals import DealTable, Flags, read_maven
-from salesops_forecast.backtest.replay import methods, periods_between, replay
-from salesops_forecast.domain.pipeline_model import Array, days
+from salesops_forecast.backtest.replay import methods, replay
+from salesops_forecast.domain.pipeline_model import Array, days, periods_between
 
 pytestmark = pytest.mark.unit
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Literal
 
 import numpy as np
 
@@ -27,42 +26,21 @@ from salesops_forecast.domain.pipeline_model import (
     Array,
     Bookings,
     Period,
+    PeriodKind,
     close_within,
     not_yet_created,
+    periods_between,
 )
 from salesops_forecast.series.baselines import mean_of_last, naive, seasonal_naive
 from salesops_forecast.series.ets import SeriesForecast, auto_ets
+from salesops_forecast.series.seasons import season_length
 from salesops_forecast.series.theta import theta
 
-PeriodKind = Literal["month", "week"]
 PIPELINE, AUTO_ETS, THETA, BLEND = "pipeline", "auto_ets", "theta", "blend"
 BLENDED = (PIPELINE, AUTO_ETS, THETA)
 BASELINES = ("naive", "mean_3", "seasonal_naive", "stage_weighted")
 FIXED_STAGE_PROBABILITY = {"Prospecting": 0.1, "Engaging": 0.4}
 MIN_HISTORY = 3  # periods of bookings before an origin is scored
-
-
-def season_length(kind: PeriodKind, periods: int) -> int:
-    """A year when two years of history exist, else a quarter (sales close in quarters)."""
-    year, quarter = (12, 3) if kind == "month" else (52, 13)
-    return year if periods >= 2 * year else quarter
-
-
-def periods_between(first: date, last: date, kind: PeriodKind) -> list[Period]:
-    """Calendar months, or weeks from Monday, covering ``first`` to ``last``."""
-    out: list[Period] = []
-    if kind == "week":
-        start = first - timedelta(days=first.weekday())
-        while start <= last:
-            out.append((start, start + timedelta(days=6)))
-            start += timedelta(days=7)
-        return out
-    start = first.replace(day=1)
-    while start <= last:
-        following = (start + timedelta(days=32)).replace(day=1)
-        out.append((start, following - timedelta(days=1)))
-        start = following
-    return out
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 
 from salesops_forecast.backtest.deals import read_maven
-from salesops_forecast.backtest.replay import PeriodKind, replay
+from salesops_forecast.backtest.replay import replay
 from salesops_forecast.backtest.report import CHART, REPORT, Backtested, chart, render
 from salesops_forecast.backtest.scores import Target, holdout, scores, target
 from salesops_forecast.backtest.win_odds import LogisticWinOdds, WinOdds
+from salesops_forecast.domain.pipeline_model import PeriodKind
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Literal
+from uuid import UUID
 
 import numpy as np
 import numpy.typing as npt
@@ -28,9 +31,48 @@ Array = npt.NDArray[np.float64]
 Days = npt.NDArray[np.datetime64]
 Groups = npt.NDArray[np.intp]
 Period = tuple[date, date]  # first and last day
+PeriodKind = Literal["month", "week"]
 
 MIN_PAST_PERIODS = 2
 PAST_PERIODS = 6
+
+
+def periods_between(first: date, last: date, kind: PeriodKind) -> list[Period]:
+    """Calendar months, or weeks from Monday, covering ``first`` to ``last``."""
+    out: list[Period] = []
+    if kind == "week":
+        start = first - timedelta(days=first.weekday())
+        while start <= last:
+            out.append((start, start + timedelta(days=6)))
+            start += timedelta(days=7)
+        return out
+    start = first.replace(day=1)
+    while start <= last:
+        following = (start + timedelta(days=32)).replace(day=1)
+        out.append((start, following - timedelta(days=1)))
+        start = following
+    return out
+
+
+@dataclass(frozen=True)
+class PastDeal:
+    """A deal open now or closed since the history's start, with its owner's team."""
+
+    created_at: datetime | None
+    closed_at: datetime | None
+    outcome: str
+    amount: Decimal | None
+    currency: str | None
+    owner_id: UUID | None
+    team: str | None
+    expected_close_date: date | None
+
+
+@dataclass(frozen=True)
+class MonthCloses:
+    month: date
+    won: int
+    closed: int
 
 
 def days(values: Sequence[date | None]) -> Days:

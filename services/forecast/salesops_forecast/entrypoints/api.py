@@ -68,7 +68,10 @@ def run_json(run: ForecastRun) -> dict[str, Any]:
         "closed_deals": run.history.closed,
         "stage_probabilities": run.probabilities_json(),
         "skipped_other_currency": run.skipped_other_currency,
-        "forecasts": [forecast_json(f) for f in run.forecasts],
+        "forecasts": [
+            {**forecast_json(f), "method_points": {m: str(v) for m, v in f.method_points.items()}}
+            for f in run.forecasts
+        ],
     }
 
 

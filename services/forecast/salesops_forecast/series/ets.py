@@ -298,7 +298,7 @@ def _forecast(
     steps = np.arange(1, h + 1)
     phi_h = np.cumsum(phi[:, None] ** steps, axis=1) if fit.model.trend else 0 * steps
     mean = level[:, None] + (trend[:, None] * phi_h if fit.model.trend else 0)
-    c = alpha[:, None] + (beta[:, None] * phi_h if fit.model.trend else 0)
+    c = alpha[:, None] + (beta[:, None] * phi_h if fit.model.trend else 0 * steps)
     if fit.model.seasonal:
         mean = mean + fit.state.season[rows, 0][:, (t_len + steps - 1) % m]
         c = c + gamma[:, None] * (steps % m == 0)

@@ -32,7 +32,7 @@ DESCRIPTIONS = {
     "theta": "standard Theta on the scope's bookings per period",
     "naive": "baseline: same as last period",
     "mean_3": "baseline: mean of the last three periods",
-    "seasonal_naive": "baseline: same period one season ago (season: a quarter)",
+    "seasonal_naive": "baseline: same period one season ago (a quarter: 3 months, 13 weeks)",
     "stage_weighted": "baseline: open deals × fixed stage probability (Engaging 0.4)",
 }
 

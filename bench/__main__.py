@@ -17,6 +17,10 @@ The metrics benchmarks (issue 5) run next, on a stack of their own too
 year, then event accepted by ingest -> KPI changed on ``/metrics`` and ``GET /v1/kpis``
 while ingest takes 2,000 events/s. ``--no-metrics`` skips them, ``--only-metrics`` runs
 only them.
+
+The forecast benchmark (issue 6) runs in this process: time-series forecasts of 10,000
+scopes with 24 months of history, next to statsforecast's AutoETS on the same series
+(bench/forecast_series.py). ``--no-forecast`` skips it, ``--only-forecast`` runs only it.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from collections.abc import Sequence
 import uvloop
 
 from bench import (
+    forecast_series,
     ingest_throughput,
     memory,
     metrics_freshness,
@@ -127,6 +132,20 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         help=f"deals in the organisation's year of history ({Size.deals:,}; leads twice as many)",
     )
     p.add_argument(
+        "--forecast",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the forecast benchmark: 10,000 scopes' time series next to statsforecast "
+        "(on by default; --no-forecast skips it)",
+    )
+    p.add_argument("--only-forecast", action="store_true", help="the forecast benchmark alone")
+    p.add_argument(
+        "--forecast-subset",
+        type=int,
+        default=200,
+        help="series statsforecast is timed on, extrapolated to 10,000 (200)",
+    )
+    p.add_argument(
         "--routing-low-rate",
         type=float,
         default=routing_e2e.LOW_RATE,
@@ -189,18 +208,40 @@ async def bare(s: Session) -> LoadResult:
 async def measure(args: argparse.Namespace, command: str) -> str:
     """The routing benchmarks first (the decision in this process, then the end-to-end run
     on a stack of its own, stopped before the ingest benchmarks start theirs), then the
-    metrics ones (a stack of their own too); reported after the ingest ones."""
+    metrics ones (a stack of their own too), then the forecast one (in this process);
+    reported after the ingest ones."""
     routing: list[str] = []
-    only = args.only_routing or args.only_metrics
-    if (args.routing and not args.only_metrics) or args.only_routing:
+    only_flags = {"routing": args.only_routing, "metrics": args.only_metrics}
+    only_flags["forecast"] = args.only_forecast
+    only = any(only_flags.values())
+
+    def wanted(name: str, on: bool) -> bool:
+        return only_flags[name] or (on and not only)
+
+    if wanted("routing", args.routing):
         routing = await measure_routing(args)
     metrics: list[str] = []
-    if (args.metrics and not args.only_routing) or args.only_metrics:
+    if wanted("metrics", args.metrics):
         metrics = await measure_metrics(args)
+    forecast: list[str] = []
+    if wanted("forecast", args.forecast):
+        forecast = measure_forecast(args)
+    parts = ["\n".join(part) for part in (routing, metrics, forecast) if part]
     if only:
-        return "\n".join([*routing, *([""] if routing and metrics else []), *metrics])
+        return "\n\n".join(parts)
     ingest = await measure_ingest(args, command)
-    return "\n\n".join(part for part in (ingest, "\n".join(routing), "\n".join(metrics)) if part)
+    return "\n\n".join([ingest, *parts])
+
+
+def measure_forecast(args: argparse.Namespace) -> list[str]:
+    result = forecast_series.run(subset=args.forecast_subset)
+    return [
+        "## Forecast (issue 6)",
+        "",
+        "### Series: 10,000 scopes × 24 months, next to statsforecast's AutoETS",
+        "",
+        forecast_series.report(result),
+    ]
 
 
 async def measure_routing(args: argparse.Namespace) -> list[str]:

@@ -4,6 +4,7 @@ assignments in routing, KPIs in metrics and a forecast, on the real PostgreSQL a
 from __future__ import annotations
 
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -95,6 +96,10 @@ async def test_deals_give_a_win_rate_and_a_published_forecast(
     stack: RunningStack, iso: Isolation
 ) -> None:
     rep = api_event("rep.created", "R1", {"name": "Rep", "active": True, "team": "West"})
+    # Closed in the current month whatever the day: a forecast's point includes the period's
+    # bookings so far.
+    today = datetime.now(UTC)
+    this_month = datetime(today.year, today.month, 1, tzinfo=UTC).isoformat()
     deals = []
     for i, outcome in enumerate(["won", "won", "lost", "won"]):
         deals.append(
@@ -108,7 +113,12 @@ async def test_deals_give_a_win_rate_and_a_published_forecast(
             api_event(
                 f"deal.{outcome}",
                 f"D{i}",
-                {"stage": outcome.title(), "amount": "1000", "currency": "USD"},
+                {
+                    "stage": outcome.title(),
+                    "amount": "1000",
+                    "currency": "USD",
+                    "closed_at": this_month,
+                },
             )
         )
     deals.append(
@@ -136,11 +146,13 @@ async def test_deals_give_a_win_rate_and_a_published_forecast(
             if r.status_code != 201:
                 return None
             company = [f for f in body["forecasts"] if f["scope"]["kind"] == "company"]
-            return company[0] if company and float(company[0]["point"]) > 0 else None
+            # Once the open deal is counted (the closed ones alone already book 3,000).
+            return company[0] if company and company[0]["deals"] >= 1 else None
 
         company = await eventually(forecast, within=60)
-        # 3 of 4 closed deals won; with no stage history P(win) = 0.75 for the open 2,000.
-        assert float(company["point"]) == pytest.approx(1500.0)
+        # Won this month 3 × 1,000; 3 of 4 closed deals won, and with no stage history
+        # P(win) = 0.75 for the open 2,000.
+        assert float(company["point"]) == pytest.approx(3000.0 + 1500.0)
         published = await read_topic(
             iso.bootstrap,
             iso.topic("salesops.forecast.v1"),

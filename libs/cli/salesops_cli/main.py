@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from salesops_cli.forecast_ops import add_forecast_commands
 from salesops_cli.importer import add_import_command
 from salesops_cli.ingest_ops import add_ingest_commands
 
@@ -141,6 +142,7 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--service", dest="services", action="append", choices=SERVICES)
     rep.set_defaults(func=cmd_republish)
     add_import_command(sub)
+    add_forecast_commands(sub)
     add_ingest_commands(
         sub, default_url=service_url("ingest"), token=lambda: api_token(create=False)
     )

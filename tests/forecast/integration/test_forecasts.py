@@ -26,6 +26,9 @@ CRM = "salesops.crm.v1"
 START = datetime.now(UTC) - timedelta(days=1)
 TODAY = datetime.now(UTC).date()
 NEXT_YEAR = TODAY + timedelta(days=400)
+# Deals closed at the first instant of the current month: booked in this month and quarter
+# whatever day the test runs.
+MONTH_START = datetime(TODAY.year, TODAY.month, 1, tzinfo=UTC)
 # forecast.published as the architecture lists it (scope compared on its own).
 CONTRACT_FIELDS = (
     "forecast_id",
@@ -65,7 +68,7 @@ def won_deal(owner: UUID) -> list[Envelope]:
     return [
         deal("deal.created", d, 1, stage="Discovery", amount=Decimal(800), owner_id=owner),
         deal("deal.stage_changed", d, 2, stage="Proposal"),
-        deal("deal.won", d, 3, stage="Closed Won"),
+        deal("deal.won", d, 3, stage="Closed Won", closed_at=MONTH_START),
     ]
 
 
@@ -73,7 +76,7 @@ def lost_deal(owner: UUID) -> list[Envelope]:
     d = uuid.uuid4()
     return [
         deal("deal.created", d, 1, stage="Discovery", amount=Decimal(900), owner_id=owner),
-        deal("deal.lost", d, 2, stage="Closed Lost"),
+        deal("deal.lost", d, 2, stage="Closed Lost", closed_at=MONTH_START),
     ]
 
 
@@ -159,11 +162,13 @@ async def test_open_deals_are_forecast_with_odds_learned_from_closed_deals(
     for period_kind in ("month", "quarter"):
         scopes = by_scope(first["forecasts"], period_kind)
         company = scopes[("company", None)]
-        # 0.6·1000 + 9/13·1300 + 0.6·500 = 600 + 900 + 300
-        assert company["point"] == "1800.00"
+        # Won this period: 3 × 800. Open: 0.6·1000 + 9/13·1300 + 0.6·500 = 600 + 900 + 300.
+        # No month is complete yet: no series, nothing learned about deals not yet created.
+        assert company["point"] == "4200.00"
+        assert company["method_points"] == {"stage_weighted_pipeline": "4200.00"}
         # σ² = 0.24·1000² + (9/13)(4/13)·1300² + 0.24·500² = 660,000; σ = 812.40
-        assert (company["lo80"], company["hi80"]) == ("758.82", "2841.18")
-        assert (company["lo95"], company["hi95"]) == ("207.69", "3392.31")
+        assert (company["lo80"], company["hi80"]) == ("3158.82", "5241.18")
+        assert (company["lo95"], company["hi95"]) == ("2607.69", "5792.31")
         assert company["categories"] == {
             "commit": "0.00",
             "best_case": "2800.00",
@@ -172,9 +177,9 @@ async def test_open_deals_are_forecast_with_odds_learned_from_closed_deals(
         assert company["methods"] == {"stage_weighted_pipeline": 1.0}
         assert company["currency"] == "USD"
         assert company["skipped_other_currency"] == 1
-        assert scopes[("team", "East")]["point"] == "900.00"
+        assert scopes[("team", "East")]["point"] == "3300.00"  # 2400 won + 900
         assert scopes[("team", "West")]["point"] == "900.00"
-        assert scopes[("rep", str(east))]["point"] == "900.00"
+        assert scopes[("rep", str(east))]["point"] == "3300.00"
         assert scopes[("rep", str(west))]["point"] == "900.00"
 
     await assert_published(iso, first["forecasts"], expected_total=10)
@@ -185,7 +190,7 @@ async def test_open_deals_are_forecast_with_odds_learned_from_closed_deals(
     shown = latest.json()["forecasts"]
     assert {f["period_kind"] for f in shown} == {"month", "quarter"}
     assert {f["run_id"] for f in shown} == {second["run_id"]}
-    assert all(f["point"] == "1800.00" for f in shown)
+    assert all(f["point"] == "4200.00" for f in shown)
 
     older_id = by_scope(first["forecasts"], "month")[("company", None)]["forecast_id"]
     older = await forecast.get(f"/v1/forecasts/{older_id}", headers=AUTH)
@@ -195,7 +200,7 @@ async def test_open_deals_are_forecast_with_odds_learned_from_closed_deals(
 
     scrape = (await forecast.get("/metrics")).text
     assert "salesops_forecast_runs_total 2.0" in scrape
-    assert 'salesops_forecast_company_point_amount{period_kind="quarter"} 1800.0' in scrape
+    assert 'salesops_forecast_company_point_amount{period_kind="quarter"} 4200.0' in scrape
 
 
 async def assert_published(
@@ -225,8 +230,22 @@ async def test_an_older_deal_update_does_not_overwrite_newer_state(
 ) -> None:
     owner, open_id = uuid.uuid4(), uuid.uuid4()
     closed = [
-        deal("deal.won", uuid.uuid4(), 1, stage="Closed Won", amount=Decimal(1)),
-        deal("deal.lost", uuid.uuid4(), 1, stage="Closed Lost", amount=Decimal(1)),
+        deal(
+            "deal.won",
+            uuid.uuid4(),
+            1,
+            stage="Closed Won",
+            amount=Decimal(1),
+            closed_at=MONTH_START,
+        ),
+        deal(
+            "deal.lost",
+            uuid.uuid4(),
+            1,
+            stage="Closed Lost",
+            amount=Decimal(1),
+            closed_at=MONTH_START,
+        ),
     ]
     history = [
         deal(
@@ -249,10 +268,11 @@ async def test_an_older_deal_update_does_not_overwrite_newer_state(
     resp = await forecast.post("/v1/forecasts/run", headers=AUTH)
     assert resp.status_code == 201, resp.text
     body = resp.json()
-    # p̄ = 1/2 and Discovery has no closed history: 0.5 · 2000 (not 0.5 · 500).
+    # p̄ = 1/2 and Discovery has no closed history: 0.5 · 2000 (not 0.5 · 500), plus the 1
+    # won this month.
     assert body["stage_probabilities"] == {"Discovery": 0.5}
     company = by_scope(body["forecasts"], "month")[("company", None)]
-    assert company["point"] == "1000.00"
+    assert company["point"] == "1001.00"
     assert company["categories"]["pipeline"] == "2000.00"
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Literal
+from typing import Literal, Protocol
 from uuid import UUID
 
 from salesops_common.events import ForecastPublished, ForecastScope
@@ -22,8 +22,6 @@ from salesops_forecast.domain.probabilities import StageProbabilities
 ScopeKind = Literal["company", "territory", "team", "rep"]
 
 STAGE_WEIGHTED_PIPELINE = "stage_weighted_pipeline"
-# Weights of the methods blended into a forecast; later methods join with their share.
-METHODS: dict[str, float] = {STAGE_WEIGHTED_PIPELINE: 1.0}
 Z_80 = Decimal("1.2816")
 Z_95 = Decimal("1.96")
 COMMIT_FROM = Decimal("0.7")
@@ -61,7 +59,17 @@ class Scope:
 COMPANY = Scope("company")
 
 
-def scopes_of(deal: OpenDeal) -> list[Scope]:
+class Owned(Protocol):
+    """Anything a rep owns: an open deal, a won one."""
+
+    @property
+    def owner_id(self) -> UUID | None: ...
+
+    @property
+    def team(self) -> str | None: ...
+
+
+def scopes_of(deal: Owned) -> list[Scope]:
     scopes = [COMPANY]
     if deal.team is not None:
         scopes.append(Scope("team", deal.team))
@@ -87,6 +95,8 @@ class Figures:
     best_case: Decimal
     pipeline: Decimal
     deals: int
+    # The spread behind the intervals, unrounded, for blending; not stored.
+    sigma: Decimal = Decimal(0)
 
 
 def money(amount: Decimal) -> Decimal:
@@ -121,6 +131,7 @@ def forecast_figures(deals: Sequence[WeightedDeal]) -> Figures:
         best_case=money(commit + upside),
         pipeline=money(sum((d.amount for d in deals), Decimal(0))),
         deals=len(deals),
+        sigma=sigma,
     )
 
 
@@ -192,6 +203,8 @@ class IssuedForecast:
     figures: Figures
     skipped_other_currency: int
     methods: Mapping[str, float]
+    # Each blended method's own point (in the run's answer; the event carries the weights).
+    method_points: Mapping[str, Decimal] = field(default_factory=dict)
 
     def published(self) -> ForecastPublished:
         f = self.figures

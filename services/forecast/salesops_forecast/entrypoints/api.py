@@ -20,23 +20,46 @@ from salesops_forecast.service_layer.forecasting import ForecastRun
 # The same RFC 3339 rendering as the forecasts' own as_of.
 _AS_OF = TypeAdapter(datetime)
 _ERROR = {"description": 'JSON error: {"error": {"code", "message", "details"}}'}
-_RUN_DOC = f"""Forecast bookings as of now for the current fiscal month (named like `2026-11`)
-and fiscal quarter (`2026-Q4`; a fiscal year is named by the calendar year in which it ends),
-for the company, each team and each rep with open deals.
+_RUN_DOC = f"""Forecast bookings (won amount by close date) as of now for the current fiscal
+month (named like `2026-11`) and fiscal quarter (`2026-Q4`; a fiscal year is named by the
+calendar year in which it ends), for the company, each team and each rep with open deals.
+`point` is the period's whole bookings: what is already won in it plus what is expected.
 
-**Method `stage_weighted_pipeline`.** Each open deal's win probability is learned from the
-deals already won or lost: P(win | reached stage s) = (won deals that reached s + α·p̄) /
-(closed deals that reached s + α), with p̄ the overall win rate of closed deals and α =
-{SHRINKAGE_WEIGHT}. A stage with little history is pulled toward p̄; a stage no closed deal
-ever reached, a deal with no stage, and every deal when the CRM sends no stage history (the
-Maven sample does not: its closed deals show only Won or Lost) all get p̄ itself.
+Each forecast blends up to three methods; `methods` gives their weights (summing to 1) and,
+in this answer only, `method_points` each one's own point: point = Σ weight × method point.
 
-- point = Σ P(win) × amount over the scope's open deals whose expected close date falls in
-  the period **or is unknown** (an undated deal counts in the current period);
-- lo/hi 80 % and 95 % = point ∓ z·σ (z = 1.2816, 1.96; clipped at 0), with σ² = Σ p(1−p)·amount²
-  (deals win or lose independently);
-- categories: commit = Σ amount with p ≥ 0.7; best_case = commit + Σ amount with
-  0.4 ≤ p < 0.7; pipeline = Σ amount of every open deal counted in the period;
+**`stage_weighted_pipeline`** = won so far in the period + open deals + not yet created.
+Each open deal's win probability is learned from the deals already won or lost:
+P(win | reached stage s) = (won deals that reached s + α·p̄) / (closed deals that reached
+s + α), with p̄ the overall win rate of closed deals and α = {SHRINKAGE_WEIGHT}. A stage
+with little history is pulled toward p̄; a stage no closed deal ever reached, a deal with no
+stage, and every deal when the CRM sends no stage history (the Maven sample does not: its
+closed deals show only Won or Lost) all get p̄ itself. Open deals count when their expected
+close date falls in the period **or is unknown** (an undated deal counts in the current
+period): Σ P(win) × amount, σ² = Σ p(1−p)·amount² (deals win or lose independently). *Not
+yet created*: the mean, over the last (up to 6, at least 2) complete periods of the same
+kind, of what was won in each from deals created on or after the same number of days into
+it as now; its standard deviation adds to σ in quadrature.
+
+**`auto_ets`** and **`theta`** forecast the scope's monthly bookings (complete months, up to
+36, from the first month anything was booked; at least 3): AutoETS with additive errors
+(ANN, AAN, AAdN; ANA, AAA, AAdA with two full seasons; chosen per scope by AICc) and the
+standard Theta method, with a season of 12 months once 24 months exist, else 3 (a quarter).
+The month's point is the one-step forecast; the quarter's is its complete months as booked
+plus the forecasts of its remaining months (spreads added). Neither is below what the
+period has already won.
+
+**Weights**: as of the first day of each of the company's last six complete months that
+have three months of bookings before them, each method forecasts that month (the pipeline
+replayed from the deals open then, at the win rate of the deals closed before, with today's
+expected close dates; no stage history); weight ∝ 1 / max(WAPE, 2 %) for each method scored
+on at least two such months with bookings; the pipeline alone (weight 1) until any is. The
+same weights apply to every scope, month and quarter.
+
+- lo/hi 80 % and 95 % = point ∓ z·σ (z = 1.2816, 1.96), σ = Σ weight × method σ (the
+  methods' errors taken as fully correlated); lows never below what is already won;
+- categories (open deals only): commit = Σ amount with p ≥ 0.7; best_case = commit + Σ
+  amount with 0.4 ≤ p < 0.7; pipeline = Σ amount of every open deal counted in the period;
 - amounts in a currency other than the reporting one are skipped and counted as
   `skipped_other_currency` until exchange rates exist (a deal with no currency is taken to be
   in the reporting currency).
@@ -68,7 +91,10 @@ def run_json(run: ForecastRun) -> dict[str, Any]:
         "closed_deals": run.history.closed,
         "stage_probabilities": run.probabilities_json(),
         "skipped_other_currency": run.skipped_other_currency,
-        "forecasts": [forecast_json(f) for f in run.forecasts],
+        "forecasts": [
+            {**forecast_json(f), "method_points": {m: str(v) for m, v in f.method_points.items()}}
+            for f in run.forecasts
+        ],
     }
 
 

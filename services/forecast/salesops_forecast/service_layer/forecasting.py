@@ -15,19 +15,14 @@ from salesops_common.envelope import Envelope
 from salesops_common.kafka import Topics
 from salesops_common.outbox import add_to_outbox
 from salesops_forecast.adapters import repository
-from salesops_forecast.domain.forecast import (
-    METHODS,
-    IssuedForecast,
-    OpenDeal,
-    ScopeForecast,
-    forecast_pipeline,
-)
+from salesops_forecast.domain.forecast import IssuedForecast, OpenDeal, forecast_pipeline
 from salesops_forecast.domain.periods import current_periods
 from salesops_forecast.domain.probabilities import (
     StageProbabilities,
     WinHistory,
     stage_probabilities,
 )
+from salesops_forecast.service_layer.blending import Blended, blend_run
 
 SOURCE = "/forecast"
 
@@ -46,7 +41,7 @@ class ForecastRun:
 
 
 def _issue(
-    planned: Sequence[ScopeForecast], *, run_id: UUID, as_of: datetime, currency: str
+    blended: Sequence[Blended], *, run_id: UUID, as_of: datetime, currency: str
 ) -> list[IssuedForecast]:
     return [
         IssuedForecast(
@@ -54,13 +49,14 @@ def _issue(
             run_id=run_id,
             as_of=as_of,
             currency=currency,
-            scope=p.scope,
-            period=p.period,
-            figures=p.figures,
-            skipped_other_currency=p.skipped_other_currency,
-            methods=METHODS,
+            scope=b.forecast.scope,
+            period=b.forecast.period,
+            figures=b.forecast.figures,
+            skipped_other_currency=b.forecast.skipped_other_currency,
+            methods=b.methods,
+            method_points=b.method_points,
         )
-        for p in planned
+        for b in blended
     ]
 
 
@@ -85,13 +81,20 @@ async def run_forecast(
     planned = forecast_pipeline(
         deals=deals, probabilities=probabilities, periods=periods, currency=currency
     )
+    blended = await blend_run(
+        session,
+        planned=planned,
+        as_of=as_of,
+        currency=currency,
+        start_month=fiscal_year_start_month,
+    )
     run_id = uuid.uuid4()
     run = ForecastRun(
         run_id=run_id,
         as_of=as_of,
         history=history,
         probabilities=probabilities,
-        forecasts=_issue(planned, run_id=run_id, as_of=as_of, currency=currency),
+        forecasts=_issue(blended, run_id=run_id, as_of=as_of, currency=currency),
         skipped_other_currency=_skipped(deals, currency),
     )
     await _store(session, run, currency=currency, topics=topics)

@@ -1,0 +1,214 @@
+"""Rolling-origin replay: as of the first day of each period, every method forecasts the
+period's bookings from what was known then, for every scope; the blend weighs them by how
+they did at the earlier origins.
+
+Methods: ``pipeline`` (deals open at the origin × P(win) × P(close within the period) ×
+list price × the won-to-list-price ratio so far, plus the not-yet-created bookings),
+``auto_ets`` and ``theta`` on the scope's bookings per period; the blend of those three.
+Baselines: ``naive`` (same as last period), ``mean_3`` (mean of the last three periods),
+``seasonal_naive`` and ``stage_weighted`` (open deals × a fixed probability for their stage;
+the sample's open deals are all Engaging until closed, and have no expected close date, so
+every one counts in the current period, as the service counts undated deals).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import numpy as np
+
+from salesops_forecast.backtest.deals import DealTable
+from salesops_forecast.backtest.win_odds import WinOdds
+from salesops_forecast.domain.blend import Backtest, Estimate, backtest_weights, blend
+from salesops_forecast.domain.pipeline_model import (
+    Array,
+    Bookings,
+    Period,
+    PeriodKind,
+    close_within,
+    not_yet_created,
+    periods_between,
+)
+from salesops_forecast.series.baselines import mean_of_last, naive, seasonal_naive
+from salesops_forecast.series.ets import SeriesForecast, auto_ets
+from salesops_forecast.series.seasons import season_length
+from salesops_forecast.series.theta import theta
+
+PIPELINE, AUTO_ETS, THETA, BLEND = "pipeline", "auto_ets", "theta", "blend"
+BLENDED = (PIPELINE, AUTO_ETS, THETA)
+BASELINES = ("naive", "mean_3", "seasonal_naive", "stage_weighted")
+FIXED_STAGE_PROBABILITY = {"Prospecting": 0.1, "Engaging": 0.4}
+MIN_HISTORY = 3  # periods of bookings before an origin is scored
+
+
+@dataclass(frozen=True)
+class Scopes:
+    """Group 0 is the company, then each regional office (team), then each agent (rep)."""
+
+    names: list[tuple[str, str | None]]
+    rows: list[np.ndarray]  # per deal, its group in the company, team and rep levels
+
+    @classmethod
+    def of(cls, deals: DealTable) -> Scopes:
+        offices, agents = sorted(set(deals.office)), sorted(set(deals.agent))
+        names = [("company", None)] + [("team", o) for o in offices]
+        names += [("rep", a) for a in agents]
+        team_index = {o: 1 + i for i, o in enumerate(offices)}
+        rep_index = {a: 1 + len(offices) + i for i, a in enumerate(agents)}
+        rows = [
+            np.zeros(len(deals), dtype=np.intp),
+            np.array([team_index[o] for o in deals.office], dtype=np.intp),
+            np.array([rep_index[a] for a in deals.agent], dtype=np.intp),
+        ]
+        return cls(names, rows)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def total(self, per_deal: Array, mask: np.ndarray) -> Array:
+        out = np.zeros(len(self))
+        for r in self.rows:
+            out += np.bincount(r[mask], weights=per_deal, minlength=len(self))
+        return out
+
+
+@dataclass
+class Replay:
+    kind: PeriodKind
+    periods: list[Period]
+    scopes: Scopes
+    origins: list[int] = field(default_factory=list)  # indexes into periods
+    actual: list[Array] = field(default_factory=list)  # per origin, per scope
+    forecasts: dict[str, list[Array]] = field(default_factory=dict)
+    company_weights: list[dict[str, float]] = field(default_factory=list)
+    series: Array = field(default_factory=lambda: np.zeros((0, 0)))
+
+    def method_forecasts(self, method: str) -> Array:
+        """(origins, scopes)."""
+        return np.stack(self.forecasts[method])
+
+    def actuals(self) -> Array:
+        return np.stack(self.actual)
+
+
+def bookings_of(deals: DealTable, scopes: Scopes) -> Bookings:
+    won = deals.won & ~np.isnat(deals.closed)
+    return Bookings(
+        created=np.concatenate([deals.engaged[won]] * 3),
+        closed=np.concatenate([deals.closed[won]] * 3),
+        amount=np.concatenate([deals.value[won]] * 3),
+        group=np.concatenate([r[won] for r in scopes.rows]),
+    )
+
+
+@dataclass(frozen=True)
+class _Origin:
+    deals: DealTable
+    scopes: Scopes
+    bookings: Bookings
+    history: list[Period]
+    period: Period
+    win_odds: WinOdds
+
+    @property
+    def start(self) -> np.datetime64:
+        return np.datetime64(self.period[0], "D")
+
+
+def _pipeline(o: _Origin) -> tuple[Array, Array, Array]:
+    """Pipeline model point and sigma, and the fixed-stage baseline, per scope."""
+    deals, start = o.deals, o.start
+    trained = deals.closed_before(start) & ~np.isnat(deals.engaged)
+    open_now = deals.open_at(start)
+    p_win = o.win_odds(deals, train=trained, score=open_now, as_of=start)
+    cycles = (deals.closed[trained] - deals.engaged[trained]).astype(float)
+    ages = (start - deals.engaged[open_now]).astype(float)
+    window = float((o.period[1] - o.period[0]).days + 1)
+    p_close = close_within(ages, window, cycles, still_open=ages)
+    won_before = trained & deals.won
+    realised = deals.value[won_before].sum() / max(deals.list_price[won_before].sum(), 1.0)
+    amount = deals.list_price[open_now] * realised
+    p = p_win * p_close
+    groups = len(o.scopes)
+    nyc = not_yet_created(o.bookings, past=o.history, offset=timedelta(0), groups=groups)
+    point = o.scopes.total(p * amount, open_now) + nyc.mean
+    variance = o.scopes.total(p * (1 - p) * amount**2, open_now) + nyc.sigma**2
+    fixed = o.scopes.total(
+        FIXED_STAGE_PROBABILITY["Engaging"] * deals.list_price[open_now], open_now
+    )
+    return point, np.sqrt(variance), fixed
+
+
+def _series(y: Array, kind: PeriodKind) -> dict[str, SeriesForecast]:
+    m = season_length(kind, y.shape[1])
+    out = {
+        AUTO_ETS: auto_ets(y, season_length=m, horizon=1),
+        THETA: theta(y, season_length=m, horizon=1),
+        "naive": naive(y, horizon=1),
+        "mean_3": mean_of_last(y, horizon=1),
+    }
+    if y.shape[1] >= m:
+        out["seasonal_naive"] = seasonal_naive(y, season_length=m, horizon=1)
+    return out
+
+
+def replay(
+    deals: DealTable,
+    *,
+    kind: PeriodKind,
+    win_odds: WinOdds,
+    progress: Callable[[str], None] = lambda _: None,
+) -> Replay:
+    scopes = Scopes.of(deals)
+    bookings = bookings_of(deals, scopes)
+    closes = deals.closed[~np.isnat(deals.closed)]
+    first, last = closes.min().astype(date), closes.max().astype(date)
+    periods = periods_between(first, last, kind)
+    result = Replay(kind, periods, scopes, series=bookings.series(periods, groups=len(scopes)))
+    for k in range(MIN_HISTORY, len(periods)):
+        progress(f"{kind} {periods[k][0]}")
+        origin = _Origin(deals, scopes, bookings, periods[:k], periods[k], win_odds)
+        _replay_origin(result, origin, k)
+    return result
+
+
+def _replay_origin(result: Replay, origin: _Origin, k: int) -> None:
+    y = result.series[:, :k]
+    series = _series(y, result.kind)
+    point, sigma, fixed = _pipeline(origin)
+    found: dict[str, Array] = {PIPELINE: point, "stage_weighted": fixed}
+    spreads: dict[str, Array] = {PIPELINE: sigma}
+    for name, f in series.items():
+        found[name] = f.mean[:, 0]
+        spreads[name] = f.sigma[:, 0]
+    blended = np.empty(len(result.scopes))
+    for g in range(len(result.scopes)):
+        past = {
+            m: Backtest(
+                [float(f[g]) for f in result.forecasts.get(m, [])],
+                [float(a[g]) for a in result.actual],
+            )
+            for m in BLENDED
+        }
+        weights = backtest_weights(past, fallback=PIPELINE)
+        estimates = [Estimate(m, float(found[m][g]), float(spreads[m][g])) for m in BLENDED]
+        blended[g] = blend(estimates, weights).point
+        if g == 0:
+            result.company_weights.append(weights)
+    found[BLEND] = blended
+    result.origins.append(k)
+    result.actual.append(result.series[:, k])
+    for name, values in found.items():
+        result.forecasts.setdefault(name, []).append(values)
+
+
+def methods(result: Replay) -> list[str]:
+    """Every method the replay scored, blend and its members first, then the baselines."""
+    ordered = [BLEND, *BLENDED, *BASELINES]
+    return [m for m in ordered if m in result.forecasts and _complete(result, m)]
+
+
+def _complete(result: Replay, method: str) -> bool:
+    return len(result.forecasts[method]) == len(result.origins)

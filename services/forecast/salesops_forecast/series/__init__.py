@@ -1,0 +1,1 @@
+"""Time-series forecasts of bookings, vectorised across many series (one row each)."""

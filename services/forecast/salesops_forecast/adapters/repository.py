@@ -16,7 +16,7 @@ from salesops_forecast.domain.periods import FiscalPeriod
 from salesops_forecast.domain.pipeline import DEAL_FIELDS, REP_FIELDS, VersionedRecord
 from salesops_forecast.domain.probabilities import StageRecord, WinHistory
 
-_DEAL_COLUMNS = (*DEAL_FIELDS, "outcome", "deleted")
+_DEAL_COLUMNS = (*DEAL_FIELDS, "stage_entered_at", "outcome", "deleted")
 _REP_COLUMNS = REP_FIELDS
 
 
@@ -32,7 +32,7 @@ def _versioned(row: RowMapping, columns: Sequence[str]) -> VersionedRecord:
     return VersionedRecord(values, times)
 
 
-async def _lock(
+async def lock_record(
     session: AsyncSession, table: str, key: str, record_id: UUID, columns: Sequence[str]
 ) -> VersionedRecord:
     """The stored record, locked for this transaction, created empty on first sight: one
@@ -46,7 +46,7 @@ async def _lock(
     return _versioned(row, columns)
 
 
-async def _save(
+async def save_record(
     session: AsyncSession,
     table: str,
     key: str,
@@ -73,7 +73,7 @@ async def _save(
 
 
 async def lock_deal(session: AsyncSession, deal_id: UUID) -> VersionedRecord:
-    return await _lock(session, "deals", "deal_id", deal_id, _DEAL_COLUMNS)
+    return await lock_record(session, "deals", "deal_id", deal_id, _DEAL_COLUMNS)
 
 
 _DEAL_TYPES = {
@@ -85,6 +85,9 @@ _DEAL_TYPES = {
     "created_at": "timestamptz",
     "expected_close_date": "date",
     "closed_at": "timestamptz",
+    "product": "text",
+    "lead_id": "uuid",
+    "stage_entered_at": "timestamptz",
     "outcome": "text",
     "deleted": "boolean",
 }
@@ -119,11 +122,11 @@ async def save_deals(session: AsyncSession, records: Mapping[UUID, VersionedReco
 
 
 async def lock_rep(session: AsyncSession, rep_id: UUID) -> VersionedRecord:
-    return await _lock(session, "reps", "rep_id", rep_id, _REP_COLUMNS)
+    return await lock_record(session, "reps", "rep_id", rep_id, _REP_COLUMNS)
 
 
 async def save_rep(session: AsyncSession, rep_id: UUID, record: VersionedRecord) -> None:
-    await _save(session, "reps", "rep_id", rep_id, record, _REP_COLUMNS, {})
+    await save_record(session, "reps", "rep_id", rep_id, record, _REP_COLUMNS, {})
 
 
 async def record_stages_reached(

@@ -8,7 +8,6 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from salesops_forecast.domain.facts import DealFacts
 from salesops_forecast.domain.learners import auc
 from salesops_forecast.domain.periods import current_periods
 from salesops_forecast.domain.win_probability import (
@@ -56,7 +55,7 @@ def test_reasons_name_the_product_that_moves_the_odds() -> None:
     assert len(scores.deal_ids) == len(open_deals) == 300
     for d, reasons, p in zip(open_deals, scores.reasons, scores.win, strict=True):
         if d.product in ("Basic", "Enterprise"):
-            assert reasons and reasons[0].startswith(f"product {d.product}: "), reasons
+            assert reasons[0].startswith(f"product {d.product}: "), reasons
         assert 0 < p < 1
     basic = [p for d, p in zip(open_deals, scores.win, strict=True) if d.product == "Basic"]
     enterprise = [

@@ -9,7 +9,6 @@ per category and a multiply per number, so it costs O(rows × features), no desi
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import sparse
+from scipy import sparse  # type: ignore[import-untyped]
 
 from salesops_forecast.domain.learners import Calibrate, Floats, LinearFit, auc
 
@@ -255,5 +254,5 @@ def _brier(y: Floats, logit: Floats, w: Floats) -> float:
 
 
 def _rows(columns: Columns, mask: NDArray[np.bool_]) -> dict[str, Any]:
-    idx = np.flatnonzero(mask)
+    idx = np.flatnonzero(mask).tolist()
     return {k: [v[i] for i in idx] for k, v in columns.items()}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -27,6 +27,14 @@ import numpy as np
 
 from salesops_forecast.domain.close_timing import CloseTiming
 from salesops_forecast.domain.facts import DealFacts
+from salesops_forecast.domain.features import (
+    DAY,
+    category_feature,
+    days_between,
+    log_count,
+    log_days,
+    number_feature,
+)
 from salesops_forecast.domain.learners import Floats, fit_logistic, fit_platt
 from salesops_forecast.domain.linear_scorer import Feature, LinearScorer, fit_scorer
 from salesops_forecast.domain.periods import FiscalPeriod
@@ -43,62 +51,23 @@ MIN_EACH_OUTCOME = 10
 SNAPSHOTS = (0.2, 0.5, 0.8)
 WIN_MODEL = "logistic_regression_platt"
 STAGE_HISTORY = "stage_history"
-DAY = 86_400.0
-
-
-def _days(later: datetime | None, earlier: datetime | None) -> float:
-    if later is None or earlier is None:
-        return math.nan
-    return max((later - earlier).total_seconds() / DAY, 0.0)
-
-
-def _log_days(x: Any) -> float:
-    return math.log1p(x) if not math.isnan(x) else math.nan
-
-
-def _log(x: float | int | None) -> float:
-    return math.log1p(max(float(x), 0.0)) if x is not None else math.nan
-
-
-def _expm1(x: Any) -> float:
-    return math.expm1(x)
-
-
-def _known(x: Any) -> bool:
-    return x is not None and not (isinstance(x, float) and math.isnan(x))
-
-
-def _words(
-    template: str, unknown: str, shown: Callable[[Any], Any] = _expm1
-) -> Callable[[Any], str]:
-    return lambda x: template.format(shown(x)) if _known(x) else unknown
-
-
-def _category(name: str, label: str) -> Feature:
-    return Feature(name, "category", lambda v: f"{label} {v}" if v is not None else f"no {label}")
 
 
 DEAL_FEATURES: tuple[Feature, ...] = (
-    _category("stage", "stage"),
-    _category("product", "product"),
-    _category("industry", "industry"),
-    _category("country", "country"),
-    _category("team", "team"),
-    _category("territory", "territory"),
-    Feature("age", "number", _words("{:.0f} days since created", "creation date unknown")),
-    Feature("stage_age", "number", _words("{:.0f} days in stage", "stage entry unknown")),
-    Feature("amount", "number", _words("amount {:,.0f}", "no amount")),
-    Feature("employees", "number", _words("{:,.0f} employees at the account", "size unknown")),
-    Feature("revenue", "number", _words("account revenue {:,.0f}", "revenue unknown")),
-    Feature("owner_rate", "number", _words("owner's win rate {:.0%}", "no owner", float)),
-    Feature(
-        "manager_rate", "number", _words("manager's team win rate {:.0%}", "no manager", float)
-    ),
-    Feature(
-        "activity_recency",
-        "number",
-        _words("last activity {:.0f} days before", "no activity logged"),
-    ),
+    category_feature("stage", "stage"),
+    category_feature("product", "product"),
+    category_feature("industry", "industry"),
+    category_feature("country", "country"),
+    category_feature("team", "team"),
+    category_feature("territory", "territory"),
+    number_feature("age", "{:.0f} days since created", "creation date unknown"),
+    number_feature("stage_age", "{:.0f} days in stage", "stage entry unknown"),
+    number_feature("amount", "amount {:,.0f}", "no amount"),
+    number_feature("employees", "{:,.0f} employees at the account", "size unknown"),
+    number_feature("revenue", "account revenue {:,.0f}", "revenue unknown"),
+    number_feature("owner_rate", "owner's win rate {:.0%}", "no owner", shown=float),
+    number_feature("manager_rate", "manager's team win rate {:.0%}", "no manager", shown=float),
+    number_feature("activity_recency", "last activity {:.0f} days before", "no activity logged"),
 )
 
 
@@ -140,25 +109,16 @@ class _Histories:
 
 
 def _histories(closed: Sequence[DealFacts], prior: float) -> _Histories:
-    dated = [d for d in closed if d.closed_at is not None]
-    return _Histories(
-        owner=RateHistory.of(
-            (
-                (d.owner_id, d.closed_at, d.outcome == "won")
-                for d in dated
-                if d.owner_id is not None
-            ),
-            prior,
-        ),  # type: ignore[misc]
-        manager=RateHistory.of(
-            (
-                (d.manager_id, d.closed_at, d.outcome == "won")
-                for d in dated
-                if d.manager_id is not None
-            ),
-            prior,
-        ),  # type: ignore[misc]
-    )
+    owners: list[tuple[Hashable, datetime, bool]] = []
+    managers: list[tuple[Hashable, datetime, bool]] = []
+    for d in closed:
+        if d.closed_at is None:
+            continue
+        if d.owner_id is not None:
+            owners.append((d.owner_id, d.closed_at, d.outcome == "won"))
+        if d.manager_id is not None:
+            managers.append((d.manager_id, d.closed_at, d.outcome == "won"))
+    return _Histories(RateHistory.of(owners, prior), RateHistory.of(managers, prior))
 
 
 def deal_columns(
@@ -175,14 +135,14 @@ def deal_columns(
         cols["country"].append(d.country)
         cols["team"].append(d.team)
         cols["territory"].append(d.territory)
-        cols["age"].append(_log_days(_days(t, d.created_at)))
-        cols["stage_age"].append(_log_days(_days(t, entered)))
-        cols["amount"].append(_log(d.amount))
-        cols["employees"].append(_log(d.employees))
-        cols["revenue"].append(_log(d.annual_revenue))
+        cols["age"].append(log_days(days_between(t, d.created_at)))
+        cols["stage_age"].append(log_days(days_between(t, entered)))
+        cols["amount"].append(log_count(d.amount))
+        cols["employees"].append(log_count(d.employees))
+        cols["revenue"].append(log_count(d.annual_revenue))
         cols["owner_rate"].append(histories.owner.rate(d.owner_id, t))
         cols["manager_rate"].append(histories.manager.rate(d.manager_id, t))
-        cols["activity_recency"].append(_log_days(_days(t, activity)))
+        cols["activity_recency"].append(log_days(days_between(t, activity)))
     return {k: (np.asarray(v, dtype=np.float64) if k in _NUMBERS else v) for k, v in cols.items()}
 
 
@@ -261,7 +221,7 @@ def fit_deal_model(deals: Sequence[DealFacts], *, as_of: datetime) -> DealModel:
         closed_deals=history.closed,
         won_deals=history.won,
         timing=CloseTiming.learn(
-            _days(d.closed_at, d.created_at) for d in closed if d.outcome == "won"
+            days_between(d.closed_at, d.created_at) for d in closed if d.outcome == "won"
         ),
         stages=stage_probabilities(history, open_stages),
         history=history,
@@ -308,7 +268,7 @@ class DealScores:
         return self.deal_ids.index(deal_id)
 
 
-def _remaining_days(as_of: datetime, period: FiscalPeriod) -> float:
+def _remainingdays_between(as_of: datetime, period: FiscalPeriod) -> float:
     end = datetime.combine(period.ends_on + timedelta(days=1), time(), tzinfo=as_of.tzinfo or UTC)
     return max((end - as_of).total_seconds() / DAY, 0.0)
 
@@ -320,8 +280,8 @@ def _close_within(
     expected close date decides (an undated deal counts as closing in the current period,
     as in the pipeline forecast)."""
     if model.timing.known:
-        ages = np.asarray([_days(as_of, d.created_at) for d in deals])
-        remaining = np.full(len(deals), _remaining_days(as_of, period))
+        ages = np.asarray([days_between(as_of, d.created_at) for d in deals])
+        remaining = np.full(len(deals), _remainingdays_between(as_of, period))
         return model.timing.within(ages, remaining)
     return np.asarray(
         [
@@ -357,7 +317,9 @@ def score_deals(
         stages = [d.stage_at(as_of)[0] for d in deals]
         win = np.asarray([float(model.stages.of(s)) for s in stages])
         reasons = [_stage_reasons(model, s) for s in stages]
-    close_in = {p.kind: win * _close_within(model, deals, as_of, p) for p in periods}
+    close_in: dict[str, Floats] = {
+        p.kind: win * _close_within(model, deals, as_of, p) for p in periods
+    }
     return DealScores([d.deal_id for d in deals], win, close_in, reasons)
 
 

@@ -26,6 +26,26 @@ async def snapshot_isolation(session: AsyncSession) -> None:
     await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
 
 
+# Scheduled runs of all forecast processes on one database take turns under this lock.
+SCHEDULE_LOCK = "forecast.scheduled_run"
+
+
+async def try_schedule_lock(session: AsyncSession) -> bool:
+    """Held until this transaction ends; False when another process holds it."""
+    rows = await session.execute(
+        text("SELECT pg_try_advisory_xact_lock(hashtext(:key))"), {"key": SCHEDULE_LOCK}
+    )
+    return bool(rows.scalar_one())
+
+
+async def ran_since(session: AsyncSession, since: datetime) -> bool:
+    rows = await session.execute(
+        text("SELECT EXISTS (SELECT 1 FROM forecast_runs WHERE as_of >= :since)"),
+        {"since": since},
+    )
+    return bool(rows.scalar_one())
+
+
 def _versioned(row: RowMapping, columns: Sequence[str]) -> VersionedRecord:
     times = {k: datetime.fromisoformat(v) for k, v in row["field_times"].items()}
     values = {c: row[c] for c in columns if row[c] is not None and c in times}
@@ -191,12 +211,14 @@ async def add_run(
     history: WinHistory,
     stage_probabilities: Mapping[str, float],
     skipped_other_currency: int,
+    models: Mapping[str, Any],
 ) -> None:
     await session.execute(
         text(
             "INSERT INTO forecast_runs (run_id, as_of, currency, won_deals, closed_deals, "
-            "stage_probabilities, skipped_other_currency) VALUES (:run_id, :as_of, :currency, "
-            ":won, :closed, CAST(:probabilities AS jsonb), :skipped)"
+            "stage_probabilities, skipped_other_currency, deal_model, lead_model) "
+            "VALUES (:run_id, :as_of, :currency, :won, :closed, CAST(:probabilities AS jsonb), "
+            ":skipped, CAST(:deal_model AS jsonb), CAST(:lead_model AS jsonb))"
         ),
         {
             "run_id": run_id,
@@ -206,6 +228,8 @@ async def add_run(
             "closed": history.closed,
             "probabilities": orjson.dumps(stage_probabilities).decode(),
             "skipped": skipped_other_currency,
+            "deal_model": orjson.dumps(models["deal_model"]).decode(),
+            "lead_model": orjson.dumps(models["lead_model"]).decode(),
         },
     )
 

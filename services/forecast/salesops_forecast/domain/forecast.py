@@ -8,7 +8,7 @@ assumes deals win or lose independently, so the variance is Σ p(1−p)·amount�
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -22,6 +22,8 @@ from salesops_forecast.domain.probabilities import StageProbabilities
 ScopeKind = Literal["company", "territory", "team", "rep"]
 
 STAGE_WEIGHTED_PIPELINE = "stage_weighted_pipeline"
+# The same pipeline arithmetic with each deal's P(win) from the deal model.
+WIN_MODEL_PIPELINE = "win_model_pipeline"
 # Weights of the methods blended into a forecast; later methods join with their share.
 METHODS: dict[str, float] = {STAGE_WEIGHTED_PIPELINE: 1.0}
 Z_80 = Decimal("1.2816")
@@ -33,7 +35,8 @@ CENT = Decimal("0.01")
 
 @dataclass(frozen=True)
 class OpenDeal:
-    """An open deal as the forecast sees it; ``team`` is its owner's team."""
+    """An open deal as the forecast sees it; ``team`` is its owner's team, ``territory`` its
+    account's territory or else its owner's primary territory."""
 
     deal_id: UUID
     stage: str | None
@@ -42,6 +45,7 @@ class OpenDeal:
     owner_id: UUID | None
     team: str | None
     expected_close_date: date | None
+    territory: str | None = None
 
     def closes_in(self, period: FiscalPeriod) -> bool:
         # A deal without an expected close date could close any day: it counts as current.
@@ -63,6 +67,8 @@ COMPANY = Scope("company")
 
 def scopes_of(deal: OpenDeal) -> list[Scope]:
     scopes = [COMPANY]
+    if deal.territory is not None:
+        scopes.append(Scope("territory", deal.territory))
     if deal.team is not None:
         scopes.append(Scope("team", deal.team))
     if deal.owner_id is not None:
@@ -141,7 +147,7 @@ class _Bucket:
 def _buckets(
     deals: Iterable[OpenDeal],
     period: FiscalPeriod,
-    probabilities: StageProbabilities,
+    probability: Callable[[OpenDeal], Decimal],
     currency: str,
 ) -> dict[Scope, _Bucket]:
     buckets = {COMPANY: _Bucket()}
@@ -154,7 +160,7 @@ def _buckets(
             if not deal.in_currency(currency):
                 bucket.skipped += 1
             elif deal.amount is not None:
-                bucket.weighted.append(WeightedDeal(deal.amount, probabilities.of(deal.stage)))
+                bucket.weighted.append(WeightedDeal(deal.amount, probability(deal)))
     return buckets
 
 
@@ -167,11 +173,19 @@ def forecast_pipeline(
     probabilities: StageProbabilities,
     periods: Sequence[FiscalPeriod],
     currency: str,
+    deal_probabilities: Mapping[UUID, Decimal] | None = None,
 ) -> list[ScopeForecast]:
-    """One forecast per period for the company, each team and each rep with open deals."""
+    """One forecast per period for the company, each territory, team and rep with open
+    deals. ``deal_probabilities`` (the deal model's P(win)) replace the stage table's."""
+
+    def probability(deal: OpenDeal) -> Decimal:
+        if deal_probabilities is not None and deal.deal_id in deal_probabilities:
+            return deal_probabilities[deal.deal_id]
+        return probabilities.of(deal.stage)
+
     forecasts = []
     for period in periods:
-        buckets = _buckets(deals, period, probabilities, currency)
+        buckets = _buckets(deals, period, probability, currency)
         for scope in sorted(buckets, key=lambda s: (_SCOPE_ORDER[s.kind], s.id or "")):
             bucket = buckets[scope]
             figures = forecast_figures(bucket.weighted)

@@ -13,7 +13,7 @@ from pydantic import TypeAdapter
 from salesops_common.http import ApiError, JsonResponse
 from salesops_forecast.domain.forecast import IssuedForecast
 from salesops_forecast.domain.probabilities import SHRINKAGE_WEIGHT, NoClosedDeals
-from salesops_forecast.service_layer import forecasting, pipeline
+from salesops_forecast.service_layer import forecasting, pipeline, scoring
 from salesops_forecast.service_layer.context import ForecastContext
 from salesops_forecast.service_layer.forecasting import ForecastRun
 
@@ -68,6 +68,7 @@ def run_json(run: ForecastRun) -> dict[str, Any]:
         "closed_deals": run.history.closed,
         "stage_probabilities": run.probabilities_json(),
         "skipped_other_currency": run.skipped_other_currency,
+        "scoring": scoring.summary(run.scoring, run.published),
         "forecasts": [forecast_json(f) for f in run.forecasts],
     }
 
@@ -92,6 +93,7 @@ def build_router(ctx: ForecastContext) -> APIRouter:
                     fiscal_year_start_month=settings.fiscal_year_start_month,
                     currency=settings.currency,
                     topics=ctx.topics,
+                    score_change_threshold=settings.score_change_threshold,
                 )
         except NoClosedDeals:
             raise ApiError(

@@ -1,12 +1,14 @@
-"""A forecast run: learn stage probabilities, forecast every scope and period, store the
-forecasts and stage their ``forecast.published`` events in the same transaction."""
+"""A forecast run: learn stage probabilities and the scoring models, score open deals and
+leads, forecast every scope and period, store the forecasts and scores and stage their
+``forecast.published``, ``deal.scored`` and ``lead.scored`` events in the same
+transaction."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,7 +18,6 @@ from salesops_common.kafka import Topics
 from salesops_common.outbox import add_to_outbox
 from salesops_forecast.adapters import repository
 from salesops_forecast.domain.forecast import (
-    METHODS,
     IssuedForecast,
     OpenDeal,
     ScopeForecast,
@@ -28,6 +29,9 @@ from salesops_forecast.domain.probabilities import (
     WinHistory,
     stage_probabilities,
 )
+from salesops_forecast.domain.score_changes import DEFAULT_THRESHOLD
+from salesops_forecast.service_layer import scoring
+from salesops_forecast.service_layer.scoring import Published, Scoring
 
 SOURCE = "/forecast"
 
@@ -40,13 +44,20 @@ class ForecastRun:
     probabilities: StageProbabilities
     forecasts: list[IssuedForecast]
     skipped_other_currency: int
+    scoring: Scoring
+    published: Published | None = None
 
     def probabilities_json(self) -> dict[str, float]:
         return {s: round(float(p), 6) for s, p in self.probabilities.by_stage.items()}
 
 
 def _issue(
-    planned: Sequence[ScopeForecast], *, run_id: UUID, as_of: datetime, currency: str
+    planned: Sequence[ScopeForecast],
+    *,
+    run_id: UUID,
+    as_of: datetime,
+    currency: str,
+    methods: dict[str, float],
 ) -> list[IssuedForecast]:
     return [
         IssuedForecast(
@@ -58,7 +69,7 @@ def _issue(
             period=p.period,
             figures=p.figures,
             skipped_other_currency=p.skipped_other_currency,
-            methods=METHODS,
+            methods=methods,
         )
         for p in planned
     ]
@@ -75,6 +86,7 @@ async def run_forecast(
     fiscal_year_start_month: int,
     currency: str,
     topics: Topics,
+    score_change_threshold: float = DEFAULT_THRESHOLD,
 ) -> ForecastRun:
     """Raises NoClosedDeals when nothing has closed yet: there is no win rate to apply."""
     await repository.snapshot_isolation(session)
@@ -82,8 +94,14 @@ async def run_forecast(
     deals = await repository.open_deals(session)
     probabilities = stage_probabilities(history, (d.stage for d in deals if d.stage))
     periods = current_periods(as_of.date(), start_month=fiscal_year_start_month)
+    scored = await scoring.score(session, as_of=as_of, periods=periods)
+    deals = scored.with_territories(deals)
     planned = forecast_pipeline(
-        deals=deals, probabilities=probabilities, periods=periods, currency=currency
+        deals=deals,
+        probabilities=probabilities,
+        periods=periods,
+        currency=currency,
+        deal_probabilities=scored.forecast_probabilities(),
     )
     run_id = uuid.uuid4()
     run = ForecastRun(
@@ -91,11 +109,17 @@ async def run_forecast(
         as_of=as_of,
         history=history,
         probabilities=probabilities,
-        forecasts=_issue(planned, run_id=run_id, as_of=as_of, currency=currency),
+        forecasts=_issue(
+            planned, run_id=run_id, as_of=as_of, currency=currency, methods=scored.methods()
+        ),
         skipped_other_currency=_skipped(deals, currency),
+        scoring=scored,
     )
     await _store(session, run, currency=currency, topics=topics)
-    return run
+    published = await scoring.publish(
+        session, scored, run_id=run_id, as_of=as_of, topics=topics, threshold=score_change_threshold
+    )
+    return replace(run, published=published)
 
 
 async def _store(session: AsyncSession, run: ForecastRun, *, currency: str, topics: Topics) -> None:
@@ -107,6 +131,7 @@ async def _store(session: AsyncSession, run: ForecastRun, *, currency: str, topi
         history=run.history,
         stage_probabilities=run.probabilities_json(),
         skipped_other_currency=run.skipped_other_currency,
+        models=run.scoring.models(),
     )
     await repository.add_forecasts(session, run.forecasts)
     envelopes = [
@@ -116,6 +141,42 @@ async def _store(session: AsyncSession, run: ForecastRun, *, currency: str, topi
         for f in run.forecasts
     ]
     await add_to_outbox(session, envelopes, topics=topics)
+
+
+def tick_start(now: datetime, interval_seconds: float) -> datetime:
+    """Scheduled runs happen on wall-clock multiples of the interval (every process agrees
+    on which tick it is): the start of the tick ``now`` falls in."""
+    seconds = now.timestamp()
+    return datetime.fromtimestamp(seconds - seconds % interval_seconds, tz=UTC)
+
+
+async def run_if_due(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    interval_seconds: float,
+    fiscal_year_start_month: int,
+    currency: str,
+    topics: Topics,
+    score_change_threshold: float,
+) -> ForecastRun | None:
+    """The scheduled run of this tick, unless another process is running it or a run
+    (scheduled or requested) already happened in it. The lock is tried as the
+    transaction's first statement, so its snapshot sees any run committed before the
+    lock was free."""
+    await repository.snapshot_isolation(session)
+    if not await repository.try_schedule_lock(session):
+        return None
+    if await repository.ran_since(session, tick_start(now, interval_seconds)):
+        return None
+    return await run_forecast(
+        session,
+        as_of=now,
+        fiscal_year_start_month=fiscal_year_start_month,
+        currency=currency,
+        topics=topics,
+        score_change_threshold=score_change_threshold,
+    )
 
 
 async def latest_forecasts(

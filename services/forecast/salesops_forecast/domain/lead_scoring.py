@@ -29,7 +29,12 @@ from salesops_forecast.domain.features import (
     number_feature,
 )
 from salesops_forecast.domain.learners import Floats, fit_logistic, fit_platt
-from salesops_forecast.domain.linear_scorer import Feature, LinearScorer, fit_scorer
+from salesops_forecast.domain.linear_scorer import (
+    Feature,
+    LinearScorer,
+    fit_scorer,
+    held_out_rows,
+)
 
 MIN_KNOWN_LEADS = 30
 MIN_EACH_OUTCOME = 5
@@ -109,7 +114,7 @@ def fit_lead_model(leads: Sequence[LeadFacts], *, now: datetime) -> LeadModel | 
         return LeadModel(BASE_RATE, known, won, why_fallback=why)
     rows = [lead for lead, _ in labelled]
     outcome = np.asarray([float(w) for _, w in labelled])
-    held_out = np.asarray([lead.lead_id.int % 4 == 0 for lead in rows])
+    held_out = held_out_rows([lead.lead_id for lead in rows])
     if len(set(outcome[held_out])) < 2 or held_out.all():
         return LeadModel(BASE_RATE, known, won, why_fallback="too few leads to hold out")
     scorer = fit_scorer(

@@ -9,10 +9,12 @@ per category and a multiply per number, so it costs O(rows × features), no desi
 
 from __future__ import annotations
 
+import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from uuid import UUID
 
 import numpy as np
 from numpy.typing import NDArray
@@ -25,6 +27,8 @@ MIN_CATEGORY_ROWS = 5
 MAX_LEVELS = 40
 OTHER = "(other)"
 NONE = "(none)"
+# One row in HOLD_OUT_EVERY (chosen by a hash of its id) calibrates and measures the model.
+HOLD_OUT_EVERY = 4
 # A reason is worth telling when it moves the odds by at least this factor either way.
 REASON_FROM = 1.1
 
@@ -119,6 +123,12 @@ class LinearScorer:
                 said.append(f"{f.describe(columns[f.name][row])}: {factor:.1f}× the average odds")
             out.append(said)
         return out
+
+
+def held_out_rows(ids: Sequence[UUID]) -> NDArray[np.bool_]:
+    """The rows held out for calibration: chosen by a hash of the deal's or lead's id, so a
+    deal's snapshots stay together and sequential or patterned ids spread evenly."""
+    return np.asarray([zlib.crc32(i.bytes) % HOLD_OUT_EVERY == 0 for i in ids], dtype=bool)
 
 
 def _levels(values: Sequence[Any] | NDArray[Any]) -> dict[str, int]:

@@ -36,7 +36,12 @@ from salesops_forecast.domain.features import (
     number_feature,
 )
 from salesops_forecast.domain.learners import Floats, fit_logistic, fit_platt
-from salesops_forecast.domain.linear_scorer import Feature, LinearScorer, fit_scorer
+from salesops_forecast.domain.linear_scorer import (
+    Feature,
+    LinearScorer,
+    fit_scorer,
+    held_out_rows,
+)
 from salesops_forecast.domain.periods import FiscalPeriod
 from salesops_forecast.domain.probabilities import (
     SHRINKAGE_WEIGHT,
@@ -236,7 +241,7 @@ def fit_deal_model(deals: Sequence[DealFacts], *, as_of: datetime) -> DealModel:
     histories = _histories(closed, prior)
     rows, times, weight = _snapshots(closed)
     outcome = np.asarray([float(d.outcome == "won") for d in rows])
-    held_out = np.asarray([d.deal_id.int % 4 == 0 for d in rows])
+    held_out = held_out_rows([d.deal_id for d in rows])
     if not (held_out.any() and (~held_out).any()) or len(set(outcome[held_out])) < 2:
         return replace(base, why_fallback="too few closed deals to hold out for calibration")
     scorer = fit_scorer(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -202,12 +202,17 @@ async def applied(client: httpx.AsyncClient) -> int:
     return 0
 
 
-async def deliver(client: httpx.AsyncClient, iso: Isolation, world: World) -> None:
+async def deliver(
+    client: httpx.AsyncClient,
+    iso: Isolation,
+    crm_events: list[Envelope],
+    routing_events: Sequence[Envelope] = (),
+) -> None:
     before = await applied(client)
-    await publish(iso.bootstrap, iso.topic(CRM), world.crm)
-    if world.routing:
-        await publish(iso.bootstrap, iso.topic(ROUTING), world.routing)
-    expected = before + len(world.crm) + len(world.routing)
+    await publish(iso.bootstrap, iso.topic(CRM), crm_events)
+    if routing_events:
+        await publish(iso.bootstrap, iso.topic(ROUTING), list(routing_events))
+    expected = before + len(crm_events) + len(routing_events)
 
     async def all_applied() -> bool:
         return await applied(client) >= expected
@@ -223,7 +228,7 @@ async def test_a_run_scores_open_deals_and_leads_and_publishes_them_once(
     forecast: httpx.AsyncClient, iso: Isolation
 ) -> None:
     world = World().build()
-    await deliver(forecast, iso, world)
+    await deliver(forecast, iso, world.crm, world.routing)
 
     resp = await forecast.post("/v1/forecasts/run", headers=AUTH)
     assert resp.status_code == 201, resp.text
@@ -291,8 +296,7 @@ async def test_a_run_scores_open_deals_and_leads_and_publishes_them_once(
     )
     # The Basic deal becomes a Pro deal: its odds move, and only it is published again.
     changed = Deal(id=world.open_basic, source="api", source_id="x", product="Pro")
-    world.crm, world.routing = [crm("deal.updated", changed, minute=200 * 24 * 60)], []
-    await deliver(forecast, iso, world)
+    await deliver(forecast, iso, [crm("deal.updated", changed, minute=200 * 24 * 60)])
     third = (await forecast.post("/v1/forecasts/run", headers=AUTH)).json()
     assert third["scoring"]["deal_scores_published"] == 1
     events = await read_topic(

@@ -22,8 +22,12 @@ _REP_COLUMNS = REP_FIELDS
 
 async def snapshot_isolation(session: AsyncSession) -> None:
     """Make every read of this transaction see one snapshot (call before any statement), so
-    the win history and the open deals agree although consumers commit meanwhile."""
+    the win history and the open deals agree although consumers commit meanwhile. A second
+    call in the same session (a scheduled run, then the run itself) changes nothing."""
+    if session.info.get("snapshot_isolation"):
+        return
     await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    session.info["snapshot_isolation"] = True
 
 
 # Scheduled runs of all forecast processes on one database take turns under this lock.

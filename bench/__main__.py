@@ -17,6 +17,10 @@ The metrics benchmarks (issue 5) run next, on a stack of their own too
 year, then event accepted by ingest -> KPI changed on ``/metrics`` and ``GET /v1/kpis``
 while ingest takes 2,000 events/s. ``--no-metrics`` skips them, ``--only-metrics`` runs
 only them.
+
+The forecast benchmarks (issue 6) run last, in this process: scoring 100,000 open deals
+with a trained model, next to the stage-table lookup (bench/forecast_scoring.py).
+``--no-forecast`` skips them, ``--only-forecast`` runs only them.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from collections.abc import Sequence
 import uvloop
 
 from bench import (
+    forecast_scoring,
     ingest_throughput,
     memory,
     metrics_freshness,
@@ -127,6 +132,14 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         help=f"deals in the organisation's year of history ({Size.deals:,}; leads twice as many)",
     )
     p.add_argument(
+        "--forecast",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the forecast benchmarks: scoring 100,000 open deals in this process (on by "
+        "default; --no-forecast skips them)",
+    )
+    p.add_argument("--only-forecast", action="store_true", help="the forecast benchmarks alone")
+    p.add_argument(
         "--routing-low-rate",
         type=float,
         default=routing_e2e.LOW_RATE,
@@ -190,6 +203,8 @@ async def measure(args: argparse.Namespace, command: str) -> str:
     """The routing benchmarks first (the decision in this process, then the end-to-end run
     on a stack of its own, stopped before the ingest benchmarks start theirs), then the
     metrics ones (a stack of their own too); reported after the ingest ones."""
+    if args.only_forecast:
+        return "\n".join(measure_forecast())
     routing: list[str] = []
     only = args.only_routing or args.only_metrics
     if (args.routing and not args.only_metrics) or args.only_routing:
@@ -200,7 +215,19 @@ async def measure(args: argparse.Namespace, command: str) -> str:
     if only:
         return "\n".join([*routing, *([""] if routing and metrics else []), *metrics])
     ingest = await measure_ingest(args, command)
-    return "\n\n".join(part for part in (ingest, "\n".join(routing), "\n".join(metrics)) if part)
+    forecast = measure_forecast() if args.forecast else []
+    parts = (ingest, "\n".join(routing), "\n".join(metrics), "\n".join(forecast))
+    return "\n\n".join(part for part in parts if part)
+
+
+def measure_forecast() -> list[str]:
+    return [
+        "## Forecast (issue 6)",
+        "",
+        "### Scoring: 100,000 open deals",
+        "",
+        forecast_scoring.report(forecast_scoring.run()),
+    ]
 
 
 async def measure_routing(args: argparse.Namespace) -> list[str]:

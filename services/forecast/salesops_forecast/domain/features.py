@@ -4,13 +4,36 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+
+from salesops_forecast.domain.learners import Floats
 from salesops_forecast.domain.linear_scorer import Feature
 
 DAY = 86_400.0
+
+
+def timestamps(values: Iterable[datetime | None], n: int) -> Floats:
+    """Seconds since the epoch, NaN for an unknown time."""
+    return np.fromiter((v.timestamp() if v is not None else math.nan for v in values), float, n)
+
+
+def numbers(values: Iterable[float | int | None], n: int) -> Floats:
+    return np.fromiter((float(v) if v is not None else math.nan for v in values), float, n)
+
+
+def log_days_since(now: Floats, since: Floats) -> Floats:
+    """log(1 + days from ``since`` to ``now``), vectorised; NaN where ``since`` is unknown."""
+    result: Floats = np.log1p(np.maximum(now - since, 0.0) / DAY)
+    return result
+
+
+def log_amounts(values: Floats) -> Floats:
+    result: Floats = np.log1p(np.maximum(values, 0.0))
+    return result
 
 
 def days_between(later: datetime | None, earlier: datetime | None) -> float:

@@ -9,6 +9,7 @@ per category and a multiply per number, so it costs O(rows × features), no desi
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -108,21 +109,26 @@ class LinearScorer:
     def reasons(self, scored: Scored, columns: Columns, *, top: int = 3) -> list[list[str]]:
         """Per row, the features that moved its odds most, in words, strongest first."""
         c = scored.contributions
-        order = np.argsort(-np.abs(c), axis=1)[:, :top]
-        factors = np.exp(np.take_along_axis(c, order, axis=1))
-        worth = np.maximum(factors, 1 / factors) >= REASON_FROM
-        out = []
-        for row, (features, row_factors, row_worth) in enumerate(
-            zip(order.tolist(), factors.tolist(), worth.tolist(), strict=True)
-        ):
-            said = []
-            for i, factor, ok in zip(features, row_factors, row_worth, strict=True):
-                if not ok:
-                    break
-                f = self.features[i]
-                said.append(f"{f.describe(columns[f.name][row])}: {factor:.1f}× the average odds")
-            out.append(said)
-        return out
+        top = min(top, c.shape[1])
+        strength = np.abs(c)
+        best = np.argpartition(-strength, top - 1, axis=1)[:, :top]
+        ranked = np.argsort(-np.take_along_axis(strength, best, axis=1), axis=1)
+        order = np.take_along_axis(best, ranked, axis=1)
+        logs = np.take_along_axis(c, order, axis=1)
+        worth = np.abs(logs) >= math.log(REASON_FROM)
+        said: list[list[str]] = [[] for _ in range(len(c))]
+        shown: dict[str, Sequence[Any]] = {}
+        for k in range(top):
+            told = worth[:, k] if k == 0 else worth[:, k] & worth[:, k - 1]
+            features, factors = order[:, k].tolist(), np.exp(logs[:, k]).tolist()
+            for row in np.flatnonzero(told).tolist():
+                f = self.features[features[row]]
+                if f.name not in shown:
+                    values = columns[f.name]
+                    shown[f.name] = values.tolist() if isinstance(values, np.ndarray) else values
+                words = f.describe(shown[f.name][row])
+                said[row].append(f"{words}: {factors[row]:.1f}× the average odds")
+        return said
 
 
 def held_out_rows(ids: Sequence[UUID]) -> NDArray[np.bool_]:

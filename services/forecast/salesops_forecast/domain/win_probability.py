@@ -31,9 +31,11 @@ from salesops_forecast.domain.features import (
     DAY,
     category_feature,
     days_between,
-    log_count,
-    log_days,
+    log_amounts,
+    log_days_since,
     number_feature,
+    numbers,
+    timestamps,
 )
 from salesops_forecast.domain.learners import Floats, fit_logistic, fit_platt
 from salesops_forecast.domain.linear_scorer import (
@@ -106,6 +108,16 @@ class RateHistory:
         won = self.wins[key][closed - 1] if closed else 0
         return (won + weight * self.prior) / (closed + weight)
 
+    def rates_at(self, keys: Sequence[Hashable | None], at: datetime) -> list[float]:
+        """Many keys' rates at one time (scoring): each key computed once."""
+        known: dict[Hashable | None, float] = {}
+        out = []
+        for key in keys:
+            if key not in known:
+                known[key] = self.rate(key, at)
+            out.append(known[key])
+        return out
+
 
 @dataclass(frozen=True)
 class _Histories:
@@ -129,29 +141,38 @@ def _histories(closed: Sequence[DealFacts], prior: float) -> _Histories:
 def deal_columns(
     deals: Sequence[DealFacts], times: Sequence[datetime], histories: _Histories
 ) -> dict[str, Any]:
-    """The model's inputs for each deal as seen at its time."""
-    cols: dict[str, list[Any]] = {f.name: [] for f in DEAL_FEATURES}
-    for d, t in zip(deals, times, strict=True):
-        stage, entered = d.stage_at(t)
-        activity = d.last_activity_at if d.last_activity_at and d.last_activity_at <= t else None
-        cols["stage"].append(stage)
-        cols["product"].append(d.product)
-        cols["industry"].append(d.industry.lower() if d.industry else None)
-        cols["country"].append(d.country)
-        cols["team"].append(d.team)
-        cols["territory"].append(d.territory)
-        cols["age"].append(log_days(days_between(t, d.created_at)))
-        cols["stage_age"].append(log_days(days_between(t, entered)))
-        cols["amount"].append(log_count(d.amount))
-        cols["employees"].append(log_count(d.employees))
-        cols["revenue"].append(log_count(d.annual_revenue))
-        cols["owner_rate"].append(histories.owner.rate(d.owner_id, t))
-        cols["manager_rate"].append(histories.manager.rate(d.manager_id, t))
-        cols["activity_recency"].append(log_days(days_between(t, activity)))
-    return {k: (np.asarray(v, dtype=np.float64) if k in _NUMBERS else v) for k, v in cols.items()}
-
-
-_NUMBERS = frozenset(f.name for f in DEAL_FEATURES if f.kind == "number")
+    """The model's inputs for each deal as seen at its time (numbers vectorised: scoring
+    100,000 deals must stay well under a second here)."""
+    n = len(deals)
+    now = timestamps(times, n)
+    stages = [d.stage_at(t) for d, t in zip(deals, times, strict=True)]
+    activity = timestamps((d.last_activity_at for d in deals), n)
+    activity[activity > now] = math.nan  # not known yet at that time
+    if len(set(times)) == 1:
+        owner_rate = histories.owner.rates_at([d.owner_id for d in deals], times[0])
+        manager_rate = histories.manager.rates_at([d.manager_id for d in deals], times[0])
+    else:
+        pairs = zip(deals, times, strict=True)
+        owner_rate, manager_rate = [], []
+        for d, t in pairs:
+            owner_rate.append(histories.owner.rate(d.owner_id, t))
+            manager_rate.append(histories.manager.rate(d.manager_id, t))
+    return {
+        "stage": [s for s, _ in stages],
+        "product": [d.product for d in deals],
+        "industry": [d.industry.lower() if d.industry else None for d in deals],
+        "country": [d.country for d in deals],
+        "team": [d.team for d in deals],
+        "territory": [d.territory for d in deals],
+        "age": log_days_since(now, timestamps((d.created_at for d in deals), n)),
+        "stage_age": log_days_since(now, timestamps((e for _, e in stages), n)),
+        "amount": log_amounts(numbers((d.amount for d in deals), n)),
+        "employees": log_amounts(numbers((d.employees for d in deals), n)),
+        "revenue": log_amounts(numbers((d.annual_revenue for d in deals), n)),
+        "owner_rate": np.asarray(owner_rate, dtype=np.float64),
+        "manager_rate": np.asarray(manager_rate, dtype=np.float64),
+        "activity_recency": log_days_since(now, activity),
+    }
 
 
 def _snapshots(closed: Sequence[DealFacts]) -> tuple[list[DealFacts], list[datetime], Floats]:
@@ -273,7 +294,7 @@ class DealScores:
         return self.deal_ids.index(deal_id)
 
 
-def _remainingdays_between(as_of: datetime, period: FiscalPeriod) -> float:
+def _remaining_days(as_of: datetime, period: FiscalPeriod) -> float:
     end = datetime.combine(period.ends_on + timedelta(days=1), time(), tzinfo=as_of.tzinfo or UTC)
     return max((end - as_of).total_seconds() / DAY, 0.0)
 
@@ -285,8 +306,9 @@ def _close_within(
     expected close date decides (an undated deal counts as closing in the current period,
     as in the pipeline forecast)."""
     if model.timing.known:
-        ages = np.asarray([days_between(as_of, d.created_at) for d in deals])
-        remaining = np.full(len(deals), _remainingdays_between(as_of, period))
+        created = timestamps((d.created_at for d in deals), len(deals))
+        ages = np.maximum(as_of.timestamp() - created, 0.0) / DAY
+        remaining = np.full(len(deals), _remaining_days(as_of, period))
         return model.timing.within(ages, remaining)
     return np.asarray(
         [

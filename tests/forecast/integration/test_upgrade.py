@@ -10,10 +10,6 @@ from typing import Any
 
 import asyncpg
 import pytest
-from alembic.config import Config
-from alembic.runtime.environment import EnvironmentContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection
 
 from salesops_common.db import create_engine, migrate
 from salesops_common.events import Deal
@@ -21,23 +17,9 @@ from salesops_common.settings import database_dsn
 from salesops_forecast.bootstrap import MIGRATIONS, create_app
 from salesops_forecast.config import ForecastSettings
 from tests.forecast.integration.test_scoring import crm, deliver
-from tests.support import AUTH, Isolation, running
+from tests.support import AUTH, Isolation, downgrade_to, running
 
 pytestmark = pytest.mark.integration
-
-
-def _to_revision(sync_conn: Connection, revision: str) -> None:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    script = ScriptDirectory.from_config(cfg)
-
-    def downgrade(rev: object, context: object) -> object:
-        return script._downgrade_revs(revision, rev)  # type: ignore[arg-type]
-
-    with EnvironmentContext(cfg, script, fn=downgrade, destination_rev=revision) as env:
-        env.configure(connection=sync_conn, transactional_ddl=True)
-        with env.begin_transaction():
-            env.run_migrations()
 
 
 def _history() -> list[Any]:
@@ -82,7 +64,7 @@ async def test_upgrading_from_0001_backfills_stage_entry_as_the_consumer_keeps_i
     engine = create_engine(dsn)
     try:
         async with engine.connect() as conn:
-            await conn.run_sync(_to_revision, "0001")
+            await conn.run_sync(downgrade_to, MIGRATIONS, "0001")
             await conn.commit()
         conn_check = await asyncpg.connect(dsn)
         try:

@@ -153,7 +153,8 @@ def _json_list(items: Sequence[Any]) -> list[str]:
 
 @dataclass(frozen=True)
 class ScoreRows:
-    """One run's scores, column by column (``published``: published in this run)."""
+    """One run's scores, column by column (``values`` by score column; ``published``:
+    published in this run)."""
 
     ids: list[UUID]
     values: Mapping[str, Sequence[float]]
@@ -161,8 +162,47 @@ class ScoreRows:
     published: Sequence[bool]
 
 
-async def save_deal_scores(
+@dataclass(frozen=True)
+class ScoreTable:
+    name: str
+    key: str
+    scores: tuple[str, ...]
+    published: Mapping[str, str]  # column of the last published value -> its score column
+
+
+DEAL_SCORES = ScoreTable(
+    "deal_scores",
+    "deal_id",
+    ("win_probability", "close_in_month", "close_in_quarter"),
+    {"published_win": "win_probability", "published_close": "close_in_quarter"},
+)
+LEAD_SCORES = ScoreTable(
+    "lead_scores", "lead_id", ("probability",), {"published_probability": "probability"}
+)
+
+
+def _upsert(t: ScoreTable) -> str:
+    scores, published = ", ".join(t.scores), ", ".join(t.published)
+    copied = "".join(f"CASE WHEN u.pub THEN u.{c} END, " for c in t.published.values())
+    arrays = "".join(f"CAST(:{c} AS float8[]), " for c in t.scores)
+    kept = "".join(f"{c} = EXCLUDED.{c}, " for c in t.scores)
+    last = "".join(f"{c} = coalesce(EXCLUDED.{c}, s.{c}), " for c in (*t.published, "published_at"))
+    return f"""
+        INSERT INTO {t.name} AS s ({t.key}, run_id, scored_at, {scores}, model, model_version,
+            reasons, {published}, published_at)
+        SELECT u.id, :run_id, :at, u.{", u.".join(t.scores)}, :model, :version, u.reasons,
+            {copied}CASE WHEN u.pub THEN CAST(:at AS timestamptz) END
+        FROM unnest(CAST(:ids AS uuid[]), {arrays}CAST(:reasons AS jsonb[]),
+            CAST(:pub AS boolean[])) AS u(id, {scores}, reasons, pub)
+        ON CONFLICT ({t.key}) DO UPDATE SET run_id = EXCLUDED.run_id,
+            scored_at = EXCLUDED.scored_at, {kept}model = EXCLUDED.model,
+            model_version = EXCLUDED.model_version, {last}reasons = EXCLUDED.reasons
+        """
+
+
+async def save_scores(
     session: AsyncSession,
+    table: ScoreTable,
     rows: ScoreRows,
     *,
     run_id: UUID,
@@ -170,83 +210,19 @@ async def save_deal_scores(
     model: str,
     model_version: str,
 ) -> None:
-    """Keep each deal's newest score; the published values change only when published."""
+    """Keep each deal's or lead's newest score; the last published values change only
+    when this run publishes."""
     if not rows.ids:
         return
     await session.execute(
-        text(
-            """
-            INSERT INTO deal_scores AS s (deal_id, run_id, scored_at, win_probability,
-                close_in_month, close_in_quarter, model, model_version, reasons,
-                published_win, published_close, published_at)
-            SELECT u.id, :run_id, :at, u.win, u.month, u.quarter, :model, :version, u.reasons,
-                   CASE WHEN u.pub THEN u.win END, CASE WHEN u.pub THEN u.quarter END,
-                   CASE WHEN u.pub THEN CAST(:at AS timestamptz) END
-            FROM unnest(CAST(:ids AS uuid[]), CAST(:win AS float8[]), CAST(:month AS float8[]),
-                        CAST(:quarter AS float8[]), CAST(:reasons AS jsonb[]),
-                        CAST(:pub AS boolean[])) AS u(id, win, month, quarter, reasons, pub)
-            ON CONFLICT (deal_id) DO UPDATE SET run_id = EXCLUDED.run_id,
-                scored_at = EXCLUDED.scored_at, win_probability = EXCLUDED.win_probability,
-                close_in_month = EXCLUDED.close_in_month,
-                close_in_quarter = EXCLUDED.close_in_quarter, model = EXCLUDED.model,
-                model_version = EXCLUDED.model_version, reasons = EXCLUDED.reasons,
-                published_win = coalesce(EXCLUDED.published_win, s.published_win),
-                published_close = coalesce(EXCLUDED.published_close, s.published_close),
-                published_at = coalesce(EXCLUDED.published_at, s.published_at)
-            """
-        ),
+        text(_upsert(table)),
         {
             "run_id": run_id,
             "at": scored_at,
             "model": model,
             "version": model_version,
             "ids": rows.ids,
-            "win": list(rows.values["win"]),
-            "month": list(rows.values["month"]),
-            "quarter": list(rows.values["quarter"]),
-            "reasons": _json_list(rows.reasons),
-            "pub": list(rows.published),
-        },
-    )
-
-
-async def save_lead_scores(
-    session: AsyncSession,
-    rows: ScoreRows,
-    *,
-    run_id: UUID,
-    scored_at: datetime,
-    model: str,
-    model_version: str,
-) -> None:
-    if not rows.ids:
-        return
-    await session.execute(
-        text(
-            """
-            INSERT INTO lead_scores AS s (lead_id, run_id, scored_at, probability, model,
-                model_version, reasons, published_probability, published_at)
-            SELECT u.id, :run_id, :at, u.p, :model, :version, u.reasons,
-                   CASE WHEN u.pub THEN u.p END,
-                   CASE WHEN u.pub THEN CAST(:at AS timestamptz) END
-            FROM unnest(CAST(:ids AS uuid[]), CAST(:p AS float8[]), CAST(:reasons AS jsonb[]),
-                        CAST(:pub AS boolean[])) AS u(id, p, reasons, pub)
-            ON CONFLICT (lead_id) DO UPDATE SET run_id = EXCLUDED.run_id,
-                scored_at = EXCLUDED.scored_at, probability = EXCLUDED.probability,
-                model = EXCLUDED.model, model_version = EXCLUDED.model_version,
-                reasons = EXCLUDED.reasons,
-                published_probability = coalesce(EXCLUDED.published_probability,
-                                                 s.published_probability),
-                published_at = coalesce(EXCLUDED.published_at, s.published_at)
-            """
-        ),
-        {
-            "run_id": run_id,
-            "at": scored_at,
-            "model": model,
-            "version": model_version,
-            "ids": rows.ids,
-            "p": list(rows.values["probability"]),
+            **{c: list(rows.values[c]) for c in table.scores},
             "reasons": _json_list(rows.reasons),
             "pub": list(rows.published),
         },

@@ -135,11 +135,13 @@ async def publish(
         await scores.published_deal_scores(session),
         threshold=threshold,
     )
-    await scores.save_deal_scores(
+    close_in = {f"close_in_{kind}": v.tolist() for kind, v in deals.close_in.items()}
+    await scores.save_scores(
         session,
+        scores.DEAL_SCORES,
         ScoreRows(
             deals.deal_ids,
-            {"win": deals.win.tolist(), **{k: v.tolist() for k, v in deals.close_in.items()}},
+            {"win_probability": deals.win.tolist(), **close_in},
             deals.reasons,
             deal_flags,
         ),
@@ -182,8 +184,9 @@ async def _publish_leads(
         {k: (v,) for k, v in published.items()},
         threshold=threshold,
     )
-    await scores.save_lead_scores(
+    await scores.save_scores(
         session,
+        scores.LEAD_SCORES,
         ScoreRows(
             leads.lead_ids, {"probability": leads.probability.tolist()}, leads.reasons, flags
         ),

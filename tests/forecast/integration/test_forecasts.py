@@ -44,7 +44,9 @@ CONTRACT_FIELDS = (
 
 @pytest.fixture
 async def forecast(iso: Isolation) -> AsyncIterator[httpx.AsyncClient]:
-    settings = ForecastSettings(database=iso.database("forecast"), **iso.settings_kwargs())
+    settings = ForecastSettings(
+        database=iso.database("forecast"), run_interval_seconds=0, **iso.settings_kwargs()
+    )
     async with running(create_app(settings)) as client:
         yield client
 

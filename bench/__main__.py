@@ -19,7 +19,8 @@ while ingest takes 2,000 events/s. ``--no-metrics`` skips them, ``--only-metrics
 only them.
 
 The forecast benchmarks (issue 6) run last, in this process: scoring 100,000 open deals
-with a trained model, next to the stage-table lookup (bench/forecast_scoring.py).
+with a trained model, next to the stage-table lookup (bench/forecast_scoring.py), then a
+whole run_forecast with them on an embedded PostgreSQL (bench/forecast_run.py).
 ``--no-forecast`` skips them, ``--only-forecast`` runs only them.
 """
 
@@ -36,6 +37,7 @@ from collections.abc import Sequence
 import uvloop
 
 from bench import (
+    forecast_run,
     forecast_scoring,
     ingest_throughput,
     memory,
@@ -135,8 +137,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         "--forecast",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="the forecast benchmarks: scoring 100,000 open deals in this process (on by "
-        "default; --no-forecast skips them)",
+        help="the forecast benchmarks: scoring 100,000 open deals in this process, and a "
+        "whole run with them on PostgreSQL (on by default; --no-forecast skips them)",
     )
     p.add_argument("--only-forecast", action="store_true", help="the forecast benchmarks alone")
     p.add_argument(
@@ -204,7 +206,7 @@ async def measure(args: argparse.Namespace, command: str) -> str:
     on a stack of its own, stopped before the ingest benchmarks start theirs), then the
     metrics ones (a stack of their own too); reported after the ingest ones."""
     if args.only_forecast:
-        return "\n".join(measure_forecast())
+        return "\n".join(await measure_forecast())
     routing: list[str] = []
     only = args.only_routing or args.only_metrics
     if (args.routing and not args.only_metrics) or args.only_routing:
@@ -215,18 +217,22 @@ async def measure(args: argparse.Namespace, command: str) -> str:
     if only:
         return "\n".join([*routing, *([""] if routing and metrics else []), *metrics])
     ingest = await measure_ingest(args, command)
-    forecast = measure_forecast() if args.forecast else []
+    forecast = await measure_forecast() if args.forecast else []
     parts = (ingest, "\n".join(routing), "\n".join(metrics), "\n".join(forecast))
     return "\n\n".join(part for part in parts if part)
 
 
-def measure_forecast() -> list[str]:
+async def measure_forecast() -> list[str]:
     return [
         "## Forecast (issue 6)",
         "",
         "### Scoring: 100,000 open deals",
         "",
         forecast_scoring.report(forecast_scoring.run()),
+        "",
+        "### A whole forecast run with 100,000 open deals, on PostgreSQL",
+        "",
+        forecast_run.report(await forecast_run.measure(100_000, 20_000)),
     ]
 
 

@@ -9,14 +9,15 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 import orjson
 from sqlalchemy import RowMapping, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from salesops_common.db import driver_connection
 from salesops_forecast.domain.facts import DealFacts, LeadFacts
 
-_DEAL_FACTS = text(
-    """
+_DEAL_FACTS = """
     SELECT d.deal_id, d.outcome, d.stage, d.stage_entered_at, d.amount, d.currency,
            d.product, d.created_at, d.closed_at, d.expected_close_date, d.owner_id,
            r.manager_id, r.team, a.industry, a.employees, a.annual_revenue, a.country,
@@ -27,14 +28,14 @@ _DEAL_FACTS = text(
     LEFT JOIN accounts a ON a.account_id = d.account_id AND NOT a.deleted
     LEFT JOIN activity_stats s ON s.subject_kind = 'deal' AND s.subject_id = d.deal_id
     LEFT JOIN (
-        SELECT deal_id, array_agg(stage ORDER BY first_seen_at) AS stages,
-               array_agg(first_seen_at ORDER BY first_seen_at) AS stage_times
-        FROM deal_stages GROUP BY deal_id
+        SELECT s.deal_id, array_agg(s.stage ORDER BY s.first_seen_at) AS stages,
+               array_agg(s.first_seen_at ORDER BY s.first_seen_at) AS stage_times
+        FROM deal_stages s JOIN deals c ON c.deal_id = s.deal_id AND c.outcome <> 'open'
+        GROUP BY s.deal_id
     ) h ON h.deal_id = d.deal_id
     WHERE NOT d.deleted AND (d.outcome = 'open' OR d.closed_at IS NOT NULL)
     ORDER BY d.deal_id
-    """
-)
+"""
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ def _float(value: Any) -> float | None:
     return float(value) if value is not None else None
 
 
-def _deal(r: RowMapping) -> DealRow:
+def _deal(r: asyncpg.Record) -> DealRow:
     stages = tuple(zip(r["stages"] or (), r["stage_times"] or (), strict=True))
     facts = DealFacts(
         deal_id=r["deal_id"],
@@ -75,8 +76,13 @@ def _deal(r: RowMapping) -> DealRow:
 
 
 async def deal_rows(session: AsyncSession) -> list[DealRow]:
-    """Every deal that is open or closed with a close time (deleted ones left out)."""
-    return [_deal(r) for r in (await session.execute(_DEAL_FACTS)).mappings()]
+    """Every deal that is open or closed with a close time (deleted ones left out). Only
+    closed deals come with their stage history (the training rows need the stage they were
+    in earlier); an open deal is scored as of now, in its current stage."""
+    # On the driver connection (same transaction and snapshot): 100,000 rows cost seconds
+    # less than through SQLAlchemy's result rows.
+    conn = await driver_connection(session)
+    return [_deal(r) for r in await conn.fetch(_DEAL_FACTS)]
 
 
 _LEAD_FACTS = text(

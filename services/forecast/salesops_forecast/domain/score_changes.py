@@ -23,13 +23,15 @@ def to_publish(
 ) -> list[bool]:
     """Per id, whether any of its scores (e.g. P(win), P(close in quarter)) moved
     materially from what was last published for it."""
-    now = np.column_stack(scores) if len(ids) else np.empty((0, len(scores)))
-    out = []
-    for i, key in enumerate(ids):
-        before = published.get(key)
-        if before is None or any(b is None for b in before):
-            out.append(True)
-            continue
-        moved = np.abs(now[i] - np.asarray(before, dtype=np.float64))
-        out.append(bool((moved >= threshold - 1e-12).any()))
-    return out
+    if not ids:
+        return []
+    now = np.column_stack(scores)
+    nan = [np.nan] * len(scores)
+    before = np.asarray(
+        [[np.nan if b is None else b for b in published.get(key, nan)] for key in ids],
+        dtype=np.float64,
+    )
+    unknown = np.isnan(before)
+    moved = np.abs(now - np.where(unknown, 0.0, before)) >= threshold - 1e-12
+    flags: list[bool] = np.any(unknown | moved, axis=1).tolist()
+    return flags

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
+from functools import cached_property
 from typing import Literal
 from uuid import UUID
 
@@ -81,6 +82,15 @@ class WeightedDeal:
     amount: Decimal
     win_probability: Decimal
 
+    # One deal counts in up to four scopes: its terms are computed once.
+    @cached_property
+    def expected(self) -> Decimal:
+        return self.win_probability * self.amount
+
+    @cached_property
+    def variance(self) -> Decimal:
+        return self.win_probability * (1 - self.win_probability) * self.amount**2
+
 
 @dataclass(frozen=True)
 class Figures:
@@ -105,10 +115,8 @@ def _interval(point: Decimal, sigma: Decimal, z: Decimal) -> tuple[Decimal, Deci
 
 
 def forecast_figures(deals: Sequence[WeightedDeal]) -> Figures:
-    point = sum((d.win_probability * d.amount for d in deals), Decimal(0))
-    variance = sum(
-        (d.win_probability * (1 - d.win_probability) * d.amount**2 for d in deals), Decimal(0)
-    )
+    point = sum((d.expected for d in deals), Decimal(0))
+    variance = sum((d.variance for d in deals), Decimal(0))
     sigma = variance.sqrt()
     commit = sum((d.amount for d in deals if d.win_probability >= COMMIT_FROM), Decimal(0))
     upside = sum(
@@ -152,15 +160,18 @@ def _buckets(
 ) -> dict[Scope, _Bucket]:
     buckets = {COMPANY: _Bucket()}
     for deal in deals:
+        counted = deal.closes_in(period)
+        other_currency = not deal.in_currency(currency)
+        weighted = None
+        if counted and not other_currency and deal.amount is not None:
+            weighted = WeightedDeal(deal.amount, probability(deal))
         for scope in scopes_of(deal):
             # Every scope with open deals gets a forecast, zero when none close in the period.
             bucket = buckets.setdefault(scope, _Bucket())
-            if not deal.closes_in(period):
-                continue
-            if not deal.in_currency(currency):
+            if counted and other_currency:
                 bucket.skipped += 1
-            elif deal.amount is not None:
-                bucket.weighted.append(WeightedDeal(deal.amount, probability(deal)))
+            elif weighted is not None:
+                bucket.weighted.append(weighted)
     return buckets
 
 

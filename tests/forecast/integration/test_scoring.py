@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -26,9 +26,7 @@ from salesops_common.events import (
     Rep,
     RulesetPublished,
 )
-from salesops_forecast.bootstrap import create_app
-from salesops_forecast.config import ForecastSettings
-from tests.support import AUTH, Isolation, eventually, publish, read_topic, running
+from tests.support import AUTH, Isolation, eventually, publish, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -45,15 +43,6 @@ T0 = NOW - timedelta(days=200)
 
 def _id() -> UUID:
     return UUID(int=RNG.getrandbits(128))
-
-
-@pytest.fixture
-async def forecast(iso: Isolation) -> AsyncIterator[httpx.AsyncClient]:
-    settings = ForecastSettings(
-        database=iso.database("forecast"), run_interval_seconds=0, **iso.settings_kwargs()
-    )
-    async with running(create_app(settings)) as client:
-        yield client
 
 
 def crm(type_name: str, data: Any, minute: float = 0) -> Envelope:

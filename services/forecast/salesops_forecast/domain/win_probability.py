@@ -120,12 +120,14 @@ class RateHistory:
 
 
 @dataclass(frozen=True)
-class _Histories:
+class OwnerRecords:
+    """Owners' and managers' win records, as of any time."""
+
     owner: RateHistory
     manager: RateHistory
 
 
-def _histories(closed: Sequence[DealFacts], prior: float) -> _Histories:
+def _histories(closed: Sequence[DealFacts], prior: float) -> OwnerRecords:
     owners: list[tuple[Hashable, datetime, bool]] = []
     managers: list[tuple[Hashable, datetime, bool]] = []
     for d in closed:
@@ -135,11 +137,11 @@ def _histories(closed: Sequence[DealFacts], prior: float) -> _Histories:
             owners.append((d.owner_id, d.closed_at, d.outcome == "won"))
         if d.manager_id is not None:
             managers.append((d.manager_id, d.closed_at, d.outcome == "won"))
-    return _Histories(RateHistory.of(owners, prior), RateHistory.of(managers, prior))
+    return OwnerRecords(RateHistory.of(owners, prior), RateHistory.of(managers, prior))
 
 
 def deal_columns(
-    deals: Sequence[DealFacts], times: Sequence[datetime], histories: _Histories
+    deals: Sequence[DealFacts], times: Sequence[datetime], histories: OwnerRecords
 ) -> dict[str, Any]:
     """The model's inputs for each deal as seen at its time (numbers vectorised: scoring
     100,000 deals must stay well under a second here)."""
@@ -204,7 +206,7 @@ class DealModel:
     stages: StageProbabilities
     history: WinHistory
     scorer: LinearScorer | None = None
-    histories: _Histories | None = None
+    histories: OwnerRecords | None = None
     why_fallback: str | None = None
 
     def describe(self) -> dict[str, Any]:
@@ -240,7 +242,7 @@ def fit_deal_model(deals: Sequence[DealFacts], *, as_of: datetime) -> DealModel:
     closed = [d for d in deals if d.closed_before(as_of)]
     history = _win_history(closed)
     prior = float(history.overall_win_rate())
-    open_stages = (s for d in deals if d.open_at(as_of) for s in [d.stage_at(as_of)[0]] if s)
+    open_stages = {d.stage_at(as_of)[0] for d in deals if d.open_at(as_of)} - {None}
     base = DealModel(
         name=STAGE_HISTORY,
         as_of=as_of,
@@ -249,7 +251,7 @@ def fit_deal_model(deals: Sequence[DealFacts], *, as_of: datetime) -> DealModel:
         timing=CloseTiming.learn(
             days_between(d.closed_at, d.created_at) for d in closed if d.outcome == "won"
         ),
-        stages=stage_probabilities(history, open_stages),
+        stages=stage_probabilities(history, (s for s in open_stages if s is not None)),
         history=history,
     )
     lost = history.closed - history.won
@@ -289,9 +291,6 @@ class DealScores:
     win: Floats
     close_in: dict[str, Floats]  # period kind (month, quarter) -> P(won within it)
     reasons: list[list[str]]
-
-    def of(self, deal_id: UUID) -> int:
-        return self.deal_ids.index(deal_id)
 
 
 def _remaining_days(as_of: datetime, period: FiscalPeriod) -> float:

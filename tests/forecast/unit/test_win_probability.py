@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from datetime import timedelta
 
 import numpy as np
@@ -89,3 +90,15 @@ def test_with_few_closed_deals_the_stage_history_is_used_and_said() -> None:
     assert np.allclose(scores.win, overall)
     assert all("stage-history fallback" in r[-1] for r in scores.reasons)
     assert f"{MIN_CLOSED_DEALS - 1} closed deals" in scores.reasons[0][-1]
+
+
+def test_a_lost_deal_recorded_at_zero_does_not_teach_the_model_that_amount_decides() -> None:
+    """CRMs (and the Maven sample) record a lost deal's close value, 0, as its amount."""
+    deals = [
+        replace(d, amount=0.0 if d.outcome == "lost" else 1000.0, product="Pro")
+        for d in generated_deals(1000, 200)
+    ]
+    model, scores = fit_and_score(deals, as_of=AS_OF, periods=PERIODS)
+    assert model.describe()["held_out_auc"] < 0.7  # with the zeros taken as sizes: 1.0
+    won_share = model.won_deals / model.closed_deals
+    assert abs(float(np.mean(scores.win)) - won_share) < 0.1

@@ -17,7 +17,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import defaultdict
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -120,14 +120,39 @@ class RateHistory:
 
 
 @dataclass(frozen=True)
-class OwnerRecords:
-    """Owners' and managers' win records, as of any time."""
+class Records:
+    """What the model knows beyond a deal: owners' and managers' win records as of any time,
+    and each product's typical (median) amount."""
 
     owner: RateHistory
     manager: RateHistory
+    typical_amount: Mapping[str | None, float] = field(default_factory=dict)
+
+    def amounts(self, deals: Sequence[DealFacts]) -> list[float | None]:
+        """Each deal's amount, but the typical amount of its product where the amount is not
+        positive: many CRMs (and the Maven sample) record a lost deal's close value, 0, as its
+        amount, which says how it ended, not how big it was, and would leak the outcome."""
+        typical = self.typical_amount
+        return [
+            d.amount
+            if d.amount is not None and d.amount > 0
+            else typical.get(d.product, typical.get(None))
+            if d.amount is not None
+            else None
+            for d in deals
+        ]
 
 
-def _histories(closed: Sequence[DealFacts], prior: float) -> OwnerRecords:
+def _typical_amounts(deals: Sequence[DealFacts]) -> dict[str | None, float]:
+    by_product: dict[str | None, list[float]] = defaultdict(list)
+    for d in deals:
+        if d.amount is not None and d.amount > 0:
+            by_product[d.product].append(d.amount)
+            by_product[None].append(d.amount)
+    return {k: float(np.median(v)) for k, v in by_product.items()}
+
+
+def _records(deals: Sequence[DealFacts], closed: Sequence[DealFacts], prior: float) -> Records:
     owners: list[tuple[Hashable, datetime, bool]] = []
     managers: list[tuple[Hashable, datetime, bool]] = []
     for d in closed:
@@ -137,11 +162,13 @@ def _histories(closed: Sequence[DealFacts], prior: float) -> OwnerRecords:
             owners.append((d.owner_id, d.closed_at, d.outcome == "won"))
         if d.manager_id is not None:
             managers.append((d.manager_id, d.closed_at, d.outcome == "won"))
-    return OwnerRecords(RateHistory.of(owners, prior), RateHistory.of(managers, prior))
+    return Records(
+        RateHistory.of(owners, prior), RateHistory.of(managers, prior), _typical_amounts(deals)
+    )
 
 
 def deal_columns(
-    deals: Sequence[DealFacts], times: Sequence[datetime], histories: OwnerRecords
+    deals: Sequence[DealFacts], times: Sequence[datetime], histories: Records
 ) -> dict[str, Any]:
     """The model's inputs for each deal as seen at its time (numbers vectorised: scoring
     100,000 deals must stay well under a second here)."""
@@ -168,7 +195,7 @@ def deal_columns(
         "territory": [d.territory for d in deals],
         "age": log_days_since(now, timestamps((d.created_at for d in deals), n)),
         "stage_age": log_days_since(now, timestamps((e for _, e in stages), n)),
-        "amount": log_amounts(numbers((d.amount for d in deals), n)),
+        "amount": log_amounts(numbers(histories.amounts(deals), n)),
         "employees": log_amounts(numbers((d.employees for d in deals), n)),
         "revenue": log_amounts(numbers((d.annual_revenue for d in deals), n)),
         "owner_rate": np.asarray(owner_rate, dtype=np.float64),
@@ -206,7 +233,7 @@ class DealModel:
     stages: StageProbabilities
     history: WinHistory
     scorer: LinearScorer | None = None
-    histories: OwnerRecords | None = None
+    histories: Records | None = None
     why_fallback: str | None = None
 
     def describe(self) -> dict[str, Any]:
@@ -261,7 +288,7 @@ def fit_deal_model(deals: Sequence[DealFacts], *, as_of: datetime) -> DealModel:
             f"{MIN_CLOSED_DEALS}, at least {MIN_EACH_OUTCOME} won and {MIN_EACH_OUTCOME} lost"
         )
         return replace(base, why_fallback=why)
-    histories = _histories(closed, prior)
+    histories = _records(deals, closed, prior)
     rows, times, weight = _snapshots(closed)
     outcome = np.asarray([float(d.outcome == "won") for d in rows])
     held_out = held_out_rows([d.deal_id for d in rows])

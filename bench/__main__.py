@@ -18,9 +18,12 @@ year, then event accepted by ingest -> KPI changed on ``/metrics`` and ``GET /v1
 while ingest takes 2,000 events/s. ``--no-metrics`` skips them, ``--only-metrics`` runs
 only them.
 
-The forecast benchmark (issue 6) runs in this process: time-series forecasts of 10,000
-scopes with 24 months of history, next to statsforecast's AutoETS on the same series
-(bench/forecast_series.py). ``--no-forecast`` skips it, ``--only-forecast`` runs only it.
+The forecast benchmarks (issue 6) run last, in this process: time-series forecasts of
+10,000 scopes with 24 months of history, next to statsforecast's AutoETS on the same series
+(bench/forecast_series.py); scoring 100,000 open deals with a trained model, next to the
+stage-table lookup (bench/forecast_scoring.py); then a whole run_forecast with them on an
+embedded PostgreSQL (bench/forecast_run.py). ``--no-forecast`` skips them,
+``--only-forecast`` runs only them.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from collections.abc import Sequence
 import uvloop
 
 from bench import (
+    forecast_run,
+    forecast_scoring,
     forecast_series,
     ingest_throughput,
     memory,
@@ -135,10 +140,11 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         "--forecast",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="the forecast benchmark: 10,000 scopes' time series next to statsforecast "
-        "(on by default; --no-forecast skips it)",
+        help="the forecast benchmarks: 10,000 scopes' time series next to statsforecast, "
+        "scoring 100,000 open deals, and a whole run with them on PostgreSQL (on by default; "
+        "--no-forecast skips them)",
     )
-    p.add_argument("--only-forecast", action="store_true", help="the forecast benchmark alone")
+    p.add_argument("--only-forecast", action="store_true", help="the forecast benchmarks alone")
     p.add_argument(
         "--forecast-subset",
         type=int,
@@ -225,7 +231,7 @@ async def measure(args: argparse.Namespace, command: str) -> str:
         metrics = await measure_metrics(args)
     forecast: list[str] = []
     if wanted("forecast", args.forecast):
-        forecast = measure_forecast(args)
+        forecast = await measure_forecast(args)
     parts = ["\n".join(part) for part in (routing, metrics, forecast) if part]
     if only:
         return "\n\n".join(parts)
@@ -233,7 +239,7 @@ async def measure(args: argparse.Namespace, command: str) -> str:
     return "\n\n".join([ingest, *parts])
 
 
-def measure_forecast(args: argparse.Namespace) -> list[str]:
+async def measure_forecast(args: argparse.Namespace) -> list[str]:
     result = forecast_series.run(subset=args.forecast_subset)
     return [
         "## Forecast (issue 6)",
@@ -241,6 +247,14 @@ def measure_forecast(args: argparse.Namespace) -> list[str]:
         "### Series: 10,000 scopes × 24 months, next to statsforecast's AutoETS",
         "",
         forecast_series.report(result),
+        "",
+        "### Scoring: 100,000 open deals",
+        "",
+        forecast_scoring.report(forecast_scoring.run()),
+        "",
+        "### A whole forecast run with 100,000 open deals, on PostgreSQL",
+        "",
+        forecast_run.report(await forecast_run.measure(100_000, 20_000)),
     ]
 
 

@@ -18,3 +18,13 @@ class ForecastSettings(CommonSettings):
     currency: str = Field(
         "USD", min_length=3, max_length=3, validation_alias="SALESOPS_FORECAST_CURRENCY"
     )
+    # Scheduled forecast runs (scoring included), on wall-clock multiples of the interval;
+    # 0 turns them off. Several processes share each tick: one runs it.
+    run_interval_seconds: float = Field(
+        3600, ge=0, validation_alias="SALESOPS_FORECAST_RUN_INTERVAL_SECONDS"
+    )
+    # A new deal or lead score is published when it moved at least this much (absolute)
+    # from the one last published.
+    score_change_threshold: float = Field(
+        0.02, gt=0, le=1, validation_alias="SALESOPS_FORECAST_SCORE_CHANGE_THRESHOLD"
+    )

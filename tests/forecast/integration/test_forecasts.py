@@ -4,7 +4,6 @@ out through the API and as ``forecast.published`` events."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -16,9 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from salesops_common.envelope import Envelope
 from salesops_common.events import Deal, Rep
-from salesops_forecast.bootstrap import create_app
-from salesops_forecast.config import ForecastSettings
-from tests.support import AUTH, Isolation, eventually, publish, read_topic, running
+from tests.support import AUTH, Isolation, eventually, publish, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -43,13 +40,6 @@ CONTRACT_FIELDS = (
     "categories",
     "methods",
 )
-
-
-@pytest.fixture
-async def forecast(iso: Isolation) -> AsyncIterator[httpx.AsyncClient]:
-    settings = ForecastSettings(database=iso.database("forecast"), **iso.settings_kwargs())
-    async with running(create_app(settings)) as client:
-        yield client
 
 
 def rep(rep_id: UUID, team: str) -> Envelope:

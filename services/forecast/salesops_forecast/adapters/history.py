@@ -15,8 +15,9 @@ async def deals_since(session: AsyncSession, *, since: datetime) -> list[PastDea
     rows = await session.execute(
         text(
             "SELECT d.created_at, d.closed_at, d.outcome, d.amount, d.currency, d.owner_id, "
-            "r.team, d.expected_close_date FROM deals d "
+            "r.team, d.expected_close_date, a.territory_id AS territory FROM deals d "
             "LEFT JOIN reps r ON r.rep_id = d.owner_id "
+            "LEFT JOIN accounts a ON a.account_id = d.account_id AND NOT a.deleted "
             "WHERE NOT d.deleted AND (d.outcome = 'open' OR d.closed_at >= :since)"
         ),
         {"since": since},

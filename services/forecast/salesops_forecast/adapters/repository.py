@@ -16,14 +16,38 @@ from salesops_forecast.domain.periods import FiscalPeriod
 from salesops_forecast.domain.pipeline import DEAL_FIELDS, REP_FIELDS, VersionedRecord
 from salesops_forecast.domain.probabilities import StageRecord, WinHistory
 
-_DEAL_COLUMNS = (*DEAL_FIELDS, "outcome", "deleted")
+_DEAL_COLUMNS = (*DEAL_FIELDS, "stage_entered_at", "outcome", "deleted")
 _REP_COLUMNS = REP_FIELDS
 
 
 async def snapshot_isolation(session: AsyncSession) -> None:
     """Make every read of this transaction see one snapshot (call before any statement), so
-    the win history and the open deals agree although consumers commit meanwhile."""
+    the win history and the open deals agree although consumers commit meanwhile. A second
+    call in the same session (a scheduled run, then the run itself) changes nothing."""
+    if session.info.get("snapshot_isolation"):
+        return
     await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    session.info["snapshot_isolation"] = True
+
+
+# Scheduled runs of all forecast processes on one database take turns under this lock.
+SCHEDULE_LOCK = "forecast.scheduled_run"
+
+
+async def try_schedule_lock(session: AsyncSession) -> bool:
+    """Held until this transaction ends; False when another process holds it."""
+    rows = await session.execute(
+        text("SELECT pg_try_advisory_xact_lock(hashtext(:key))"), {"key": SCHEDULE_LOCK}
+    )
+    return bool(rows.scalar_one())
+
+
+async def ran_since(session: AsyncSession, since: datetime) -> bool:
+    rows = await session.execute(
+        text("SELECT EXISTS (SELECT 1 FROM forecast_runs WHERE as_of >= :since)"),
+        {"since": since},
+    )
+    return bool(rows.scalar_one())
 
 
 def _versioned(row: RowMapping, columns: Sequence[str]) -> VersionedRecord:
@@ -32,7 +56,7 @@ def _versioned(row: RowMapping, columns: Sequence[str]) -> VersionedRecord:
     return VersionedRecord(values, times)
 
 
-async def _lock(
+async def lock_record(
     session: AsyncSession, table: str, key: str, record_id: UUID, columns: Sequence[str]
 ) -> VersionedRecord:
     """The stored record, locked for this transaction, created empty on first sight: one
@@ -46,7 +70,7 @@ async def _lock(
     return _versioned(row, columns)
 
 
-async def _save(
+async def save_record(
     session: AsyncSession,
     table: str,
     key: str,
@@ -73,7 +97,7 @@ async def _save(
 
 
 async def lock_deal(session: AsyncSession, deal_id: UUID) -> VersionedRecord:
-    return await _lock(session, "deals", "deal_id", deal_id, _DEAL_COLUMNS)
+    return await lock_record(session, "deals", "deal_id", deal_id, _DEAL_COLUMNS)
 
 
 _DEAL_TYPES = {
@@ -85,6 +109,9 @@ _DEAL_TYPES = {
     "created_at": "timestamptz",
     "expected_close_date": "date",
     "closed_at": "timestamptz",
+    "product": "text",
+    "lead_id": "uuid",
+    "stage_entered_at": "timestamptz",
     "outcome": "text",
     "deleted": "boolean",
 }
@@ -119,11 +146,11 @@ async def save_deals(session: AsyncSession, records: Mapping[UUID, VersionedReco
 
 
 async def lock_rep(session: AsyncSession, rep_id: UUID) -> VersionedRecord:
-    return await _lock(session, "reps", "rep_id", rep_id, _REP_COLUMNS)
+    return await lock_record(session, "reps", "rep_id", rep_id, _REP_COLUMNS)
 
 
 async def save_rep(session: AsyncSession, rep_id: UUID, record: VersionedRecord) -> None:
-    await _save(session, "reps", "rep_id", rep_id, record, _REP_COLUMNS, {})
+    await save_record(session, "reps", "rep_id", rep_id, record, _REP_COLUMNS, {})
 
 
 async def record_stages_reached(
@@ -188,12 +215,14 @@ async def add_run(
     history: WinHistory,
     stage_probabilities: Mapping[str, float],
     skipped_other_currency: int,
+    models: Mapping[str, Any],
 ) -> None:
     await session.execute(
         text(
             "INSERT INTO forecast_runs (run_id, as_of, currency, won_deals, closed_deals, "
-            "stage_probabilities, skipped_other_currency) VALUES (:run_id, :as_of, :currency, "
-            ":won, :closed, CAST(:probabilities AS jsonb), :skipped)"
+            "stage_probabilities, skipped_other_currency, deal_model, lead_model) "
+            "VALUES (:run_id, :as_of, :currency, :won, :closed, CAST(:probabilities AS jsonb), "
+            ":skipped, CAST(:deal_model AS jsonb), CAST(:lead_model AS jsonb))"
         ),
         {
             "run_id": run_id,
@@ -203,6 +232,8 @@ async def add_run(
             "closed": history.closed,
             "probabilities": orjson.dumps(stage_probabilities).decode(),
             "skipped": skipped_other_currency,
+            "deal_model": orjson.dumps(models["deal_model"]).decode(),
+            "lead_model": orjson.dumps(models["lead_model"]).decode(),
         },
     )
 

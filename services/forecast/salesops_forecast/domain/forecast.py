@@ -8,10 +8,11 @@ assumes deals win or lose independently, so the variance is Σ p(1−p)·amount�
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
+from functools import cached_property
 from typing import Literal, Protocol
 from uuid import UUID
 
@@ -22,6 +23,8 @@ from salesops_forecast.domain.probabilities import StageProbabilities
 ScopeKind = Literal["company", "territory", "team", "rep"]
 
 STAGE_WEIGHTED_PIPELINE = "stage_weighted_pipeline"
+# The same pipeline arithmetic with each deal's P(win) from the deal model.
+WIN_MODEL_PIPELINE = "win_model_pipeline"
 Z_80 = Decimal("1.2816")
 Z_95 = Decimal("1.96")
 COMMIT_FROM = Decimal("0.7")
@@ -31,7 +34,8 @@ CENT = Decimal("0.01")
 
 @dataclass(frozen=True)
 class OpenDeal:
-    """An open deal as the forecast sees it; ``team`` is its owner's team."""
+    """An open deal as the forecast sees it; ``team`` is its owner's team, ``territory`` its
+    account's territory or else its owner's primary territory."""
 
     deal_id: UUID
     stage: str | None
@@ -40,6 +44,7 @@ class OpenDeal:
     owner_id: UUID | None
     team: str | None
     expected_close_date: date | None
+    territory: str | None = None
 
     def closes_in(self, period: FiscalPeriod) -> bool:
         # A deal without an expected close date could close any day: it counts as current.
@@ -68,9 +73,14 @@ class Owned(Protocol):
     @property
     def team(self) -> str | None: ...
 
+    @property
+    def territory(self) -> str | None: ...
+
 
 def scopes_of(deal: Owned) -> list[Scope]:
     scopes = [COMPANY]
+    if deal.territory is not None:
+        scopes.append(Scope("territory", deal.territory))
     if deal.team is not None:
         scopes.append(Scope("team", deal.team))
     if deal.owner_id is not None:
@@ -82,6 +92,15 @@ def scopes_of(deal: Owned) -> list[Scope]:
 class WeightedDeal:
     amount: Decimal
     win_probability: Decimal
+
+    # One deal counts in up to four scopes: its terms are computed once.
+    @cached_property
+    def expected(self) -> Decimal:
+        return self.win_probability * self.amount
+
+    @cached_property
+    def variance(self) -> Decimal:
+        return self.win_probability * (1 - self.win_probability) * self.amount**2
 
 
 @dataclass(frozen=True)
@@ -109,10 +128,8 @@ def _interval(point: Decimal, sigma: Decimal, z: Decimal) -> tuple[Decimal, Deci
 
 
 def forecast_figures(deals: Sequence[WeightedDeal]) -> Figures:
-    point = sum((d.win_probability * d.amount for d in deals), Decimal(0))
-    variance = sum(
-        (d.win_probability * (1 - d.win_probability) * d.amount**2 for d in deals), Decimal(0)
-    )
+    point = sum((d.expected for d in deals), Decimal(0))
+    variance = sum((d.variance for d in deals), Decimal(0))
     sigma = variance.sqrt()
     commit = sum((d.amount for d in deals if d.win_probability >= COMMIT_FROM), Decimal(0))
     upside = sum(
@@ -152,20 +169,23 @@ class _Bucket:
 def _buckets(
     deals: Iterable[OpenDeal],
     period: FiscalPeriod,
-    probabilities: StageProbabilities,
+    probability: Callable[[OpenDeal], Decimal],
     currency: str,
 ) -> dict[Scope, _Bucket]:
     buckets = {COMPANY: _Bucket()}
     for deal in deals:
+        counted = deal.closes_in(period)
+        other_currency = not deal.in_currency(currency)
+        weighted = None
+        if counted and not other_currency and deal.amount is not None:
+            weighted = WeightedDeal(deal.amount, probability(deal))
         for scope in scopes_of(deal):
             # Every scope with open deals gets a forecast, zero when none close in the period.
             bucket = buckets.setdefault(scope, _Bucket())
-            if not deal.closes_in(period):
-                continue
-            if not deal.in_currency(currency):
+            if counted and other_currency:
                 bucket.skipped += 1
-            elif deal.amount is not None:
-                bucket.weighted.append(WeightedDeal(deal.amount, probabilities.of(deal.stage)))
+            elif weighted is not None:
+                bucket.weighted.append(weighted)
     return buckets
 
 
@@ -178,11 +198,19 @@ def forecast_pipeline(
     probabilities: StageProbabilities,
     periods: Sequence[FiscalPeriod],
     currency: str,
+    deal_probabilities: Mapping[UUID, Decimal] | None = None,
 ) -> list[ScopeForecast]:
-    """One forecast per period for the company, each team and each rep with open deals."""
+    """One forecast per period for the company, each territory, team and rep with open
+    deals. ``deal_probabilities`` (the deal model's P(win)) replace the stage table's."""
+
+    def probability(deal: OpenDeal) -> Decimal:
+        if deal_probabilities is not None and deal.deal_id in deal_probabilities:
+            return deal_probabilities[deal.deal_id]
+        return probabilities.of(deal.stage)
+
     forecasts = []
     for period in periods:
-        buckets = _buckets(deals, period, probabilities, currency)
+        buckets = _buckets(deals, period, probability, currency)
         for scope in sorted(buckets, key=lambda s: (_SCOPE_ORDER[s.kind], s.id or "")):
             bucket = buckets[scope]
             figures = forecast_figures(bucket.weighted)

@@ -1,4 +1,5 @@
-"""The pipeline snapshot: what forecast knows of each deal and rep, rebuilt from CRM events.
+"""The pipeline snapshot: what forecast knows of each deal, rep, account and lead, rebuilt
+from CRM events.
 
 Events about one deal can arrive late or twice (a replay, a second CRM connector), and
 updates carry only the fields that changed. So every field remembers the time of the event
@@ -15,10 +16,10 @@ from decimal import Decimal
 from typing import Literal
 from uuid import UUID
 
-from salesops_common.events import Deal, Rep
+from salesops_common.events import Account, Deal, Lead, Rep
 
 Outcome = Literal["open", "won", "lost"]
-FieldValue = str | Decimal | UUID | date | datetime | bool
+FieldValue = str | Decimal | UUID | date | datetime | bool | int
 
 DEAL_FIELDS = (
     "stage",
@@ -29,9 +30,30 @@ DEAL_FIELDS = (
     "created_at",
     "expected_close_date",
     "closed_at",
+    "product",
+    "lead_id",
 )
-REP_FIELDS = ("name", "team", "active")
+REP_FIELDS = ("name", "team", "active", "email", "manager_id")
+ACCOUNT_FIELDS = ("industry", "employees", "annual_revenue", "country", "region")
+LEAD_FIELDS = (
+    "lead_source",
+    "industry",
+    "employees",
+    "annual_revenue",
+    "country",
+    "region",
+    "account_id",
+    "created_at",
+)
 OUTCOMES: Mapping[str, Outcome] = {"deal.won": "won", "deal.lost": "lost"}
+# A lead's lifecycle, from the event that moved it there (its CRM status text is not used:
+# every CRM names its statuses differently).
+LEAD_LIFECYCLES: Mapping[str, str] = {
+    "lead.created": "open",
+    "lead.converted": "converted",
+    "lead.disqualified": "disqualified",
+    "lead.deleted": "deleted",
+}
 
 
 @dataclass(frozen=True)
@@ -82,5 +104,45 @@ def deal_changes(
     return changes
 
 
+def stage_entry(
+    before: VersionedRecord, after: VersionedRecord, *, at: datetime
+) -> dict[str, FieldValue | None]:
+    """When a deal's stage changes, it entered the new one at the event's time (age in
+    stage counts from there); an event that leaves the stage as it was changes nothing."""
+    stage = after.values.get("stage")
+    if stage is None or stage == before.values.get("stage"):
+        return {}
+    return {"stage_entered_at": at}
+
+
 def rep_changes(rep: Rep, *, present: Collection[str]) -> dict[str, FieldValue | None]:
-    return {name: getattr(rep, name) for name in REP_FIELDS if name in present}
+    changes = {name: getattr(rep, name) for name in REP_FIELDS if name in present}
+    if isinstance(email := changes.get("email"), str):
+        changes["email"] = email.strip().lower()
+    return changes
+
+
+def account_changes(
+    event_type: str, account: Account, *, present: Collection[str]
+) -> dict[str, FieldValue | None]:
+    if event_type == "account.deleted":
+        return {"deleted": True}
+    changes: dict[str, FieldValue | None] = {
+        name: getattr(account, name) for name in ACCOUNT_FIELDS if name in present
+    }
+    if event_type == "account.created":
+        changes["deleted"] = False
+    return changes
+
+
+def lead_changes(
+    event_type: str, lead: Lead, *, present: Collection[str]
+) -> dict[str, FieldValue | None]:
+    """A converted, disqualified or deleted lead keeps its attributes: they are what the
+    lead model learns from."""
+    changes: dict[str, FieldValue | None] = {}
+    if event_type != "lead.deleted":
+        changes = {name: getattr(lead, name) for name in LEAD_FIELDS if name in present}
+    if event_type in LEAD_LIFECYCLES:
+        changes["lifecycle"] = LEAD_LIFECYCLES[event_type]
+    return changes

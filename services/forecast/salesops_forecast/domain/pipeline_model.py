@@ -66,6 +66,8 @@ class PastDeal:
     owner_id: UUID | None
     team: str | None
     expected_close_date: date | None
+    # Its account's territory as read; blending completes it with the owner's primary one.
+    territory: str | None = None
 
 
 @dataclass(frozen=True)

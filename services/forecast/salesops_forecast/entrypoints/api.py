@@ -13,7 +13,8 @@ from pydantic import TypeAdapter
 from salesops_common.http import ApiError, JsonResponse
 from salesops_forecast.domain.forecast import IssuedForecast
 from salesops_forecast.domain.probabilities import SHRINKAGE_WEIGHT, NoClosedDeals
-from salesops_forecast.service_layer import forecasting, pipeline
+from salesops_forecast.domain.win_probability import MIN_CLOSED_DEALS, MIN_EACH_OUTCOME
+from salesops_forecast.service_layer import forecasting, pipeline, scoring
 from salesops_forecast.service_layer.context import ForecastContext
 from salesops_forecast.service_layer.forecasting import ForecastRun
 
@@ -22,24 +23,30 @@ _AS_OF = TypeAdapter(datetime)
 _ERROR = {"description": 'JSON error: {"error": {"code", "message", "details"}}'}
 _RUN_DOC = f"""Forecast bookings (won amount by close date) as of now for the current fiscal
 month (named like `2026-11`) and fiscal quarter (`2026-Q4`; a fiscal year is named by the
-calendar year in which it ends), for the company, each team and each rep with open deals.
-`point` is the period's whole bookings: what is already won in it plus what is expected.
+calendar year in which it ends), for the company, each territory, each team and each rep with
+open deals; score every open deal and open lead on the way. Scheduled runs
+(`SALESOPS_FORECAST_RUN_INTERVAL_SECONDS`) do the same. `point` is the period's whole
+bookings: what is already won in it plus what is expected.
 
 Each forecast blends up to three methods; `methods` gives their weights (summing to 1) and,
 in this answer only, `method_points` each one's own point: point = Σ weight × method point.
 
-**`stage_weighted_pipeline`** = won so far in the period + open deals + not yet created.
-Each open deal's win probability is learned from the deals already won or lost:
-P(win | reached stage s) = (won deals that reached s + α·p̄) / (closed deals that reached
-s + α), with p̄ the overall win rate of closed deals and α = {SHRINKAGE_WEIGHT}. A stage
-with little history is pulled toward p̄; a stage no closed deal ever reached, a deal with no
-stage, and every deal when the CRM sends no stage history (the Maven sample does not: its
-closed deals show only Won or Lost) all get p̄ itself. Open deals count when their expected
-close date falls in the period **or is unknown** (an undated deal counts in the current
-period): Σ P(win) × amount, σ² = Σ p(1−p)·amount² (deals win or lose independently). *Not
-yet created*: the mean, over the last (up to 6, at least 2) complete periods of the same
-kind, of what was won in each from deals created on or after the same number of days into
-it as now; its standard deviation adds to σ in quadrature.
+**The pipeline** = won so far in the period + open deals + not yet created. **Each open
+deal's P(win)** comes from the deal model (method `win_model_pipeline`) when it is trained: a
+calibrated logistic regression on the closed deals (see `GET /v1/deals/{{deal_id}}/forecast`
+for its inputs). Otherwise (fewer than {MIN_CLOSED_DEALS} closed deals, fewer than
+{MIN_EACH_OUTCOME} won or lost, or a model that does not rank held-out deals) from the stage
+history (method `stage_weighted_pipeline`): P(win | reached stage s) = (won deals that
+reached s + α·p̄) / (closed deals that reached s + α), with p̄ the overall win rate of closed
+deals and α = {SHRINKAGE_WEIGHT}. A stage with little history is pulled toward p̄; a stage no
+closed deal ever reached, a deal with no stage, and every deal when the CRM sends no stage
+history (the Maven sample does not: its closed deals show only Won or Lost) all get p̄
+itself. Open deals count when their expected close date falls in the period **or is
+unknown** (an undated deal counts in the current period): Σ P(win) × amount, σ² = Σ
+p(1−p)·amount² (deals win or lose independently). *Not yet created*: the mean, over the last
+(up to 6, at least 2) complete periods of the same kind, of what was won in each from deals
+created on or after the same number of days into it as now; its standard deviation adds to
+σ in quadrature.
 
 **`auto_ets`** and **`theta`** forecast the scope's monthly bookings (complete months, up to
 36, from the first month anything was booked; at least 3): AutoETS with additive errors
@@ -60,13 +67,19 @@ same weights apply to every scope, month and quarter.
   methods' errors taken as fully correlated); lows never below what is already won;
 - categories (open deals only): commit = Σ amount with p ≥ 0.7; best_case = commit + Σ
   amount with 0.4 ≤ p < 0.7; pipeline = Σ amount of every open deal counted in the period;
+- a deal's territory is its account's territory (`account.territory_assigned`), else its
+  owner's primary territory (the first territory of the newest `ruleset.published` that
+  lists the owner); a deal with neither is in no territory forecast;
 - amounts in a currency other than the reporting one are skipped and counted as
   `skipped_other_currency` until exchange rates exist (a deal with no currency is taken to be
   in the reporting currency).
 
 Every forecast is stored (runs are kept, never overwritten) and published as
-`forecast.published` on `salesops.forecast.v1` in the same transaction. 409 while no deal has
-been won or lost."""
+`forecast.published` on `salesops.forecast.v1` in the same transaction, with `deal.scored`
+and `lead.scored` for each score that is new or moved by at least
+`SALESOPS_FORECAST_SCORE_CHANGE_THRESHOLD` (absolute). `scoring` in the answer names the
+models, their data and held-out quality, and how many scores were made and published. 409
+while no deal has been won or lost."""
 
 
 def forecast_json(f: IssuedForecast) -> dict[str, Any]:
@@ -91,6 +104,7 @@ def run_json(run: ForecastRun) -> dict[str, Any]:
         "closed_deals": run.history.closed,
         "stage_probabilities": run.probabilities_json(),
         "skipped_other_currency": run.skipped_other_currency,
+        "scoring": scoring.summary(run.scoring, run.published),
         "forecasts": [
             {**forecast_json(f), "method_points": {m: str(v) for m, v in f.method_points.items()}}
             for f in run.forecasts
@@ -118,6 +132,7 @@ def build_router(ctx: ForecastContext) -> APIRouter:
                     fiscal_year_start_month=settings.fiscal_year_start_month,
                     currency=settings.currency,
                     topics=ctx.topics,
+                    score_change_threshold=settings.score_change_threshold,
                 )
         except NoClosedDeals:
             raise ApiError(

@@ -14,10 +14,11 @@ dates.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from uuid import UUID
 
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,6 +47,7 @@ from salesops_forecast.domain.pipeline_model import (
     not_yet_created,
     periods_between,
 )
+from salesops_forecast.domain.territories import deal_territory
 from salesops_forecast.series.ets import SeriesForecast, auto_ets
 from salesops_forecast.series.seasons import season_length
 from salesops_forecast.series.theta import theta
@@ -75,11 +77,22 @@ async def blend_run(
     as_of: datetime,
     currency: str,
     start_month: int,
+    pipeline_method: str = STAGE_WEIGHTED_PIPELINE,
+    primary_territories: Mapping[UUID, str] | None = None,
 ) -> list[Blended]:
+    """``pipeline_method`` names the pipeline's estimate: how its open deals were weighed
+    (the backtest replays it with the closed deals' win rate either way). A past deal's
+    territory is its account's, or else its owner's in ``primary_territories``."""
     since = datetime.combine(_month_start(as_of.date(), SERIES_MONTHS), datetime.min.time(), UTC)
-    deals = await history.deals_since(session, since=since)
+    primary = primary_territories or {}
+    deals = [
+        dataclasses.replace(d, territory=deal_territory(d.territory, d.owner_id, primary))
+        for d in await history.deals_since(session, since=since)
+    ]
     closes = await history.closes_by_month(session)
-    history_of = _History.of(deals, planned, as_of=as_of, currency=currency)
+    history_of = _History.of(
+        deals, planned, as_of=as_of, currency=currency, pipeline_method=pipeline_method
+    )
     weights = history_of.weights(closes)
     return [history_of.blend(p, weights, start_month=start_month) for p in planned]
 
@@ -101,6 +114,7 @@ class _History:
     months: list[Period]  # complete months with bookings history, oldest first
     series: dict[str, SeriesForecast]  # h = 1 … 3 from every complete month; {} if too few
     series_rows: Array  # bookings (scopes, months)
+    pipeline_method: str
 
     @classmethod
     def of(
@@ -110,6 +124,7 @@ class _History:
         *,
         as_of: datetime,
         currency: str,
+        pipeline_method: str,
     ) -> _History:
         counted = [d for d in deals if _in_currency(d, currency) and d.amount is not None]
         scopes = {s: i for i, s in enumerate(dict.fromkeys(p.scope for p in planned))}
@@ -126,7 +141,7 @@ class _History:
         months = [m for m in months if m[0] < this_month]
         rows = bookings.series(months, groups=len(scopes))
         series = _series(rows, horizon=3) if len(months) >= MIN_SERIES_MONTHS else {}
-        return cls(as_of, counted, scopes, bookings, months, series, rows)
+        return cls(as_of, counted, scopes, bookings, months, series, rows, pipeline_method)
 
     def weights(self, closes: Sequence[MonthCloses]) -> dict[str, float]:
         """Inverse-WAPE weights from the company's last complete months (module doc)."""
@@ -145,9 +160,9 @@ class _History:
                 record(name, float(f.mean[0, 0]), actual)
             replayed = self._replayed_pipeline(k, closes, company)
             if replayed is not None:
-                record(STAGE_WEIGHTED_PIPELINE, replayed, actual)
+                record(self.pipeline_method, replayed, actual)
         tests = {m: Backtest(f, a) for m, (f, a) in found.items()}
-        return backtest_weights(tests, fallback=STAGE_WEIGHTED_PIPELINE)
+        return backtest_weights(tests, fallback=self.pipeline_method)
 
     def _replayed_pipeline(
         self, k: int, closes: Sequence[MonthCloses], company: int
@@ -196,7 +211,7 @@ class _History:
         nyc = not_yet_created(self.bookings, past=past, offset=offset, groups=len(self.scopes))
         point = won + float(f.point) + float(nyc.mean[g])
         sigma = float(np.hypot(float(f.sigma), nyc.sigma[g]))
-        return Estimate(STAGE_WEIGHTED_PIPELINE, point, sigma)
+        return Estimate(self.pipeline_method, point, sigma)
 
     def _past(self, period: FiscalPeriod, start_month: int) -> list[Period]:
         """The complete periods of the same kind before this one, within the history."""

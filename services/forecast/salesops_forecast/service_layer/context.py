@@ -24,6 +24,7 @@ class ForecastContext:
     require_token: Callable[..., Awaitable[None]]
     runs: Counter = field(init=False)
     company_point: Gauge = field(init=False)
+    scores_published: Counter = field(init=False)
 
     def __post_init__(self) -> None:
         registry = self.metrics.registry
@@ -37,8 +38,18 @@ class ForecastContext:
             registry=registry,
         )
 
+        self.scores_published = Counter(
+            "salesops_forecast_scores_published",
+            "deal.scored and lead.scored events published (scores that moved materially)",
+            ["kind"],
+            registry=registry,
+        )
+
     def observe_run(self, run: ForecastRun) -> None:
         self.runs.inc()
+        if run.published is not None:
+            self.scores_published.labels("deal").inc(run.published.deals)
+            self.scores_published.labels("lead").inc(run.published.leads)
         for forecast in run.forecasts:
             if forecast.scope == COMPANY:
                 point = float(forecast.figures.point)

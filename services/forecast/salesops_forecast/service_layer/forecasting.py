@@ -1,12 +1,14 @@
-"""A forecast run: learn stage probabilities, forecast every scope and period, store the
-forecasts and stage their ``forecast.published`` events in the same transaction."""
+"""A forecast run: learn stage probabilities and the scoring models, score open deals and
+leads, forecast every scope and period, store the forecasts and scores and stage their
+``forecast.published``, ``deal.scored`` and ``lead.scored`` events in the same
+transaction."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,7 +24,10 @@ from salesops_forecast.domain.probabilities import (
     WinHistory,
     stage_probabilities,
 )
+from salesops_forecast.domain.score_changes import DEFAULT_THRESHOLD
+from salesops_forecast.service_layer import scoring
 from salesops_forecast.service_layer.blending import Blended, blend_run
+from salesops_forecast.service_layer.scoring import Published, Scoring
 
 SOURCE = "/forecast"
 
@@ -35,6 +40,8 @@ class ForecastRun:
     probabilities: StageProbabilities
     forecasts: list[IssuedForecast]
     skipped_other_currency: int
+    scoring: Scoring
+    published: Published | None = None
 
     def probabilities_json(self) -> dict[str, float]:
         return {s: round(float(p), 6) for s, p in self.probabilities.by_stage.items()}
@@ -71,6 +78,7 @@ async def run_forecast(
     fiscal_year_start_month: int,
     currency: str,
     topics: Topics,
+    score_change_threshold: float = DEFAULT_THRESHOLD,
 ) -> ForecastRun:
     """Raises NoClosedDeals when nothing has closed yet: there is no win rate to apply."""
     await repository.snapshot_isolation(session)
@@ -78,8 +86,14 @@ async def run_forecast(
     deals = await repository.open_deals(session)
     probabilities = stage_probabilities(history, (d.stage for d in deals if d.stage))
     periods = current_periods(as_of.date(), start_month=fiscal_year_start_month)
+    scored = await scoring.score(session, as_of=as_of, periods=periods)
+    deals = scored.with_territories(deals)
     planned = forecast_pipeline(
-        deals=deals, probabilities=probabilities, periods=periods, currency=currency
+        deals=deals,
+        probabilities=probabilities,
+        periods=periods,
+        currency=currency,
+        deal_probabilities=scored.forecast_probabilities(),
     )
     blended = await blend_run(
         session,
@@ -87,6 +101,8 @@ async def run_forecast(
         as_of=as_of,
         currency=currency,
         start_month=fiscal_year_start_month,
+        pipeline_method=scored.pipeline_method(),
+        primary_territories=scored.primary_territories,
     )
     run_id = uuid.uuid4()
     run = ForecastRun(
@@ -96,9 +112,13 @@ async def run_forecast(
         probabilities=probabilities,
         forecasts=_issue(blended, run_id=run_id, as_of=as_of, currency=currency),
         skipped_other_currency=_skipped(deals, currency),
+        scoring=scored,
     )
     await _store(session, run, currency=currency, topics=topics)
-    return run
+    published = await scoring.publish(
+        session, scored, run_id=run_id, as_of=as_of, topics=topics, threshold=score_change_threshold
+    )
+    return replace(run, published=published)
 
 
 async def _store(session: AsyncSession, run: ForecastRun, *, currency: str, topics: Topics) -> None:
@@ -110,6 +130,7 @@ async def _store(session: AsyncSession, run: ForecastRun, *, currency: str, topi
         history=run.history,
         stage_probabilities=run.probabilities_json(),
         skipped_other_currency=run.skipped_other_currency,
+        models=run.scoring.models(),
     )
     await repository.add_forecasts(session, run.forecasts)
     envelopes = [
@@ -119,6 +140,42 @@ async def _store(session: AsyncSession, run: ForecastRun, *, currency: str, topi
         for f in run.forecasts
     ]
     await add_to_outbox(session, envelopes, topics=topics)
+
+
+def tick_start(now: datetime, interval_seconds: float) -> datetime:
+    """Scheduled runs happen on wall-clock multiples of the interval (every process agrees
+    on which tick it is): the start of the tick ``now`` falls in."""
+    seconds = now.timestamp()
+    return datetime.fromtimestamp(seconds - seconds % interval_seconds, tz=UTC)
+
+
+async def run_if_due(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    interval_seconds: float,
+    fiscal_year_start_month: int,
+    currency: str,
+    topics: Topics,
+    score_change_threshold: float,
+) -> ForecastRun | None:
+    """The scheduled run of this tick, unless another process is running it or a run
+    (scheduled or requested) already happened in it. The lock is tried as the
+    transaction's first statement, so its snapshot sees any run committed before the
+    lock was free."""
+    await repository.snapshot_isolation(session)
+    if not await repository.try_schedule_lock(session):
+        return None
+    if await repository.ran_since(session, tick_start(now, interval_seconds)):
+        return None
+    return await run_forecast(
+        session,
+        as_of=now,
+        fiscal_year_start_month=fiscal_year_start_month,
+        currency=currency,
+        topics=topics,
+        score_change_threshold=score_change_threshold,
+    )
 
 
 async def latest_forecasts(

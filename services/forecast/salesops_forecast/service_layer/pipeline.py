@@ -1,4 +1,5 @@
-"""Keeping the pipeline snapshot current from CRM events (one job per event type family)."""
+"""Keeping the pipeline snapshot current from CRM and routing events (one job per event type
+family)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,26 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from salesops_common.events import Deal, Rep
+from salesops_common.events import (
+    Account,
+    AccountTerritoryAssigned,
+    Activity,
+    Deal,
+    Lead,
+    LeadMerged,
+    Rep,
+    RulesetPublished,
+)
 from salesops_common.inbox import HandlerContext
-from salesops_forecast.adapters import repository
+from salesops_forecast.adapters import knowledge, repository
 from salesops_forecast.domain.pipeline import (
     VersionedRecord,
+    account_changes,
     deal_changes,
+    lead_changes,
     merge_newer,
     rep_changes,
+    stage_entry,
 )
 
 _PENDING = "forecast.pending_deals"
@@ -55,9 +68,8 @@ async def apply_deal_event(
     stored = pending.deals.get(deal.id)
     if stored is None:
         stored = await repository.lock_deal(ctx.session, deal.id)
-    pending.deals[deal.id] = merge_newer(
-        stored, deal_changes(event_type, deal, at=at, present=present), at=at
-    )
+    merged = merge_newer(stored, deal_changes(event_type, deal, at=at, present=present), at=at)
+    pending.deals[deal.id] = merge_newer(merged, stage_entry(stored, merged, at=at), at=at)
     if deal.stage is not None and event_type != "deal.deleted":
         key = (deal.id, deal.stage)
         pending.stages[key] = min(at, pending.stages.get(key, at))
@@ -70,6 +82,59 @@ async def apply_rep_event(
     await repository.save_rep(
         session, rep.id, merge_newer(stored, rep_changes(rep, present=present), at=at)
     )
+
+
+async def apply_account_event(
+    session: AsyncSession,
+    *,
+    event_type: str,
+    account: Account,
+    at: datetime,
+    present: Collection[str],
+) -> None:
+    stored = await knowledge.lock_account(session, account.id)
+    changes = account_changes(event_type, account, present=present)
+    await knowledge.save_account(session, account.id, merge_newer(stored, changes, at=at))
+
+
+async def apply_territory_assigned(
+    session: AsyncSession, *, assigned: AccountTerritoryAssigned, at: datetime
+) -> None:
+    """An account's territory is a field like the others: the newest assignment wins."""
+    stored = await knowledge.lock_account(session, assigned.account_id)
+    changes = {"territory_id": assigned.territory_id}
+    await knowledge.save_account(session, assigned.account_id, merge_newer(stored, changes, at=at))
+
+
+async def apply_ruleset(
+    session: AsyncSession, *, published: RulesetPublished, at: datetime
+) -> None:
+    await knowledge.record_ruleset(
+        session, version=published.ruleset_version, ruleset=published.ruleset, at=at
+    )
+
+
+async def apply_lead_event(
+    session: AsyncSession, *, event_type: str, lead: Lead, at: datetime, present: Collection[str]
+) -> None:
+    stored = await knowledge.lock_lead(session, lead.id)
+    changes = lead_changes(event_type, lead, present=present)
+    await knowledge.save_lead(session, lead.id, merge_newer(stored, changes, at=at))
+
+
+async def apply_lead_merged(session: AsyncSession, *, merged: LeadMerged, at: datetime) -> None:
+    """The duplicate is no lead of its own any more; the lead it joined came in again."""
+    stored = await knowledge.lock_lead(session, merged.id)
+    changes = {"merged_into": merged.merged_into_id}
+    await knowledge.save_lead(session, merged.id, merge_newer(stored, changes, at=at))
+    await knowledge.count_duplicate(session, merged.merged_into_id)
+
+
+async def apply_activity(session: AsyncSession, *, activity: Activity, at: datetime) -> None:
+    occurred = activity.occurred_at or at
+    for kind, subject in (("deal", activity.deal_id), ("lead", activity.lead_id)):
+        if subject is not None:
+            await knowledge.record_activity(session, kind=kind, subject_id=subject, at=occurred)
 
 
 async def pipeline_summary(session: AsyncSession) -> dict[str, int]:

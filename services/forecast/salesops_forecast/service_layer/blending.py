@@ -46,11 +46,9 @@ from salesops_forecast.domain.pipeline_model import (
     not_yet_created,
     periods_between,
 )
-from salesops_forecast.series.ets import SeriesForecast, auto_ets
-from salesops_forecast.series.seasons import season_length
-from salesops_forecast.series.theta import theta
+from salesops_forecast.series.ets import SeriesForecast
+from salesops_forecast.series.methods import series_forecasts
 
-AUTO_ETS, THETA = "auto_ets", "theta"
 SERIES_MONTHS = 36
 MIN_SERIES_MONTHS = 3
 BACKTEST_ORIGINS = 6
@@ -241,11 +239,7 @@ def _span(period: FiscalPeriod) -> Period:
 
 
 def _series(rows: Array, horizon: int) -> dict[str, SeriesForecast]:
-    m = season_length("month", rows.shape[1])
-    return {
-        AUTO_ETS: auto_ets(rows, season_length=m, horizon=horizon),
-        THETA: theta(rows, season_length=m, horizon=horizon),
-    }
+    return series_forecasts(rows, frequency="month", horizon=horizon)
 
 
 def _bookings(won: Sequence[PastDeal], scopes: dict[Scope, int]) -> Bookings:

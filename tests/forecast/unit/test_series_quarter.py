@@ -34,8 +34,8 @@ def test_the_month_in_quarter_pattern_is_recovered_from_a_few_quarters() -> None
     y, _ = quarterly(rng, count=200, months=12)
     index = season_index(y, 3)
     # The last observation is the quarter's third month: positions 0, 1, 2 are months 1-3.
-    # Four quarters, three ratios per position: shrunk by 3/4 toward 1.
-    expected = 1 + 0.75 * (PATTERN - 1)
+    # Four quarters: shrunk by 4/5 toward 1.
+    expected = 1 + 0.8 * (PATTERN - 1)
     assert index.mean(axis=0) == pytest.approx(expected, abs=0.02)
     assert np.all(np.abs(index - expected) < 0.1)
 
@@ -46,6 +46,16 @@ def test_the_shrinkage_fades_as_quarters_accumulate() -> None:
     long, _ = quarterly(rng, count=200, months=48, noise=0.0)
     assert season_index(short, 3)[0, 0] > season_index(long, 3)[0, 0] > PATTERN[0]
     assert season_index(long, 3)[0] == pytest.approx(PATTERN, abs=0.02)
+
+
+def test_one_quarter_counts_half_and_positions_follow_the_last_observation() -> None:
+    # Four months: the last three are the season; the next month is position 0.
+    y = np.array([[999.0, 50.0, 100.0, 150.0]])
+    assert season_index(y, 3)[0] == pytest.approx([0.75, 1.0, 1.25])
+    # Run-rate: the mean of the adjusted last three (50/0.75, 100, 150/1.25).
+    adjusted = np.mean([50 / 0.75, 100, 150 / 1.25])
+    f = seasonal_run_rate(y, season_length=3, horizon=3)
+    assert f.mean[0] == pytest.approx(adjusted * np.array([0.75, 1.0, 1.25]))
 
 
 def test_no_pattern_gives_an_index_near_one() -> None:

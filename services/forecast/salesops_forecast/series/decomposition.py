@@ -4,17 +4,21 @@ B2B bookings have a rhythm inside the quarter (a quiet first month, a quarter-en
 that a year-long season cannot see until two years of history exist. This method needs
 only whole seasons (a quarter: three months or thirteen weeks):
 
-1. Trend: the centred moving average of one season (2×m when m is even).
-2. Index of each position in the season: Σ y / Σ trend over the observations at that
-   position where the trend is defined (the aggregate ratio, so that zeros do no harm),
-   normalised to average 1, then shrunk toward 1 by n_j / (n_j + 1), n_j the number of
-   ratios behind it: one season's evidence counts half.
+1. Seasons: the complete blocks of m periods that end at the origin (at a monthly origin on
+   a quarter's first day, the calendar quarters before it). Each holds every position once,
+   whatever the calendar.
+2. Index of each position: Σ y / Σ (its season's mean period) over the seasons, the
+   aggregate ratio (zeros do no harm); it averages 1. Shrunk toward 1 by c / (c + 1), c the
+   number of seasons: one quarter's evidence counts half.
 3. Run-rate: the mean of the last m seasonally adjusted observations (y / index).
 4. Forecast: run-rate × the index of the period's position (flat, no trend).
 
-Positions count back from the last observation, so every block of m ending at the origin
-holds each position once, whatever the calendar. Spread: the RMS of the method's own
-one-step errors over the history, widened by sqrt(h).
+Ratios to the season's own mean, rather than to a centred moving average, use every
+observation (the moving average loses the most recent ones) and work after one season; a
+trend inside the season leaks into the index (a slope of g per period moves it by about g).
+On the Maven replay the two scored 10.0 % and 12.0 % company monthly WAPE alone.
+
+Spread: the RMS of the method's own one-step errors over the history, widened by sqrt(h).
 """
 
 from __future__ import annotations
@@ -27,38 +31,19 @@ SEASONAL_RUN_RATE = "seasonal_run_rate"
 SHRINKAGE = 1.0  # pseudo-observations of "no season" each index is shrunk with
 
 
-def centred_trend(y: Array, m: int) -> Array:
-    """Centred moving average of one season, NaN where the window does not fit."""
-    n, t_len = y.shape
-    kernel = np.full(m, 1 / m) if m % 2 else np.r_[0.5, np.ones(m - 1), 0.5] / m
-    half = len(kernel) // 2
-    trend = np.full((n, t_len), np.nan)
-    if t_len >= len(kernel):
-        windows = np.lib.stride_tricks.sliding_window_view(y, len(kernel), axis=1)
-        trend[:, half : t_len - half] = windows @ kernel
-    return trend
-
-
 def season_index(y: Array, m: int) -> Array:
-    """Multiplicative index per position (series, m), shrunk toward 1; position j is the
-    one of observations t with (t_len − 1 − t) % m == m − 1 − j, i.e. the last observation
-    is position m − 1."""
+    """Multiplicative index per position (series, m), shrunk toward 1. The blocks are the
+    complete seasons ending at the last observation, so the last observation is position
+    m − 1 and the next period position 0."""
     n, t_len = y.shape
-    trend = centred_trend(y, m)
-    defined = ~np.isnan(trend[0]) if n else np.zeros(t_len, dtype=bool)
-    positions = (np.arange(t_len) - t_len) % m
-    index = np.ones((n, m))
-    counts = np.zeros(m)
-    for j in range(m):
-        at = defined & (positions == j)
-        counts[j] = at.sum()
-        if counts[j]:
-            booked, run = y[:, at].sum(axis=1), trend[:, at].sum(axis=1)
-            index[:, j] = np.where(run > 0, booked / np.where(run > 0, run, 1), 1.0)
-    mean = index.mean(axis=1, keepdims=True)
-    index = np.where(mean > 0, index / np.where(mean > 0, mean, 1), 1.0)
-    weight = counts / (counts + SHRINKAGE)
-    shrunk: Array = 1 + weight[None, :] * (index - 1)
+    seasons = t_len // m
+    if seasons == 0:
+        return np.ones((n, m))
+    blocks = y[:, t_len - seasons * m :].reshape(n, seasons, m)
+    booked = blocks.sum(axis=1)  # (series, m)
+    run = blocks.mean(axis=2).sum(axis=1)  # Σ over seasons of the season's mean period
+    index = np.where(run[:, None] > 0, booked / np.where(run > 0, run, 1)[:, None], 1.0)
+    shrunk: Array = 1 + seasons / (seasons + SHRINKAGE) * (index - 1)
     return shrunk
 
 

@@ -1,12 +1,13 @@
 """The blend of a forecast run: each scope and period gets the stage-weighted pipeline
-(bookings won so far + open deals × stage probability + not yet created), AutoETS and
-Theta on its monthly bookings, weighted by a backtest of the company's last months.
+(bookings won so far + open deals × stage probability + not yet created), AutoETS, Theta
+and the seasonal run-rate on its monthly bookings (series/methods), weighted by a backtest
+of the company's last months.
 
 Backtest: as of the first day of each of the last six complete months that have three
 months of bookings before them, the pipeline method is replayed (deals open then, counted
 if their expected close date is in that month or unknown, × the win rate of the deals
 closed before it, + not yet created), and the series methods forecast from the months
-before; the weights (inverse WAPE, see domain/blend) apply to every scope and to months
+before; the weights (inverse squared WAPE, see domain/blend) apply to every scope and to months
 and quarters alike. The replay knows no stage history, and uses today's expected close
 dates.
 """

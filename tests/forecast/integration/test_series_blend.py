@@ -24,7 +24,12 @@ from tests.support import AUTH, Isolation, running
 pytestmark = pytest.mark.integration
 
 TODAY = datetime.now(UTC).date()
-METHODS = {"stage_weighted_pipeline", "auto_ets", "theta"}
+SERIES = {"auto_ets", "theta", "seasonal_run_rate"}
+# The pipeline's estimate is named by how its open deals were weighed.
+PIPELINE = {
+    "logistic_regression_platt": "win_model_pipeline",
+    "stage_history": "stage_weighted_pipeline",
+}
 
 
 @pytest.fixture
@@ -103,16 +108,17 @@ async def test_a_run_publishes_blends_whose_point_is_the_weighted_sum_of_its_met
     assert resp.status_code == 201, resp.text
     forecasts = resp.json()["forecasts"]
     assert len(forecasts) == 8  # month and quarter × company, East, two reps
+    methods = {PIPELINE[resp.json()["scoring"]["deal_model"]["model"]], *SERIES}
 
     weights = forecasts[0]["methods"]
-    assert set(weights) == METHODS
+    assert set(weights) == methods
     for f in forecasts:
         # One set of weights from the company's backtest, for every scope and period.
         assert f["methods"] == weights
         assert sum(f["methods"].values()) == pytest.approx(1)
         assert all(w > 0 for w in f["methods"].values())
         points = {m: Decimal(p) for m, p in f["method_points"].items()}
-        assert set(points) == METHODS
+        assert set(points) == methods
         weighted = sum(Decimal(repr(w)) * points[m] for m, w in f["methods"].items())
         assert abs(Decimal(f["point"]) - weighted) <= Decimal("0.02")
         assert Decimal(f["lo95"]) <= Decimal(f["lo80"]) <= Decimal(f["point"])
@@ -122,7 +128,7 @@ async def test_a_run_publishes_blends_whose_point_is_the_weighted_sum_of_its_met
     company = month[("company", None)]
     # Every month booked about 2 × (1,450…1,550) per rep lately: the series methods
     # forecast the company near 6,000, far from the open pipeline's 0.67 × 6,000 alone.
-    for method in ("auto_ets", "theta"):
+    for method in ("auto_ets", "theta", "seasonal_run_rate"):
         assert 4500 < float(company["method_points"][method]) < 8000
     team = Decimal(month[("team", "East")]["point"])
     assert all(Decimal(month[("rep", str(o))]["point"]) < team for o in owners)

@@ -3,6 +3,7 @@ weeks."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
 
 import numpy as np
@@ -111,6 +112,25 @@ def test_a_weekly_replay_of_one_office_scores_every_method() -> None:
     first = result.periods[result.origins[0]][0]
     counted = won & (subset.closed >= np.datetime64(first, "D"))
     assert result.actuals()[:, 0].sum() == pytest.approx(subset.value[counted].sum())
-    assert {"blend", "pipeline", "auto_ets", "theta", "naive", "mean_3"} <= set(methods(result))
+    expected = {"blend", "pipeline", "auto_ets", "theta", "seasonal_run_rate", "naive", "mean_3"}
+    assert expected <= set(methods(result))
     assert len(result.origins) > 30
     assert all(w and sum(w.values()) == pytest.approx(1) for w in result.company_weights)
+
+
+def test_no_origin_sees_the_bookings_it_is_scored_on() -> None:
+    """Tripling what the last month booked changes that month's actual and nothing that was
+    forecast at any origin, blend weights included (they come from earlier origins only)."""
+    deals = read_maven(DATA_DIR)
+    west = deals.office == "West"
+    subset = DealTable(*(getattr(deals, f)[west] for f in DealTable.__dataclass_fields__))
+    before = replay(subset, kind="month", win_odds=EvenOdds())
+    last = np.datetime64(before.periods[before.origins[-1]][0], "D")
+    late = subset.closed >= last
+    changed = dataclasses.replace(subset, value=np.where(late, 3 * subset.value, subset.value))
+    after = replay(changed, kind="month", win_odds=EvenOdds())
+
+    assert after.actuals()[-1, 0] > before.actuals()[-1, 0]
+    for method in methods(before):
+        assert np.array_equal(after.method_forecasts(method), before.method_forecasts(method))
+    assert after.company_weights == before.company_weights

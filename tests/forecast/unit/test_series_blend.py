@@ -18,7 +18,7 @@ from salesops_forecast.domain.pipeline_model import (
 pytestmark = pytest.mark.unit
 
 
-def test_weights_are_inverse_wape_over_methods_scored_often_enough() -> None:
+def test_weights_are_inverse_squared_wape_over_methods_scored_often_enough() -> None:
     weights = backtest_weights(
         {
             # WAPE 10 %: 10 of 100 missed over two origins.
@@ -30,7 +30,8 @@ def test_weights_are_inverse_wape_over_methods_scored_often_enough() -> None:
         },
         fallback="pipeline",
     )
-    assert weights == pytest.approx({"auto_ets": (1 / 0.2) / 15, "pipeline": (1 / 0.1) / 15})
+    # 1/0.2² = 25 and 1/0.1² = 100: the method with half the error gets four times the weight.
+    assert weights == pytest.approx({"auto_ets": 25 / 125, "pipeline": 100 / 125})
 
 
 def test_without_scored_methods_the_fallback_forecasts_alone() -> None:
@@ -43,7 +44,7 @@ def test_a_perfect_method_is_floored_rather_than_given_everything() -> None:
     weights = backtest_weights(
         {"a": Backtest([50, 50], [50, 50]), "b": Backtest([40, 40], [50, 50])}, fallback="a"
     )
-    assert weights["a"] == pytest.approx((1 / 0.02) / (1 / 0.02 + 1 / 0.2))
+    assert weights["a"] == pytest.approx((1 / 0.02**2) / (1 / 0.02**2 + 1 / 0.2**2))
 
 
 def test_blend_is_the_weighted_point_and_spread_of_the_methods_present() -> None:

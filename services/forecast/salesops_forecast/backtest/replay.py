@@ -4,7 +4,8 @@ they did at the earlier origins.
 
 Methods: ``pipeline`` (deals open at the origin × P(win) × P(close within the period) ×
 list price × the won-to-list-price ratio so far, plus the not-yet-created bookings),
-``auto_ets`` and ``theta`` on the scope's bookings per period; the blend of those three.
+``auto_ets``, ``theta`` and ``seasonal_run_rate`` on the scope's bookings per period (see
+series/methods); the blend of those four.
 Baselines: ``naive`` (same as last period), ``mean_3`` (mean of the last three periods),
 ``seasonal_naive`` and ``stage_weighted`` (open deals × a fixed probability for their stage;
 the sample's open deals are all Engaging until closed, and have no expected close date, so
@@ -32,12 +33,12 @@ from salesops_forecast.domain.pipeline_model import (
     periods_between,
 )
 from salesops_forecast.series.baselines import mean_of_last, naive, seasonal_naive
-from salesops_forecast.series.ets import SeriesForecast, auto_ets
+from salesops_forecast.series.ets import SeriesForecast
+from salesops_forecast.series.methods import SERIES_METHODS, series_forecasts
 from salesops_forecast.series.seasons import season_length
-from salesops_forecast.series.theta import theta
 
-PIPELINE, AUTO_ETS, THETA, BLEND = "pipeline", "auto_ets", "theta", "blend"
-BLENDED = (PIPELINE, AUTO_ETS, THETA)
+PIPELINE, BLEND = "pipeline", "blend"
+BLENDED = (PIPELINE, *SERIES_METHODS)
 BASELINES = ("naive", "mean_3", "seasonal_naive", "stage_weighted")
 FIXED_STAGE_PROBABILITY = {"Prospecting": 0.1, "Engaging": 0.4}
 MIN_HISTORY = 3  # periods of bookings before an origin is scored
@@ -144,8 +145,7 @@ def _pipeline(o: _Origin) -> tuple[Array, Array, Array]:
 def _series(y: Array, kind: PeriodKind) -> dict[str, SeriesForecast]:
     m = season_length(kind, y.shape[1])
     out = {
-        AUTO_ETS: auto_ets(y, season_length=m, horizon=1),
-        THETA: theta(y, season_length=m, horizon=1),
+        **series_forecasts(y, frequency=kind, horizon=1),
         "naive": naive(y, horizon=1),
         "mean_3": mean_of_last(y, horizon=1),
     }

@@ -13,7 +13,13 @@ matplotlib.use("Agg")  # files only: no display on servers and in tests
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from salesops_forecast.backtest.replay import BLEND, PIPELINE, Replay, methods  # noqa: E402
+from salesops_forecast.backtest.replay import (  # noqa: E402
+    BLEND,
+    BLENDED,
+    PIPELINE,
+    Replay,
+    methods,
+)
 from salesops_forecast.backtest.scores import (  # noqa: E402
     SCOPE_KINDS,
     TARGET_BASELINES,
@@ -26,10 +32,17 @@ from salesops_forecast.backtest.scores import (  # noqa: E402
 CHART = "forecast-vs-actual.png"
 REPORT = "report.md"
 DESCRIPTIONS = {
-    BLEND: "blend of pipeline, auto_ets and theta (inverse-WAPE weights from earlier origins)",
+    BLEND: (
+        "blend of pipeline, auto_ets, theta and seasonal_run_rate (weights ∝ 1/WAPE² over"
+        " the earlier origins only)"
+    ),
     PIPELINE: "open deals × P(win) × P(close in period) × amount, plus not-yet-created",
     "auto_ets": "AutoETS on the scope's bookings per period",
     "theta": "standard Theta on the scope's bookings per period",
+    "seasonal_run_rate": (
+        "last quarter's run-rate × month-in-quarter (week-in-quarter) index from a classical"
+        " multiplicative decomposition, shrunk toward 1 when few quarters exist"
+    ),
     "naive": "baseline: same as last period",
     "mean_3": "baseline: mean of the last three periods",
     "seasonal_naive": "baseline: same period one season ago (a quarter: 3 months, 13 weeks)",
@@ -85,9 +98,9 @@ def company_table(r: Replay) -> list[str]:
 
 
 def weights_table(r: Replay) -> list[str]:
-    lines = ["| origin | pipeline | auto_ets | theta |", "|---|---:|---:|---:|"]
+    lines = ["| origin | " + " | ".join(BLENDED) + " |", "|---|" + "---:|" * len(BLENDED)]
     for k, w in zip(r.origins, r.company_weights, strict=True):
-        cells = [f"{w.get(m, 0):.2f}" for m in ("pipeline", "auto_ets", "theta")]
+        cells = [f"{w.get(m, 0):.2f}" for m in BLENDED]
         lines.append(f"| {r.periods[k][0]} | " + " | ".join(cells) + " |")
     return lines
 
@@ -155,7 +168,7 @@ def chart(runs: Sequence[Backtested], path: Path) -> None:
         r = b.replay
         when = [r.periods[k][0] for k in r.origins]
         ax.plot(when, r.actuals()[:, 0], "k-o", label="actual", linewidth=2)
-        for m in (BLEND, PIPELINE, "auto_ets", "theta", "mean_3", "seasonal_naive"):
+        for m in (BLEND, *BLENDED, "mean_3", "seasonal_naive"):
             if m in methods(r):
                 style = "-s" if m == BLEND else "--"
                 ax.plot(when, r.method_forecasts(m)[:, 0], style, label=m, alpha=0.85)

@@ -2,8 +2,12 @@
 method did on backtest origins (forecasts made as of past period starts, scored against
 what was booked).
 
-Weight of a method ∝ 1 / max(WAPE, 2 %) over its backtest origins; a method joins the blend
-once it has been scored on at least two origins where something was booked. The blend's
+Weight of a method ∝ 1 / max(WAPE, 2 %)² over its backtest origins (the scale-free form of
+Bates and Granger's inverse mean squared error: plain inverse WAPE gave a method with half
+the others' error barely more weight than each of them, so the blend stayed near the
+average of the weaker ones); a method joins the blend once it has been scored on at least
+two origins where something was booked. The origins must precede the one forecast: the
+callers pass only earlier origins (no look-ahead). The blend's
 point is Σ wᵢ·pointᵢ; its spread Σ wᵢ·σᵢ (the methods' errors taken as perfectly
 correlated: the cautious choice, since they forecast the same bookings from the same
 history).
@@ -20,6 +24,7 @@ from salesops_forecast.domain.accuracy import wape
 
 MIN_ORIGINS = 2
 WAPE_FLOOR = 0.02
+WEIGHT_POWER = 2
 
 
 @dataclass(frozen=True)
@@ -46,10 +51,10 @@ class Backtest:
 
 
 def backtest_weights(backtests: Mapping[str, Backtest], *, fallback: str) -> dict[str, float]:
-    """Inverse-WAPE weights of the methods scored on enough origins; ``fallback`` alone
-    (weight 1) when none is."""
+    """Inverse squared WAPE weights of the methods scored on enough origins; ``fallback``
+    alone (weight 1) when none is."""
     inverse = {
-        name: 1 / max(b.wape(), WAPE_FLOOR)
+        name: 1 / max(b.wape(), WAPE_FLOOR) ** WEIGHT_POWER
         for name, b in backtests.items()
         if b.scored_origins() >= MIN_ORIGINS and np.isfinite(b.wape())
     }

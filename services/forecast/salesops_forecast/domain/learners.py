@@ -9,8 +9,8 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 from scipy import sparse  # type: ignore[import-untyped]
-from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
-from sklearn.metrics import roc_auc_score  # type: ignore[import-untyped]
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
 
 Floats = NDArray[np.float64]
 # (design matrix, outcomes 0/1, sample weights) -> (coefficients, intercept)

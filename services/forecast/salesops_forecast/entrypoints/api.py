@@ -28,7 +28,7 @@ open deals; score every open deal and open lead on the way. Scheduled runs
 (`SALESOPS_FORECAST_RUN_INTERVAL_SECONDS`) do the same. `point` is the period's whole
 bookings: what is already won in it plus what is expected.
 
-Each forecast blends up to three methods; `methods` gives their weights (summing to 1) and,
+Each forecast blends up to four methods; `methods` gives their weights (summing to 1) and,
 in this answer only, `method_points` each one's own point: point = Σ weight × method point.
 
 **The pipeline** = won so far in the period + open deals + not yet created. **Each open
@@ -48,18 +48,20 @@ p(1−p)·amount² (deals win or lose independently). *Not yet created*: the mea
 created on or after the same number of days into it as now; its standard deviation adds to
 σ in quadrature.
 
-**`auto_ets`** and **`theta`** forecast the scope's monthly bookings (complete months, up to
-36, from the first month anything was booked; at least 3): AutoETS with additive errors
-(ANN, AAN, AAdN; ANA, AAA, AAdA with two full seasons; chosen per scope by AICc) and the
-standard Theta method, with a season of 12 months once 24 months exist, else 3 (a quarter).
-The month's point is the one-step forecast; the quarter's is its complete months as booked
-plus the forecasts of its remaining months (spreads added). Neither is below what the
-period has already won.
+**`auto_ets`**, **`theta`** and **`seasonal_run_rate`** forecast the scope's monthly
+bookings (complete months, up to 36, from the first month anything was booked; at least 3):
+AutoETS with additive errors (ANN, AAN, AAdN; ANA, AAA, AAdA with two full seasons; chosen
+per scope by AICc) and the standard Theta method, with a season of 12 months once 24 months
+exist, else 3 (a quarter); the seasonal run-rate is the last three months' run-rate × a
+month-in-quarter index (each month's share of its quarter over the complete quarters
+before, shrunk toward 1 by quarters / (quarters + 1)). The month's point is the one-step
+forecast; the quarter's is its complete months as booked plus the forecasts of its
+remaining months (spreads added). None is below what the period has already won.
 
 **Weights**: as of the first day of each of the company's last six complete months that
 have three months of bookings before them, each method forecasts that month (the pipeline
 replayed from the deals open then, at the win rate of the deals closed before, with today's
-expected close dates; no stage history); weight ∝ 1 / max(WAPE, 2 %) for each method scored
+expected close dates; no stage history); weight ∝ 1 / max(WAPE, 2 %)² for each method scored
 on at least two such months with bookings; the pipeline alone (weight 1) until any is. The
 same weights apply to every scope, month and quarter.
 

@@ -1,12 +1,13 @@
 """The blend of a forecast run: each scope and period gets the stage-weighted pipeline
-(bookings won so far + open deals × stage probability + not yet created), AutoETS and
-Theta on its monthly bookings, weighted by a backtest of the company's last months.
+(bookings won so far + open deals × stage probability + not yet created), AutoETS, Theta
+and the seasonal run-rate on its monthly bookings (series/methods), weighted by a backtest
+of the company's last months.
 
 Backtest: as of the first day of each of the last six complete months that have three
 months of bookings before them, the pipeline method is replayed (deals open then, counted
 if their expected close date is in that month or unknown, × the win rate of the deals
 closed before it, + not yet created), and the series methods forecast from the months
-before; the weights (inverse WAPE, see domain/blend) apply to every scope and to months
+before; the weights (inverse squared WAPE, see domain/blend) apply to every scope and to months
 and quarters alike. The replay knows no stage history, and uses today's expected close
 dates.
 """
@@ -48,11 +49,9 @@ from salesops_forecast.domain.pipeline_model import (
     periods_between,
 )
 from salesops_forecast.domain.territories import deal_territory
-from salesops_forecast.series.ets import SeriesForecast, auto_ets
-from salesops_forecast.series.seasons import season_length
-from salesops_forecast.series.theta import theta
+from salesops_forecast.series.ets import SeriesForecast
+from salesops_forecast.series.methods import series_forecasts
 
-AUTO_ETS, THETA = "auto_ets", "theta"
 SERIES_MONTHS = 36
 MIN_SERIES_MONTHS = 3
 BACKTEST_ORIGINS = 6
@@ -256,11 +255,7 @@ def _span(period: FiscalPeriod) -> Period:
 
 
 def _series(rows: Array, horizon: int) -> dict[str, SeriesForecast]:
-    m = season_length("month", rows.shape[1])
-    return {
-        AUTO_ETS: auto_ets(rows, season_length=m, horizon=horizon),
-        THETA: theta(rows, season_length=m, horizon=horizon),
-    }
+    return series_forecasts(rows, frequency="month", horizon=horizon)
 
 
 def _bookings(won: Sequence[PastDeal], scopes: dict[Scope, int]) -> Bookings:

@@ -68,10 +68,24 @@ def event_record(valid: ValidEvent) -> SourceRecord:
     )
 
 
-def _extras(
-    records: Sequence[SourceRecord], forced: Sequence[tuple[str | None, UUID | None]] | None
-) -> dict[str, tuple[str | None, UUID | None]]:
-    return {r.delivery_key: f for r, f in zip(records, forced or [], strict=False) if f[0] or f[1]}
+def _prepare(
+    processor: Processor,
+    records: Sequence[SourceRecord],
+    forced: Sequence[tuple[str | None, UUID | None]] | None,
+    *,
+    mapping: str,
+    coerced: bool,
+) -> Prepared:
+    """Map and normalize ``records`` with ``mapping`` and the types and ids clients forced."""
+    return prepare_records(
+        records,
+        processor.mappings,
+        mapping_name=lambda _: mapping,
+        extras={
+            r.delivery_key: f for r, f in zip(records, forced or [], strict=False) if f[0] or f[1]
+        },
+        coerced=coerced,
+    )
 
 
 async def _archive(
@@ -109,13 +123,7 @@ async def apply_records(
     (outcomes aligned with ``prepared.changes``) and what was prepared, with the records
     that could not be mapped in ``prepared.dead`` (dead-lettered unless told otherwise)."""
     delivery = await _archive(conn, records, forced, mapping=mapping, source=source)
-    prepared = prepare_records(
-        records,
-        processor.mappings,
-        mapping_name=lambda _: mapping,
-        extras=_extras(records, forced),
-        coerced=coerced,
-    )
+    prepared = _prepare(processor, records, forced, mapping=mapping, coerced=coerced)
     applied = prepared if dead_letters else Prepared(changes=prepared.changes)
     result = await processor.apply(conn, [delivery], prepared=[applied])
     return result, prepared
@@ -136,13 +144,7 @@ def prepare_events(processor: Processor, events: Sequence[ValidEvent]) -> Prepar
     """Raises ApiError (422) when an event cannot be stored."""
     records = [event_record(v) for v in events]
     forced: list[tuple[str | None, UUID | None]] = [(v.event.type, v.event_id) for v in events]
-    prepared = prepare_records(
-        records,
-        processor.mappings,
-        mapping_name=lambda _: CANONICAL,
-        extras=_extras(records, forced),
-        coerced=True,
-    )
+    prepared = _prepare(processor, records, forced, mapping=CANONICAL, coerced=True)
     if prepared.dead:
         reasons = "; ".join(reason for _, reason, _ in prepared.dead[:5])
         raise ApiError(422, f"events cannot be stored: {reasons}")

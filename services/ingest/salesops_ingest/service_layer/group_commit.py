@@ -23,6 +23,7 @@ from typing import Any
 import asyncpg
 
 from salesops_common.inbox import is_transient
+from salesops_ingest.adapters.deliveries import stop_writers
 from salesops_ingest.service_layer.accept import EventResult, PreparedEvents, apply_events
 from salesops_ingest.service_layer.pipeline import BatchResult
 from salesops_ingest.service_layer.processor import Processor
@@ -60,14 +61,7 @@ class GroupCommit:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
-        while not self._queue.empty():
-            _, future = self._queue.get_nowait()
-            if not future.done():
-                future.set_exception(ConnectionError("ingest is stopping"))
+        await stop_writers(self._tasks, self._queue)
 
     async def accept(self, request: PreparedEvents) -> list[EventResult]:
         """The request's results once they are committed."""

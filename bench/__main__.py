@@ -32,6 +32,7 @@ from collections.abc import Sequence
 import uvloop
 
 from bench import (
+    ingest_rest,
     ingest_throughput,
     memory,
     metrics_freshness,
@@ -115,6 +116,12 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         help="the metrics benchmarks alone",
     )
     p.add_argument(
+        "--only-rest",
+        action="store_true",
+        help="POST /v1/events alone at the rates issues 4 and 5 ask of ingest, next to the "
+        "bare endpoint (bench/ingest_rest.py, ~1.5 min)",
+    )
+    p.add_argument(
         "--metrics-seconds",
         type=float,
         default=30.0,
@@ -190,6 +197,9 @@ async def measure(args: argparse.Namespace, command: str) -> str:
     """The routing benchmarks first (the decision in this process, then the end-to-end run
     on a stack of its own, stopped before the ingest benchmarks start theirs), then the
     metrics ones (a stack of their own too); reported after the ingest ones."""
+    if args.only_rest:
+        rest = await ingest_rest.run(args.seconds)
+        return "## `POST /v1/events` alone\n\n" + ingest_rest.report(rest)
     routing: list[str] = []
     only = args.only_routing or args.only_metrics
     if (args.routing and not args.only_metrics) or args.only_routing:

@@ -1,5 +1,6 @@
-"""``python -m bench.ingest_rest``: ``POST /v1/events`` alone, at the rates issues 4 and 5 ask
-of it, next to the bare endpoint measured in the same run.
+"""``python -m bench.ingest_rest`` (``make bench BENCH_ARGS="--only-rest"``): ``POST
+/v1/events`` alone, at the rates issues 4 and 5 ask of it, next to the bare endpoint measured
+in the same run.
 
 A stack of its own (embedded PostgreSQL with fsync on, Tansu, one ``salesops serve ingest``,
 the bare baseline app), 500 reps created first. Measured, ``--seconds`` each:

@@ -9,9 +9,12 @@ import asyncpg
 import httpx
 import pytest
 
+from salesops_common.kafka import Topics
 from salesops_common.settings import database_dsn
 from salesops_ingest.bootstrap import create_app
 from salesops_ingest.config import IngestSettings
+from salesops_ingest.domain.model import ValidEvent
+from salesops_ingest.service_layer.accept import PreparedEvents
 from tests.support import AUTH, Isolation, api_event, eventually, read_topic, running
 
 pytestmark = pytest.mark.integration
@@ -289,3 +292,61 @@ async def test_events_posted_are_counted_as_published(ingest: httpx.AsyncClient)
     scrape = (await ingest.get("/metrics")).text
     assert _published(scrape) == {"rep.created": 1.0, "deal.created": 1.0, "deal.won": 1.0}
     assert 'salesops_ingest_changes_total{outcome="duplicate",source="api"} 1.0' in scrape
+
+
+async def test_one_request_failing_in_the_database_fails_alone_in_its_group(
+    ingest: httpx.AsyncClient, iso: Isolation, db: asyncpg.Connection
+) -> None:
+    """Requests queued while the writer is busy are committed as one transaction; when the
+    database refuses one request's data (a NUL inside a list, which PostgreSQL's jsonb cannot
+    hold), that request gets the error and the others in its group are still committed."""
+    from salesops_ingest.domain.mapping import load_mappings
+    from salesops_ingest.domain.model import validate_events
+    from salesops_ingest.service_layer.accept import prepare_events
+    from salesops_ingest.service_layer.group_commit import GroupCommit
+    from salesops_ingest.service_layer.processor import Mappings, Processor
+
+    dsn = database_dsn(iso.database_url, iso.database("ingest"))
+    processor = Processor(
+        dsn=dsn, topics=Topics(iso.topic_prefix), mappings=Mappings(load_mappings(None)), parsers={}
+    )
+
+    def prepared(*events: dict[str, object]) -> PreparedEvents:
+        valid = validate_events(list(events))
+        assert all(isinstance(v, ValidEvent) for v in valid), valid
+        return prepare_events(processor, [v for v in valid if isinstance(v, ValidEvent)])
+
+    shared = await ingest.post("/v1/events", json=api_event("account.created", "E2"), headers=AUTH)
+    assert shared.status_code == 202
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    group = GroupCommit(pool.acquire, processor, writers=1)
+    await group.start()
+    holder = await asyncpg.connect(dsn)
+    try:
+        tx = holder.transaction()
+        await tx.start()
+        await holder.execute("SELECT 1 FROM entities WHERE source_id = 'E2' FOR UPDATE")
+        busy = asyncio.create_task(
+            group.accept(prepared(api_event("account.updated", "E2", {"name": "Busy"})))
+        )
+        await eventually(lambda: _at_least(db, 1))
+        good = asyncio.create_task(group.accept(prepared(api_event("rep.created", "G1"))))
+        bad = asyncio.create_task(
+            group.accept(prepared(api_event("rep.created", "B1", {"licensed_tools": ["a\x00b"]})))
+        )
+
+        async def both_queued() -> bool:
+            return group.queued == 2
+
+        await eventually(both_queued)
+        await tx.commit()
+        answers = await asyncio.gather(busy, good, bad, return_exceptions=True)
+    finally:
+        await holder.close()
+        await group.stop()
+        await pool.close()
+    assert [r.status for r in answers[0]] == ["accepted"]  # type: ignore[union-attr]
+    assert [r.status for r in answers[1]] == ["accepted"]  # type: ignore[union-attr]
+    assert isinstance(answers[2], asyncpg.DataError), answers[2]
+    stored = await db.fetch("SELECT source_id, status FROM entities WHERE kind = 'rep'")
+    assert {(r["source_id"], r["status"]) for r in stored} == {("G1", "live")}

@@ -63,6 +63,11 @@ class GroupCommit:
     async def stop(self) -> None:
         await stop_writers(self._tasks, self._queue)
 
+    @property
+    def queued(self) -> int:
+        """Requests waiting for a writer."""
+        return self._queue.qsize()
+
     async def accept(self, request: PreparedEvents) -> list[EventResult]:
         """The request's results once they are committed."""
         if not self._tasks:

@@ -42,6 +42,7 @@ from bench import (
     forecast_run,
     forecast_scoring,
     forecast_series,
+    ingest_rest,
     ingest_throughput,
     memory,
     metrics_freshness,
@@ -123,6 +124,12 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         "--only-metrics",
         action="store_true",
         help="the metrics benchmarks alone",
+    )
+    p.add_argument(
+        "--only-rest",
+        action="store_true",
+        help="POST /v1/events alone at the rates issues 4 and 5 ask of ingest, next to the "
+        "bare endpoint (bench/ingest_rest.py, ~1.5 min)",
     )
     p.add_argument(
         "--metrics-seconds",
@@ -214,11 +221,12 @@ async def bare(s: Session) -> LoadResult:
 async def measure(args: argparse.Namespace, command: str) -> str:
     """The routing benchmarks first (the decision in this process, then the end-to-end run
     on a stack of its own, stopped before the ingest benchmarks start theirs), then the
-    metrics ones (a stack of their own too), then the forecast one (in this process);
-    reported after the ingest ones."""
+    metrics ones (a stack of their own too), the forecast ones (in this process), then
+    ``POST /v1/events`` alone at issues 4's and 5's rates; reported after the ingest ones."""
     routing: list[str] = []
     only_flags = {"routing": args.only_routing, "metrics": args.only_metrics}
     only_flags["forecast"] = args.only_forecast
+    only_flags["rest"] = args.only_rest
     only = any(only_flags.values())
 
     def wanted(name: str, on: bool) -> bool:
@@ -232,7 +240,11 @@ async def measure(args: argparse.Namespace, command: str) -> str:
     forecast: list[str] = []
     if wanted("forecast", args.forecast):
         forecast = await measure_forecast(args)
-    parts = ["\n".join(part) for part in (routing, metrics, forecast) if part]
+    rest: list[str] = []
+    if wanted("rest", True):
+        result = await ingest_rest.run(args.seconds)
+        rest = ["## `POST /v1/events` alone", "", ingest_rest.report(result)]
+    parts = ["\n".join(part) for part in (routing, metrics, forecast, rest) if part]
     if only:
         return "\n\n".join(parts)
     ingest = await measure_ingest(args, command)

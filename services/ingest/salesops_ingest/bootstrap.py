@@ -135,6 +135,7 @@ def create_app(
         name="writeback", subscribe=[ROUTING_TOPIC], handlers=consumer.build_handlers(ctx)
     )
     runtime.on_start(deliveries.start)
+    runtime.on_start(ctx.events.start)
     runtime.add_worker("processor", processor.run)
     if crm_apis:
         runtime.add_worker("fetcher", workers.run_fetches)
@@ -146,6 +147,7 @@ def create_app(
     runtime.add_worker(
         "housekeeping", lambda: _housekeeping(runtime.dsn, settings.dedupe_window_hours)
     )
+    runtime.on_stop(ctx.events.stop)  # before the pool its writers use is closed
     runtime.on_stop(deliveries.stop)
     for client in crm_apis.values():
         close = getattr(client, "aclose", None)

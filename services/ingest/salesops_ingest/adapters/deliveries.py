@@ -32,6 +32,19 @@ _INSERT_PROCESSED = """
 """
 
 
+async def stop_writers(tasks: list[asyncio.Task[None]], queue: asyncio.Queue[Any]) -> None:
+    """Cancel writer tasks, then fail the futures of what is still queued (each item a tuple
+    ending with the future its request awaits)."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    tasks.clear()
+    while not queue.empty():
+        future = queue.get_nowait()[-1]
+        if not future.done():
+            future.set_exception(ConnectionError("ingest is stopping"))
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
     id: int
@@ -75,14 +88,7 @@ class DeliveryStore:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
-        while not self._queue.empty():
-            *_, future = self._queue.get_nowait()
-            if not future.done():
-                future.set_exception(ConnectionError("ingest is stopping"))
+        await stop_writers(self._tasks, self._queue)
         if self._pool is not None:
             await self._pool.close()
             self._pool = None

@@ -38,27 +38,31 @@ class RecordState:
     dirty: bool = False
 
 
-_LOCK = """
-    WITH wanted AS (
-        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[])
-            AS w(id, kind, source, tenant, source_id)
-    ), added AS (
-        INSERT INTO entities (id, kind, source, tenant, source_id)
-        SELECT id, kind, source, tenant, source_id FROM wanted
-        ON CONFLICT (kind, source, tenant, source_id) DO NOTHING
-        RETURNING kind
-    )
-    SELECT count(*) FROM added
+_REGISTER = """
+    INSERT INTO entities (id, kind, source, tenant, source_id)
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[])
+    ON CONFLICT (kind, source, tenant, source_id) DO NOTHING
 """
-_SELECT_FOR_UPDATE = """
-    SELECT e.id, e.kind, e.source, e.tenant, e.source_id, e.status, e.state, e.stamps, e.outcome,
-           e.object_type
+# The records changed, locked in one order; then the ids of the records only referred to
+# (not locked: a popular owner or account must not serialize every request naming it).
+_LOCK_AND_RESOLVE = """
+    WITH locked AS MATERIALIZED (
+        SELECT e.id, e.kind, e.source, e.tenant, e.source_id, e.status, e.state, e.stamps,
+               e.outcome, e.object_type
+        FROM entities e
+        JOIN unnest($1::text[], $2::text[], $3::text[], $4::text[])
+             AS w(kind, source, tenant, source_id)
+          USING (kind, source, tenant, source_id)
+        ORDER BY e.kind, e.source, e.tenant, e.source_id
+        FOR UPDATE OF e
+    )
+    SELECT true AS locked, * FROM locked
+    UNION ALL
+    SELECT false, e.id, e.kind, e.source, e.tenant, e.source_id, NULL, NULL, NULL, NULL, NULL
     FROM entities e
-    JOIN unnest($1::text[], $2::text[], $3::text[], $4::text[])
-         AS w(kind, source, tenant, source_id)
+    JOIN unnest($5::text[], $6::text[], $7::text[], $8::text[])
+         AS r(kind, source, tenant, source_id)
       USING (kind, source, tenant, source_id)
-    ORDER BY e.kind, e.source, e.tenant, e.source_id
-    FOR UPDATE OF e
 """
 
 
@@ -72,28 +76,38 @@ def _columns(keys: Sequence[RecordKey]) -> list[list[str]]:
 
 
 async def lock_records(
-    conn: asyncpg.Connection, keys: Iterable[RecordKey]
-) -> dict[RecordKey, RecordState]:
-    """Register unseen records and lock every one of them (in one stable order, so that
-    concurrent processors cannot deadlock) for the rest of the transaction."""
+    conn: asyncpg.Connection, keys: Iterable[RecordKey], refs: Iterable[RecordKey] = ()
+) -> tuple[dict[RecordKey, RecordState], dict[RecordKey, UUID]]:
+    """Register unseen records, lock ``keys`` for the rest of the transaction and return
+    their state, with the ids of ``refs`` (records only referred to, not locked).
+
+    Every record, changed or referred to, is registered in one statement in one stable
+    order: registering waits for a concurrent transaction registering the same record, and
+    two transactions waiting for each other's new records in opposite orders would
+    deadlock. The locks are then taken in one order too."""
     ordered = sorted(set(keys))
-    if not ordered:
-        return {}
-    await conn.fetchval(_LOCK, [proposed_id(k) for k in ordered], *_columns(ordered))
-    rows = await conn.fetch(_SELECT_FOR_UPDATE, *_columns(ordered))
+    referred = sorted(set(refs) - set(ordered))
+    everything = sorted([*ordered, *referred])
+    if not everything:
+        return {}, {}
+    await conn.execute(_REGISTER, [proposed_id(k) for k in everything], *_columns(everything))
+    rows = await conn.fetch(_LOCK_AND_RESOLVE, *_columns(ordered), *_columns(referred))
     found: dict[RecordKey, RecordState] = {}
+    ids: dict[RecordKey, UUID] = {}
     for r in rows:
         key = RecordKey(r["kind"], r["source"], r["tenant"], r["source_id"])
-        found[key] = RecordState(
-            key=key,
-            id=r["id"],
-            status=r["status"],
-            state=loads_json(r["state"]) or {},
-            stamps=loads_json(r["stamps"]) or {},
-            outcome=r["outcome"],
-            object_type=r["object_type"],
-        )
-    return found
+        ids[key] = r["id"]
+        if r["locked"]:
+            found[key] = RecordState(
+                key=key,
+                id=r["id"],
+                status=r["status"],
+                state=loads_json(r["state"]) or {},
+                stamps=loads_json(r["stamps"]) or {},
+                outcome=r["outcome"],
+                object_type=r["object_type"],
+            )
+    return found, ids
 
 
 async def save_records(conn: asyncpg.Connection, records: Sequence[RecordState]) -> None:
@@ -161,44 +175,47 @@ async def prune_seen(conn: asyncpg.Connection, *, older_than: datetime) -> int:
 
 async def candidate_leads(
     conn: asyncpg.Connection, keys: Sequence[tuple[str, str]]
-) -> list[tuple[UUID, dict[str, Any]]]:
+) -> list[tuple[tuple[str, str], UUID, dict[str, Any]]]:
+    """Every (key, lead id, identity) indexed under one of ``keys``."""
     if not keys:
         return []
     rows = await conn.fetch(
         """
-        SELECT DISTINCT ON (k.lead_id) k.lead_id, k.identity FROM lead_keys k
+        SELECT k.key_type, k.value, k.lead_id, k.identity FROM lead_keys k
         JOIN unnest($1::text[], $2::text[]) AS w(key_type, value) USING (key_type, value)
-        ORDER BY k.lead_id
         """,
         [t for t, _ in keys],
         [v for _, v in keys],
     )
-    return [(r["lead_id"], loads_json(r["identity"])) for r in rows]
+    return [((r["key_type"], r["value"]), r["lead_id"], loads_json(r["identity"])) for r in rows]
 
 
-async def set_lead_keys(
+async def replace_lead_keys(
     conn: asyncpg.Connection,
-    lead_id: UUID,
-    keys: Sequence[tuple[str, str]],
-    identity: Mapping[str, Any],
+    leads: Mapping[UUID, tuple[Sequence[tuple[str, str]], Mapping[str, Any]] | None],
 ) -> None:
-    await conn.execute("DELETE FROM lead_keys WHERE lead_id = $1", lead_id)
-    if keys:
+    """Each lead's keys replaced by the ones given (None: none), in two statements."""
+    if not leads:
+        return
+    ids = sorted(leads)
+    await conn.execute("DELETE FROM lead_keys WHERE lead_id = ANY($1::uuid[])", ids)
+    rows = [
+        (t, v, lead_id, identity)
+        for lead_id in ids
+        if (entry := leads[lead_id]) is not None
+        for identity in (orjson.dumps(entry[1]).decode(),)
+        for t, v in entry[0]
+    ]
+    if rows:
         await conn.execute(
             """
             INSERT INTO lead_keys (key_type, value, lead_id, identity)
-            SELECT t, v, $3, $4::text::jsonb FROM unnest($1::text[], $2::text[]) AS k(t, v)
+            SELECT t, v, l, i::jsonb FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[])
+                AS k(t, v, l, i)
             ON CONFLICT DO NOTHING
             """,
-            [t for t, _ in keys],
-            [v for _, v in keys],
-            lead_id,
-            orjson.dumps(identity).decode(),
+            *[list(col) for col in zip(*rows, strict=True)],
         )
-
-
-async def drop_lead_keys(conn: asyncpg.Connection, lead_id: UUID) -> None:
-    await conn.execute("DELETE FROM lead_keys WHERE lead_id = $1", lead_id)
 
 
 async def queue_fetches(

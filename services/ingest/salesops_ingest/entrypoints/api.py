@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import orjson
@@ -14,7 +15,7 @@ from salesops_common.events import Source
 from salesops_common.http import ApiError, JsonResponse, read_body
 from salesops_ingest.adapters import repository
 from salesops_ingest.domain.model import ACCEPTED_TYPES, EventError, ValidEvent, validate_events
-from salesops_ingest.service_layer.accept import accept_events
+from salesops_ingest.service_layer.accept import EventResult, apply_events, prepare_events
 from salesops_ingest.service_layer.context import IngestContext
 
 _EVENT_SCHEMA: dict[str, Any] = {
@@ -92,32 +93,29 @@ def build_router(ctx: IngestContext) -> APIRouter:
         new lead matching an existing one is merged into it (``merged``)."""
         body = await read_body(request, limit=ctx.settings.max_batch_bytes)
         events = _validate(_parse(body, max_events=ctx.settings.max_batch_events))
+        prepared = prepare_events(ctx.processor, events)
+        if not idempotency_key:
+            # Committed with the other requests in flight (group commit).
+            results = await ctx.events.accept(prepared)
+            ctx.observe_outcomes("api", [r.status for r in results])
+            return Response(_answer(results), status_code=202, media_type="application/json")
         request_hash = hashlib.sha256(body).hexdigest()
         async with ctx.uow() as session:
-            if idempotency_key:
-                earlier = await repository.lock_idempotency_key(session, idempotency_key)
-                if earlier is not None:
-                    return _replay(earlier, request_hash)
+            earlier = await repository.lock_idempotency_key(session, idempotency_key)
+            if earlier is not None:
+                return _replay(earlier, request_hash)
             conn = await driver_connection(session)
-            results = await accept_events(conn, ctx.processor, events)
-            statuses = [r.status for r in results]
-            answer = {
-                "accepted": statuses.count("accepted"),
-                "duplicates": statuses.count("duplicate"),
-                "unchanged": statuses.count("unchanged"),
-                "merged": statuses.count("merged"),
-                "results": [r.as_json() for r in results],
-            }
-            encoded = orjson.dumps(answer)
-            if idempotency_key:
-                await repository.store_idempotent_response(
-                    session,
-                    key=idempotency_key,
-                    request_hash=request_hash,
-                    status=202,
-                    response=encoded,
-                )
-        ctx.observe_outcomes("api", statuses)
+            result, (results,) = await apply_events(conn, ctx.processor, [prepared])
+            encoded = _answer(results)
+            await repository.store_idempotent_response(
+                session,
+                key=idempotency_key,
+                request_hash=request_hash,
+                status=202,
+                response=encoded,
+            )
+        ctx.observe_published(result)
+        ctx.observe_outcomes("api", [r.status for r in results])
         return Response(encoded, status_code=202, media_type="application/json")
 
     @router.get("/entities")
@@ -146,6 +144,19 @@ def build_router(ctx: IngestContext) -> APIRouter:
         return entity
 
     return router
+
+
+def _answer(results: Sequence[EventResult]) -> bytes:
+    statuses = [r.status for r in results]
+    return orjson.dumps(
+        {
+            "accepted": statuses.count("accepted"),
+            "duplicates": statuses.count("duplicate"),
+            "unchanged": statuses.count("unchanged"),
+            "merged": statuses.count("merged"),
+            "results": [r.as_json() for r in results],
+        }
+    )
 
 
 def _replay(earlier: dict[str, Any], request_hash: str) -> Response:

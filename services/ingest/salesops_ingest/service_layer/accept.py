@@ -16,7 +16,7 @@ from salesops_ingest.adapters import deliveries as store
 from salesops_ingest.adapters.deliveries import Delivery
 from salesops_ingest.domain.model import ValidEvent
 from salesops_ingest.domain.records import SourceRecord
-from salesops_ingest.service_layer.pipeline import BatchResult
+from salesops_ingest.service_layer.pipeline import BatchResult, Change
 from salesops_ingest.service_layer.processor import (
     CANONICAL,
     FORMAT_HEADER,
@@ -68,6 +68,46 @@ def event_record(valid: ValidEvent) -> SourceRecord:
     )
 
 
+def _prepare(
+    processor: Processor,
+    records: Sequence[SourceRecord],
+    forced: Sequence[tuple[str | None, UUID | None]] | None,
+    *,
+    mapping: str,
+    coerced: bool,
+) -> Prepared:
+    """Map and normalize ``records`` with ``mapping`` and the types and ids clients forced."""
+    return prepare_records(
+        records,
+        processor.mappings,
+        mapping_name=lambda _: mapping,
+        extras={
+            r.delivery_key: f for r, f in zip(records, forced or [], strict=False) if f[0] or f[1]
+        },
+        coerced=coerced,
+    )
+
+
+async def _archive(
+    conn: asyncpg.Connection,
+    records: Sequence[SourceRecord],
+    forced: Sequence[tuple[str | None, UUID | None]] | None,
+    *,
+    mapping: str,
+    source: str,
+) -> Delivery:
+    """``records`` stored as one delivery processed in the caller's transaction."""
+    body = orjson.dumps(
+        [
+            record_to_json(r, mapping=mapping, forced_type=f[0], event_id=f[1])
+            for r, f in zip(records, forced or [(None, None)] * len(records), strict=True)
+        ]
+    )
+    headers = {FORMAT_HEADER: RECORDS_FORMAT}
+    delivery_id = await store.insert_processed(conn, source, headers, body, len(records))
+    return Delivery(delivery_id, source, datetime.now(UTC), headers, body)
+
+
 async def apply_records(
     conn: asyncpg.Connection,
     processor: Processor,
@@ -82,41 +122,52 @@ async def apply_records(
     """Archive ``records`` as one processed delivery and apply them; returns the result
     (outcomes aligned with ``prepared.changes``) and what was prepared, with the records
     that could not be mapped in ``prepared.dead`` (dead-lettered unless told otherwise)."""
-    extras = {
-        r.delivery_key: f for r, f in zip(records, forced or [], strict=False) if f[0] or f[1]
-    }
-    body = orjson.dumps(
-        [
-            record_to_json(r, mapping=mapping, forced_type=f[0], event_id=f[1])
-            for r, f in zip(records, forced or [(None, None)] * len(records), strict=True)
-        ]
-    )
-    headers = {FORMAT_HEADER: RECORDS_FORMAT}
-    delivery_id = await store.insert_processed(conn, source, headers, body, len(records))
-    delivery = Delivery(delivery_id, source, datetime.now(UTC), headers, body)
-    prepared = prepare_records(
-        records, processor.mappings, mapping_name=lambda _: mapping, extras=extras, coerced=coerced
-    )
+    delivery = await _archive(conn, records, forced, mapping=mapping, source=source)
+    prepared = _prepare(processor, records, forced, mapping=mapping, coerced=coerced)
     applied = prepared if dead_letters else Prepared(changes=prepared.changes)
     result = await processor.apply(conn, [delivery], prepared=[applied])
     return result, prepared
 
 
-async def accept_events(
-    conn: asyncpg.Connection, processor: Processor, events: Sequence[ValidEvent]
-) -> list[EventResult]:
-    """Apply validated REST events; results in request order."""
+@dataclass(frozen=True)
+class PreparedEvents:
+    """One request's validated events, mapped and normalized: everything but the database
+    work, so that bad input is refused before the request joins a transaction."""
+
+    events: Sequence[ValidEvent]
+    records: list[SourceRecord]
+    forced: list[tuple[str | None, UUID | None]]
+    changes: list[Change]
+
+
+def prepare_events(processor: Processor, events: Sequence[ValidEvent]) -> PreparedEvents:
+    """Raises ApiError (422) when an event cannot be stored."""
     records = [event_record(v) for v in events]
-    forced = [(v.event.type, v.event_id) for v in events]
-    result, prepared = await apply_records(
-        conn, processor, records, mapping=CANONICAL, source="api", forced=forced, coerced=True
-    )
+    forced: list[tuple[str | None, UUID | None]] = [(v.event.type, v.event_id) for v in events]
+    prepared = _prepare(processor, records, forced, mapping=CANONICAL, coerced=True)
     if prepared.dead:
         reasons = "; ".join(reason for _, reason, _ in prepared.dead[:5])
         raise ApiError(422, f"events cannot be stored: {reasons}")
-    out = []
-    for valid, outcome in zip(events, result.outcomes, strict=True):
-        event_id = outcome.event_ids[0] if outcome.event_ids else valid.event_id
-        assert outcome.entity_id is not None
-        out.append(EventResult(event_id, outcome.entity_id, outcome.status))
-    return out
+    return PreparedEvents(events, records, forced, prepared.changes)
+
+
+async def apply_events(
+    conn: asyncpg.Connection, processor: Processor, requests: Sequence[PreparedEvents]
+) -> tuple[BatchResult, list[list[EventResult]]]:
+    """Apply several requests' events in the caller's transaction, in order, archived as one
+    delivery: each request's results in its own order, and the batch's result."""
+    records = [r for req in requests for r in req.records]
+    forced = [f for req in requests for f in req.forced]
+    delivery = await _archive(conn, records, forced, mapping=CANONICAL, source="api")
+    changes = [c for req in requests for c in req.changes]
+    result = await processor.apply(conn, [delivery], prepared=[Prepared(changes=changes)])
+    outcomes = iter(result.outcomes)
+    answers = []
+    for req in requests:
+        out = []
+        for valid, outcome in zip(req.events, outcomes, strict=False):
+            event_id = outcome.event_ids[0] if outcome.event_ids else valid.event_id
+            assert outcome.entity_id is not None
+            out.append(EventResult(event_id, outcome.entity_id, outcome.status))
+        answers.append(out)
+    return result, answers

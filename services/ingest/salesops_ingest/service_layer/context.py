@@ -14,6 +14,7 @@ from salesops_common.observability import ServiceMetrics
 from salesops_ingest.adapters.deliveries import Delivery, DeliveryStore
 from salesops_ingest.config import IngestSettings
 from salesops_ingest.domain.records import CrmApi
+from salesops_ingest.service_layer.group_commit import GroupCommit
 from salesops_ingest.service_layer.pipeline import BatchResult
 from salesops_ingest.service_layer.processor import Processor
 
@@ -28,6 +29,7 @@ class IngestContext:
     deliveries: DeliveryStore
     processor: Processor
     apis: Mapping[str, CrmApi] = field(default_factory=dict)
+    events: GroupCommit = field(init=False)
     accepted: Counter = field(init=False)
     outcomes: Counter = field(init=False)
     webhook_items: Counter = field(init=False)
@@ -38,6 +40,10 @@ class IngestContext:
     pending: Gauge = field(init=False)
 
     def __post_init__(self) -> None:
+        # POST /v1/events: concurrent requests committed together, on the store's pool.
+        self.events = GroupCommit(
+            self.deliveries.acquire, self.processor, on_result=self.observe_published
+        )
         r = self.metrics.registry
         self.accepted = Counter(
             "salesops_ingest_events_published",
@@ -94,12 +100,16 @@ class IngestContext:
         return self.deliveries.acquire()
 
     def observe(self, result: BatchResult, _: Sequence[Delivery] = ()) -> None:
-        for envelope in result.envelopes:
-            source = envelope.source.split("/")[2] if envelope.source.count("/") >= 2 else "api"
-            self.accepted.labels(source, envelope.type).inc()
+        self.observe_published(result)
         for (source, metric), count in result.quality.items():
             if metric == "deliveries_duplicate":
                 self.outcomes.labels(source, "duplicate").inc(count)
+
+    def observe_published(self, result: BatchResult) -> None:
+        """Count the events a committed batch staged for publication, by source and type."""
+        for envelope in result.envelopes:
+            source = envelope.source.split("/")[2] if envelope.source.count("/") >= 2 else "api"
+            self.accepted.labels(source, envelope.type).inc()
 
     def observe_outcomes(self, source: str, statuses: Sequence[str]) -> None:
         for status in statuses:

@@ -32,7 +32,7 @@ from salesops_common.envelope import Envelope, name_uuid
 from salesops_common.kafka import Topics
 from salesops_common.outbox import add_to_outbox
 from salesops_ingest.adapters import state as repo
-from salesops_ingest.adapters.repository import proposed_id, resolve_records_conn
+from salesops_ingest.adapters.repository import proposed_id
 from salesops_ingest.adapters.state import RecordState
 from salesops_ingest.domain.mapping import SourceMapping
 from salesops_ingest.domain.matching import LeadIdentity, best_match, blocking_keys
@@ -133,6 +133,59 @@ def _identity(fields: Mapping[str, Any]) -> LeadIdentity:
     return LeadIdentity(**{f: fields.get(f) for f in IDENTITY_FIELDS})
 
 
+Key = tuple[str, str]
+
+
+class LeadIndex:
+    """The duplicate-lead index as this transaction sees it: the rows of ``lead_keys`` read
+    for the keys asked about, and every lead this transaction indexed again (or dropped),
+    which replace their rows when the transaction ends (``changed``). A lead created earlier
+    in the batch is a candidate for a later one, as it was when each lead's keys were written
+    at once."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[Key, set[UUID]] = {}
+        self._identities: dict[UUID, dict[str, Any]] = {}
+        self._pending: dict[Key, set[UUID]] = {}
+        self.changed: dict[UUID, tuple[list[Key], dict[str, Any]] | None] = {}
+
+    async def load(self, conn: asyncpg.Connection, keys: set[Key]) -> None:
+        missing = sorted(k for k in keys if k not in self._loaded)
+        for key in missing:
+            self._loaded[key] = set()
+        for key, lead_id, identity in await repo.candidate_leads(conn, missing):
+            self._loaded[key].add(lead_id)
+            self._identities.setdefault(lead_id, identity)
+
+    async def candidates(
+        self, conn: asyncpg.Connection, keys: Sequence[Key]
+    ) -> list[tuple[UUID, LeadIdentity]]:
+        """Leads indexed under any of ``keys``, by id (the order ties are decided in)."""
+        await self.load(conn, set(keys))
+        found: set[UUID] = set()
+        for key in keys:
+            found.update(i for i in self._loaded[key] if i not in self.changed)
+            found.update(self._pending.get(key, ()))
+        out = []
+        for lead_id in sorted(found):
+            entry = self.changed.get(lead_id)
+            identity = entry[1] if entry is not None else self._identities[lead_id]
+            out.append((lead_id, LeadIdentity(**identity)))
+        return out
+
+    def set(self, lead_id: UUID, keys: Sequence[Key], identity: dict[str, Any] | None) -> None:
+        """``lead_id`` indexed under ``keys`` from now on (none: not a candidate any more)."""
+        earlier = self.changed.get(lead_id)
+        for key in earlier[0] if earlier is not None else ():
+            self._pending[key].discard(lead_id)
+        if identity is None or not keys:
+            self.changed[lead_id] = None if identity is None else ([], identity)
+            return
+        self.changed[lead_id] = (list(keys), identity)
+        for key in keys:
+            self._pending.setdefault(key, set()).add(lead_id)
+
+
 class Pipeline:
     """Applies changes against locked record state; one instance per transaction."""
 
@@ -144,6 +197,7 @@ class Pipeline:
         self._states: dict[RecordKey, RecordState] = {}
         self._refs: dict[RecordKey, UUID] = {}
         self._fetches: list[tuple[str, str, str, str]] = []
+        self._leads = LeadIndex()
 
     async def apply(self, changes: Sequence[Change], *, dedupe: bool = True) -> BatchResult:
         """Apply ``changes`` in order; the caller's transaction commits state and outbox.
@@ -160,11 +214,10 @@ class Pipeline:
                 keys.add(RecordKey(change.kind, rec.source, rec.tenant, rec.merged_into))
             if change.mapped is not None:
                 ref_keys.update(k for _, k in self._references(change))
-        self._states = await repo.lock_records(self.conn, keys)
-        self._refs = await resolve_records_conn(self.conn, ref_keys - keys) if ref_keys else {}
-        for key, st in self._states.items():
-            self._refs[key] = st.id
+        self._states, self._refs = await repo.lock_records(self.conn, keys, ref_keys)
         await self._read_unknown_owners(ref_keys - keys)
+        if self.match_leads:
+            await self._leads.load(self.conn, self._new_lead_keys(changes, fresh))
         for index, (change, is_fresh) in enumerate(zip(changes, fresh, strict=True)):
             if index % 200 == 199:
                 await asyncio.sleep(0)  # a long batch lets requests in now and then
@@ -176,10 +229,24 @@ class Pipeline:
                 outcome = Outcome("duplicate", st.id)
             self.result.outcomes.append(outcome)
         await repo.save_records(self.conn, list(self._states.values()))
+        await repo.replace_lead_keys(self.conn, self._leads.changed)
         await repo.queue_fetches(self.conn, self._fetches)
         await repo.add_quality_counts(self.conn, self.result.quality)
         await add_to_outbox(self.conn, self.result.envelopes, topics=self.topics)
         return self.result
+
+    def _new_lead_keys(self, changes: Sequence[Change], fresh: Sequence[bool]) -> set[Key]:
+        """The blocking keys of every lead this batch may create: their candidates are read
+        in one statement before the changes are applied."""
+        wanted: set[Key] = set()
+        for change, is_fresh in zip(changes, fresh, strict=True):
+            if not is_fresh or change.kind != "lead" or change.mapped is None:
+                continue
+            rec = change.record
+            st = self._states[RecordKey(change.kind, rec.source, rec.tenant, rec.source_id)]
+            if rec.action == "create" or st.status != "live":
+                wanted.update(blocking_keys(_identity(change.mapped.fields)))
+        return wanted
 
     async def _read_unknown_owners(self, refs: set[RecordKey]) -> None:
         """HubSpot has no owner webhook: an owner never seen is read from its owners API."""
@@ -339,7 +406,7 @@ class Pipeline:
         if change.kind == "deal":
             ids += self._deal_outcome(change, st, fields, payload_base={})
         if change.kind == "lead":
-            await self._index_lead(st.id, fields)
+            self._index_lead(st.id, fields)
         return Outcome("accepted", st.id, tuple(ids))
 
     async def _match_duplicate(
@@ -349,8 +416,7 @@ class Pipeline:
         keys = blocking_keys(identity)
         if not keys:
             return None
-        found = await repo.candidate_leads(self.conn, keys)
-        candidates = [(lead_id, LeadIdentity(**ident)) for lead_id, ident in found]
+        candidates = await self._leads.candidates(self.conn, keys)
         match = best_match(identity, candidates)
         source = change.record.source
         if match is None:
@@ -372,13 +438,10 @@ class Pipeline:
         )
         return Outcome("merged", match.lead_id, (event_id,))
 
-    async def _index_lead(self, lead_id: UUID, fields: Mapping[str, Any]) -> None:
+    def _index_lead(self, lead_id: UUID, fields: Mapping[str, Any]) -> None:
         identity = _identity(fields)
-        await repo.set_lead_keys(
-            self.conn,
-            lead_id,
-            blocking_keys(identity),
-            {f: getattr(identity, f) for f in IDENTITY_FIELDS},
+        self._leads.set(
+            lead_id, blocking_keys(identity), {f: getattr(identity, f) for f in IDENTITY_FIELDS}
         )
 
     async def _update(self, change: Change, st: RecordState) -> Outcome:
@@ -424,7 +487,7 @@ class Pipeline:
         payload = self._canonical(change, changed)
         event_id = self._emit(change, type_name, st.id, payload)
         if change.kind == "lead" and st.status == "live" and changed.keys() & set(IDENTITY_FIELDS):
-            await self._index_lead(st.id, st.state)
+            self._index_lead(st.id, st.state)
         return Outcome("accepted", st.id, (event_id,))
 
     def _deal_outcome(
@@ -479,7 +542,7 @@ class Pipeline:
         st.id = survivor.id
         st.dirty = True
         if change.kind == "lead":
-            await repo.drop_lead_keys(self.conn, own_id)
+            self._leads.set(own_id, [], None)
             event_id = self._emit(
                 change,
                 "lead.merged",

@@ -370,6 +370,12 @@ async def poison(bootstrap: str, topic: str) -> None:
         await producer.stop()
 
 
+async def dead_letters_scraped(prom: Prometheus, http: httpx.AsyncClient) -> bool:
+    expr = '{__name__=~"salesops_(routing|metrics)_dlq_events_total", topic="salesops.crm.v1"}'
+    series = await prom.query(http, expr)
+    return {s["metric"]["job"] for s in series} == {"routing", "metrics"}
+
+
 async def load(live: Live, http: httpx.AsyncClient) -> dict[str, int]:
     """The demo's load and what a sales-ops team adds in its first weeks.
 
@@ -445,6 +451,9 @@ async def load(live: Live, http: httpx.AsyncClient) -> dict[str, int]:
     assert forecasts, "forecast published no company forecast"
     earlier = earlier_forecasts(won_last_month(reps, deals, now), now)
     await publish(iso.bootstrap, iso.topic("salesops.forecast.v1"), earlier)
+    # Prometheus must hold each consumer's dead-letter series at 0 before the poison record:
+    # a series first scraped at 1 has no increase(), and the alert would not fire.
+    await eventually(lambda: dead_letters_scraped(live.prometheus, http), within=60)
     await poison(iso.bootstrap, iso.topic("salesops.crm.v1"))
     return {
         "reps": len(reps),

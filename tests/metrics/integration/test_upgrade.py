@@ -8,10 +8,6 @@ from typing import Any
 
 import asyncpg
 import pytest
-from alembic.config import Config
-from alembic.runtime.environment import EnvironmentContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection
 
 from salesops_cli.infra import EmbeddedBroker, EmbeddedPostgres
 from salesops_common.db import create_engine, migrate
@@ -23,7 +19,7 @@ from tests.metrics.edges import edge_events
 from tests.metrics.integration.test_engines import WINDOWS
 from tests.metrics.scenario import Scenario
 from tests.metrics.support import NOW, applied, fixed_clock, metrics_settings, publish_all
-from tests.support import Isolation, running
+from tests.support import Isolation, downgrade_to, running
 
 pytestmark = pytest.mark.integration
 SCENARIO = Scenario(seed=13)
@@ -54,20 +50,6 @@ async def every_row(dsn: str) -> dict[tuple[str, str | None, str], Any]:
     return out
 
 
-def _downgrade(sync_conn: Connection, revision: str) -> None:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    script = ScriptDirectory.from_config(cfg)
-
-    def downgrade(rev: object, context: object) -> object:
-        return script._downgrade_revs(revision, rev)  # type: ignore[arg-type]
-
-    with EnvironmentContext(cfg, script, fn=downgrade, destination_rev=revision) as env:
-        env.configure(connection=sync_conn, transactional_ddl=True)
-        with env.begin_transaction():
-            env.run_migrations()
-
-
 async def test_upgrading_from_0002_fills_the_read_models_as_the_consumer_does(
     projected: str,
 ) -> None:
@@ -76,7 +58,7 @@ async def test_upgrading_from_0002_fills_the_read_models_as_the_consumer_does(
     engine = create_engine(projected)
     try:
         async with engine.connect() as conn:
-            await conn.run_sync(_downgrade, "0002")
+            await conn.run_sync(downgrade_to, MIGRATIONS, "0002")
             await conn.commit()
         await migrate(engine, MIGRATIONS)
     finally:

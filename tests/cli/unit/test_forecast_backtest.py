@@ -9,10 +9,15 @@ from collections import defaultdict
 from pathlib import Path
 
 import matplotlib.image
+import numpy as np
 import pytest
 
 from salesops_cli.main import main
 from salesops_cli.maven import DATA_DIR
+from salesops_forecast.backtest.deals import read_maven
+from salesops_forecast.backtest.scores import holdout
+from salesops_forecast.backtest.win_odds import ServiceWinOdds
+from salesops_forecast.domain.win_probability import WIN_MODEL
 
 pytestmark = pytest.mark.unit
 
@@ -51,9 +56,17 @@ def test_backtest_writes_a_report_and_chart_of_the_maven_replay(
     for method in ("blend", "pipeline", "auto_ets", "theta", "naive", "mean_3"):
         assert re.search(rf"^\| \**{method}\** \| \d+\.\d %", report, flags=re.M), method
     assert re.search(r"Reduction -?\d+\.\d % against the 30% asked: \*\*(met|missed)\*\*", report)
-    auc = re.search(r"^\| AUC \| (0\.\d+) \|", report, flags=re.M)
-    assert auc is not None
-    assert 0.4 < float(auc.group(1)) < 1
+    # The holdout is scored by the forecast service's own deal model (its win model, not
+    # the stage-history fallback), on the default cutoff.
+    expected = holdout(
+        read_maven(DATA_DIR), cutoff=np.datetime64("2017-09-01", "D"), win_odds=ServiceWinOdds()
+    )
+    assert f"`{WIN_MODEL}`" in expected.model
+    assert f"Deal model: {expected.model}." in report
+    a, o = expected.held, expected.open_then
+    assert f"| AUC | {a.auc:.3f} | {o.auc:.3f} |" in report
+    assert f"| Brier score | {a.brier:.4f} | {o.brier:.4f} |" in report
+    assert 0.4 < a.auc < 1
 
     image = matplotlib.image.imread(out / "forecast-vs-actual.png")
     assert image.shape[0] > 200

@@ -25,6 +25,9 @@ class EvenOdds:
     ) -> Array:
         return np.full(int(score.sum()), 0.5)
 
+    def describe(self) -> str:
+        return "even odds"
+
 
 def table(rows: list[tuple[str, date | None, date | None, bool, float]]) -> DealTable:
     n = len(rows)

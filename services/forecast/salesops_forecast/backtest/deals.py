@@ -34,6 +34,7 @@ class DealTable:
     won: Flags
     value: Array  # close value (0 for lost and open deals)
     list_price: Array
+    manager: Labels | None = None  # the agent's manager, where known
 
     def __len__(self) -> int:
         return len(self.agent)
@@ -55,7 +56,9 @@ def _rows(data_dir: Path, name: str) -> list[dict[str, str]]:
 
 def read_maven(data_dir: Path) -> DealTable:
     prices = {r["product"]: float(r["sales_price"]) for r in _rows(data_dir, "products.csv")}
-    offices = {r["sales_agent"]: r["regional_office"] for r in _rows(data_dir, "sales_teams.csv")}
+    teams = _rows(data_dir, "sales_teams.csv")
+    offices = {r["sales_agent"]: r["regional_office"] for r in teams}
+    managers = {r["sales_agent"]: r["manager"] for r in teams}
     sectors = {r["account"]: r["sector"] for r in _rows(data_dir, "accounts.csv")}
     deals = _rows(data_dir, "sales_pipeline.csv")
     products = [PRODUCT_NAMES.get(r["product"], r["product"]) for r in deals]
@@ -69,6 +72,7 @@ def read_maven(data_dir: Path) -> DealTable:
         won=np.array([r["deal_stage"] == "Won" for r in deals]),
         value=np.array([float(r["close_value"] or 0) for r in deals]),
         list_price=np.array([prices[p] for p in products]),
+        manager=np.array([managers[r["sales_agent"]] for r in deals]),
     )
 
 

@@ -106,15 +106,19 @@ def weights_table(r: Replay) -> list[str]:
 
 
 def holdout_lines(h: Holdout) -> list[str]:
+    a, o = h.held, h.open_then
     lines = [
-        f"Fitted on the {h.trained_on:,} deals closed before {h.cutoff}, scored on the "
-        f"{h.scored:,} closed on or after it.",
+        f"Deal model: {h.model}. Fitted on the {h.trained_on:,} deals closed before "
+        f"{h.cutoff}, scored on the {a.scored:,} closed on or after it (as of the cutoff, or "
+        f"as of its engagement for a deal engaged later); {o.scored:,} of them were open at "
+        "the cutoff.",
         "",
-        "| measure | value |",
-        "|---|---:|",
-        f"| AUC | {h.auc:.3f} |",
-        f"| Brier score | {h.brier:.4f} |",
-        f"| Brier score of the training win rate for every deal | {h.base_rate_brier:.4f} |",
+        "| measure | all scored | open at the cutoff |",
+        "|---|---:|---:|",
+        f"| AUC | {a.auc:.3f} | {o.auc:.3f} |",
+        f"| Brier score | {a.brier:.4f} | {o.brier:.4f} |",
+        "| Brier score of the training win rate for every deal | "
+        f"{a.base_rate_brier:.4f} | {o.base_rate_brier:.4f} |",
         "",
         "| predicted | deals | mean predicted | won |",
         "|---|---:|---:|---:|",

@@ -13,7 +13,7 @@ from salesops_forecast.backtest.deals import read_maven
 from salesops_forecast.backtest.replay import replay
 from salesops_forecast.backtest.report import CHART, REPORT, Backtested, chart, render
 from salesops_forecast.backtest.scores import Target, holdout, scores, target
-from salesops_forecast.backtest.win_odds import LogisticWinOdds, WinOdds
+from salesops_forecast.backtest.win_odds import ServiceWinOdds, WinOdds
 from salesops_forecast.domain.pipeline_model import PeriodKind
 
 
@@ -34,7 +34,7 @@ def run_backtest(
     win_odds: WinOdds | None = None,
     progress: Callable[[str], None] = lambda _: None,
 ) -> BacktestResult:
-    odds = win_odds or LogisticWinOdds()
+    odds = win_odds or ServiceWinOdds()
     deals = read_maven(data_dir)
     runs = []
     for kind in kinds:

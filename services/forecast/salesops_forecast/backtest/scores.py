@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from salesops_forecast.backtest.deals import DealTable
+from salesops_forecast.backtest.deals import DealTable, Flags
 from salesops_forecast.backtest.replay import BLEND, Replay, methods
 from salesops_forecast.backtest.win_odds import WinOdds
 from salesops_forecast.domain.accuracy import (
@@ -20,6 +20,7 @@ from salesops_forecast.domain.accuracy import (
     naive_scale,
     wape,
 )
+from salesops_forecast.domain.pipeline_model import Array
 
 SCOPE_KINDS = ("company", "team", "rep")
 # The baselines the target is set against (seasonal naive is reported, not targeted).
@@ -79,13 +80,29 @@ def target(table: dict[str, dict[str, Score]]) -> Target:
 
 
 @dataclass(frozen=True)
-class Holdout:
-    cutoff: np.datetime64
-    trained_on: int
+class Measured:
     scored: int
     auc: float
     brier: float
     base_rate_brier: float
+
+    @classmethod
+    def of(cls, outcomes: Flags, p: Array, base_rate: float) -> Measured:
+        return cls(
+            len(outcomes),
+            auc(outcomes, p),
+            brier(outcomes, p),
+            brier(outcomes, np.full(len(outcomes), base_rate)),
+        )
+
+
+@dataclass(frozen=True)
+class Holdout:
+    cutoff: np.datetime64
+    trained_on: int
+    model: str  # what answered: the win odds' own description
+    held: Measured  # every deal closed on or after the cutoff
+    open_then: Measured  # those of them already engaged (open) at the cutoff
     calibration: Sequence[CalibrationBin]
 
 
@@ -98,12 +115,12 @@ def holdout(deals: DealTable, *, cutoff: np.datetime64, win_odds: WinOdds) -> Ho
     p = win_odds(deals, train=train, score=test, as_of=cutoff)
     outcomes = deals.won[test]
     base_rate = float(deals.won[train].mean())
+    open_then = deals.engaged[test] < cutoff
     return Holdout(
         cutoff,
         int(train.sum()),
-        int(test.sum()),
-        auc(outcomes, p),
-        brier(outcomes, p),
-        brier(outcomes, np.full(len(outcomes), base_rate)),
+        win_odds.describe(),
+        Measured.of(outcomes, p, base_rate),
+        Measured.of(outcomes[open_then], p[open_then], base_rate),
         calibration(outcomes, p),
     )

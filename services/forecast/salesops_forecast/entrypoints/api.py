@@ -125,16 +125,10 @@ def build_router(ctx: ForecastContext) -> APIRouter:
     @router.post("/forecasts/run", status_code=201, description=_RUN_DOC, responses={409: _ERROR})
     async def run_forecasts() -> Response:
         """Run and publish forecasts as of now."""
-        settings = ctx.settings
         try:
             async with ctx.uow() as session:
                 run = await forecasting.run_forecast(
-                    session,
-                    as_of=datetime.now(UTC),
-                    fiscal_year_start_month=settings.fiscal_year_start_month,
-                    currency=settings.currency,
-                    topics=ctx.topics,
-                    score_change_threshold=settings.score_change_threshold,
+                    session, as_of=datetime.now(UTC), **ctx.run_options()
                 )
         except NoClosedDeals:
             raise ApiError(

@@ -16,17 +16,13 @@ log = logging.getLogger(__name__)
 
 
 async def tick(ctx: ForecastContext) -> forecasting.ForecastRun | None:
-    settings = ctx.settings
     try:
         async with ctx.uow() as session:
             run = await forecasting.run_if_due(
                 session,
                 now=datetime.now(UTC),
-                interval_seconds=settings.run_interval_seconds,
-                fiscal_year_start_month=settings.fiscal_year_start_month,
-                currency=settings.currency,
-                topics=ctx.topics,
-                score_change_threshold=settings.score_change_threshold,
+                interval_seconds=ctx.settings.run_interval_seconds,
+                **ctx.run_options(),
             )
     except NoClosedDeals:
         log.info("scheduled forecast skipped: no deal has been won or lost yet")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 from prometheus_client import Counter, Gauge
 
@@ -13,6 +14,15 @@ from salesops_common.observability import ServiceMetrics
 from salesops_forecast.config import ForecastSettings
 from salesops_forecast.domain.forecast import COMPANY
 from salesops_forecast.service_layer.forecasting import ForecastRun
+
+
+class RunOptions(TypedDict):
+    """What every forecast run takes from the settings, requested or scheduled."""
+
+    fiscal_year_start_month: int
+    currency: str
+    topics: Topics
+    score_change_threshold: float
 
 
 @dataclass
@@ -43,6 +53,14 @@ class ForecastContext:
             "deal.scored and lead.scored events published (scores that moved materially)",
             ["kind"],
             registry=registry,
+        )
+
+    def run_options(self) -> RunOptions:
+        return RunOptions(
+            fiscal_year_start_month=self.settings.fiscal_year_start_month,
+            currency=self.settings.currency,
+            topics=self.topics,
+            score_change_threshold=self.settings.score_change_threshold,
         )
 
     def observe_run(self, run: ForecastRun) -> None:

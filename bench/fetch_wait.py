@@ -71,7 +71,8 @@ async def probe(
             await producer.send_and_wait(TOPIC, str(n).encode(), partition=n % PARTITIONS)
             sent[n] = time.perf_counter()
             await asyncio.sleep(gap)
-        await asyncio.wait_for(reader, 30)
+        async with asyncio.timeout(30):
+            await reader
         consumer_cpu, broker_cpu = await idle_cost(consumer, broker_pid)
     finally:
         await producer.stop()

@@ -81,8 +81,8 @@ async def broker_reachable(bootstrap: str, *, connect_within: float = 1.0) -> bo
     for server in bootstrap.split(","):
         host, _, port = server.strip().rpartition(":")
         try:
-            connect = asyncio.open_connection(host, int(port))
-            _, writer = await asyncio.wait_for(connect, connect_within)
+            async with asyncio.timeout(connect_within):
+                _, writer = await asyncio.open_connection(host, int(port))
         except (OSError, TimeoutError, ValueError):
             continue
         writer.close()

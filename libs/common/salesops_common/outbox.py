@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from salesops_common.aio import wait_event
 from salesops_common.db import driver_connection
 from salesops_common.envelope import Envelope
 from salesops_common.kafka import Topics
@@ -143,12 +144,9 @@ class OutboxRelay:
         self._wake.set()
 
     async def _wait_for_work(self) -> None:
-        try:
-            await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+        if await wait_event(self._wake, self._poll_interval):
             # Under load every commit notifies: a few ms lets one batch carry many of them.
             await asyncio.sleep(self._gather_delay)
-        except TimeoutError:
-            pass
         self._wake.clear()
 
     async def _ensure_producer(self) -> AIOKafkaProducer:

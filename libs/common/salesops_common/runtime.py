@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
 
+from salesops_common.aio import stop_tasks
 from salesops_common.db import UnitOfWork, create_engine, migrate, wait_for_database
 from salesops_common.http import create_app as create_http_app
 from salesops_common.inbox import ConsumerRunner, Handler
@@ -111,33 +112,32 @@ class ServiceRuntime:
             self._worker_tasks.append(asyncio.create_task(_forever(name, run), name=name))
         log.info("%s started", self.service)
 
-    async def stop(self, *, grace: float = 10.0) -> None:
-        for task in self._worker_tasks:
-            task.cancel()
-        await asyncio.gather(*self._worker_tasks, return_exceptions=True)
+    async def stop(self, *, grace: float = 10.0, within: float = 30.0) -> None:
+        """Workers first, then the consumers (``grace`` seconds to finish their batch), then
+        the relay. Every step is bounded: a task that does not end within ``within``
+        seconds is logged with its stack and left, so that a stop always ends."""
+        await stop_tasks(self._worker_tasks, what="worker", within=within)
         self._worker_tasks.clear()
         for action in self._on_stop:
             try:
-                await action()
+                async with asyncio.timeout(within):
+                    await action()
             except Exception:
                 log.exception("stop action failed")
         for runner in self.consumers:
             runner.stop()
         consumers = self._tasks[1:]
         if consumers:
-            _, pending = await asyncio.wait(consumers, timeout=grace)
-            for task in pending:
-                task.cancel()
-        if self._tasks:
-            self._tasks[0].cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.wait(consumers, timeout=grace)
+        await stop_tasks(self._tasks, what="consumer or relay", within=within)
         self._tasks.clear()
         await self.relay.stop()
         await self.engine.dispose()
 
     async def database_ready(self) -> bool:
         async with self.engine.connect() as conn:
-            await asyncio.wait_for(conn.execute(text("SELECT 1")), 2.0)
+            async with asyncio.timeout(2.0):
+                await conn.execute(text("SELECT 1"))
         return True
 
     async def broker_ready(self) -> bool:

@@ -9,6 +9,7 @@ one commit carries many requests and each request still waits only for its own c
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +18,10 @@ from typing import Any
 import asyncpg
 import orjson
 
+from salesops_common.aio import stop_tasks
 from salesops_ingest.adapters.state import loads_json
+
+log = logging.getLogger(__name__)
 
 _INSERT = """
     INSERT INTO deliveries (source, headers, body, items)
@@ -35,9 +39,7 @@ _INSERT_PROCESSED = """
 async def stop_writers(tasks: list[asyncio.Task[None]], queue: asyncio.Queue[Any]) -> None:
     """Cancel writer tasks, then fail the futures of what is still queued (each item a tuple
     ending with the future its request awaits)."""
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await stop_tasks(tasks, what="writer")
     tasks.clear()
     while not queue.empty():
         future = queue.get_nowait()[-1]
@@ -90,7 +92,12 @@ class DeliveryStore:
     async def stop(self) -> None:
         await stop_writers(self._tasks, self._queue)
         if self._pool is not None:
-            await self._pool.close()
+            try:  # close waits for every connection to come back: bounded
+                async with asyncio.timeout(10.0):
+                    await self._pool.close()
+            except TimeoutError:
+                log.error("delivery store: connections still busy at stop; terminated")
+                self._pool.terminate()
             self._pool = None
 
     def acquire(self) -> Any:

@@ -23,6 +23,7 @@ from uuid import UUID
 import asyncpg
 import orjson
 
+from salesops_common.aio import wait_event
 from salesops_common.inbox import is_transient
 from salesops_common.kafka import Topics
 from salesops_ingest.adapters import deliveries as store
@@ -273,10 +274,7 @@ class Processor:
         self._wake.set()
 
     async def _wait(self) -> None:
-        try:
-            await asyncio.wait_for(self._wake.wait(), 1.0)
-        except TimeoutError:
-            pass
+        await wait_event(self._wake, 1.0)
         self._wake.clear()
 
     async def run_once(self, conn: asyncpg.Connection) -> int:

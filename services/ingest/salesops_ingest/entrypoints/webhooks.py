@@ -28,19 +28,24 @@ _KEPT = ("content-type", "user-agent", "x-hubspot-request-timestamp", "x-request
 
 
 class RateLimiter:
-    """A token bucket per source: ``rate`` requests per second, bursts of one second."""
+    """A token bucket per source: ``rate`` requests per second, bursts of one second's worth
+    (at least one request, so that a rate under one per second lets requests through)."""
 
-    def __init__(self, limits: dict[str, float]) -> None:
+    def __init__(
+        self, limits: dict[str, float], clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._limits = limits
+        self._clock = clock
         self._buckets: dict[str, list[float]] = {}
 
     def check(self, source: str) -> None:
         rate = self._limits.get(source, self._limits.get("*", 0.0))
         if rate <= 0:
             return
-        now = time.monotonic()
-        bucket = self._buckets.setdefault(source, [rate, now])
-        tokens = min(rate, bucket[0] + (now - bucket[1]) * rate)
+        now = self._clock()
+        burst = max(rate, 1.0)
+        bucket = self._buckets.setdefault(source, [burst, now])
+        tokens = min(burst, bucket[0] + (now - bucket[1]) * rate)
         bucket[1] = now
         if tokens < 1.0:
             bucket[0] = tokens

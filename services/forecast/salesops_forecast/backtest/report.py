@@ -34,7 +34,8 @@ REPORT = "report.md"
 DESCRIPTIONS = {
     BLEND: (
         "blend of pipeline, auto_ets, theta and seasonal_run_rate (weights ∝ 1/WAPE² over"
-        " the earlier origins only)"
+        " the earlier origins only; a method with more than 1.5 times the best one's WAPE"
+        " gets 0)"
     ),
     PIPELINE: "open deals × P(win) × P(close in period) × amount, plus not-yet-created",
     "auto_ets": "AutoETS on the scope's bookings per period",

@@ -159,7 +159,12 @@ def render(*, runs: Sequence[Backtested], holdout: Holdout, command: str, deals:
         lines += [f"## {b.replay.kind.capitalize()}ly origins ({_origins(b.replay)})", ""]
         lines += [*score_table(b), ""]
         lines += ["Company, forecast against actual:", "", *company_table(b.replay), ""]
-        lines += ["Blend weights at the company, by origin:", "", *weights_table(b.replay), ""]
+        lines += [
+            "Blend weights (from the company's backtest, for every scope), by origin:",
+            "",
+            *weights_table(b.replay),
+            "",
+        ]
     lines += ["## Deal win probabilities, time-based holdout", "", *holdout_lines(holdout), ""]
     lines += ["## Methods", ""]
     lines += [f"- `{m}`: {d}" for m, d in DESCRIPTIONS.items()]

@@ -119,6 +119,11 @@ def test_a_weekly_replay_of_one_office_scores_every_method() -> None:
     assert expected <= set(methods(result))
     assert len(result.origins) > 30
     assert all(w and sum(w.values()) == pytest.approx(1) for w in result.company_weights)
+    # Every scope is blended with the company's weights, as a service run weighs its scopes.
+    for i, weights in enumerate(result.company_weights):
+        weighted = sum(w * result.method_forecasts(m)[i] for m, w in weights.items())
+        np.testing.assert_allclose(result.method_forecasts("blend")[i], weighted, rtol=1e-9)
+    assert any(0 < w < 1 for w in result.company_weights[-1].values())
 
 
 def test_no_origin_sees_the_bookings_it_is_scored_on() -> None:

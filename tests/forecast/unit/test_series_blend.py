@@ -23,15 +23,47 @@ def test_weights_are_inverse_squared_wape_over_methods_scored_often_enough() -> 
         {
             # WAPE 10 %: 10 of 100 missed over two origins.
             "pipeline": Backtest([45, 45], [50, 50]),
-            # WAPE 20 %.
-            "auto_ets": Backtest([60, 60], [50, 50]),
+            # WAPE 14 %.
+            "auto_ets": Backtest([57, 57], [50, 50]),
             # One scored origin only: not trusted yet.
             "theta": Backtest([0, 50], [0, 50]),
         },
         fallback="pipeline",
     )
-    # 1/0.2² = 25 and 1/0.1² = 100: the method with half the error gets four times the weight.
-    assert weights == pytest.approx({"auto_ets": 25 / 125, "pipeline": 100 / 125})
+    # 1/0.14² and 1/0.1² = 100: the method with 1.4 times the error gets half the weight.
+    inverse = {"auto_ets": 1 / 0.14**2, "pipeline": 100.0}
+    total = sum(inverse.values())
+    assert weights == pytest.approx({m: v / total for m, v in inverse.items()})
+
+
+def test_methods_with_more_than_one_and_a_half_times_the_best_error_get_no_weight() -> None:
+    weights = backtest_weights(
+        {
+            "seasonal_run_rate": Backtest([90, 110], [100, 100]),  # WAPE 10 %
+            "auto_ets": Backtest([86, 114], [100, 100]),  # 14 %: kept
+            "theta": Backtest([80, 116], [100, 100]),  # 18 %: trimmed
+            "pipeline": Backtest([60, 140], [100, 100]),  # 40 %: trimmed
+        },
+        fallback="pipeline",
+    )
+    total = 1 / 0.1**2 + 1 / 0.14**2
+    assert weights == pytest.approx(
+        {
+            "auto_ets": 1 / 0.14**2 / total,
+            "seasonal_run_rate": 1 / 0.1**2 / total,
+            "theta": 0.0,
+            "pipeline": 0.0,
+        }
+    )
+    # A trimmed method is shown with weight 0 next to its point, and adds nothing.
+    estimates = [
+        Estimate(m, p, 1.0)
+        for m, p in [("auto_ets", 90.0), ("seasonal_run_rate", 110.0), ("pipeline", 500.0)]
+    ]
+    b = blend(estimates, weights)
+    assert b.weights["pipeline"] == 0
+    assert b.points["pipeline"] == 500.0
+    assert b.point == pytest.approx(90 * weights["auto_ets"] + 110 * weights["seasonal_run_rate"])
 
 
 def test_without_scored_methods_the_fallback_forecasts_alone() -> None:
@@ -42,9 +74,11 @@ def test_without_scored_methods_the_fallback_forecasts_alone() -> None:
 
 def test_a_perfect_method_is_floored_rather_than_given_everything() -> None:
     weights = backtest_weights(
-        {"a": Backtest([50, 50], [50, 50]), "b": Backtest([40, 40], [50, 50])}, fallback="a"
+        {"a": Backtest([50, 50], [50, 50]), "b": Backtest([48.75, 48.75], [50, 50])},
+        fallback="a",
     )
-    assert weights["a"] == pytest.approx((1 / 0.02**2) / (1 / 0.02**2 + 1 / 0.2**2))
+    # a's WAPE 0 counts as 2 %, b's is 2.5 %: within 1.5 times, so b keeps a weight.
+    assert weights["a"] == pytest.approx((1 / 0.02**2) / (1 / 0.02**2 + 1 / 0.025**2))
 
 
 def test_blend_is_the_weighted_point_and_spread_of_the_methods_present() -> None:

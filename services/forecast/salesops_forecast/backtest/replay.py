@@ -5,7 +5,8 @@ they did at the earlier origins.
 Methods: ``pipeline`` (deals open at the origin × P(win) × P(close within the period) ×
 list price × the won-to-list-price ratio so far, plus the not-yet-created bookings),
 ``auto_ets``, ``theta`` and ``seasonal_run_rate`` on the scope's bookings per period (see
-series/methods); the blend of those four.
+series/methods); the blend of those four, every scope with the weights the company's
+earlier origins give (as a service run weighs every scope).
 Baselines: ``naive`` (same as last period), ``mean_3`` (mean of the last three periods),
 ``seasonal_naive`` and ``stage_weighted`` (open deals × a fixed probability for their stage;
 the sample's open deals are all Engaging until closed, and have no expected close date, so
@@ -42,6 +43,7 @@ BLENDED = (PIPELINE, *SERIES_METHODS)
 BASELINES = ("naive", "mean_3", "seasonal_naive", "stage_weighted")
 FIXED_STAGE_PROBABILITY = {"Prospecting": 0.1, "Engaging": 0.4}
 MIN_HISTORY = 3  # periods of bookings before an origin is scored
+COMPANY = 0  # the company's scope group
 
 
 @dataclass(frozen=True)
@@ -183,21 +185,25 @@ def _replay_origin(result: Replay, origin: _Origin, k: int) -> None:
     for name, f in series.items():
         found[name] = f.mean[:, 0]
         spreads[name] = f.sigma[:, 0]
-    blended = np.empty(len(result.scopes))
-    for g in range(len(result.scopes)):
-        past = {
-            m: Backtest(
-                [float(f[g]) for f in result.forecasts.get(m, [])],
-                [float(a[g]) for a in result.actual],
-            )
-            for m in BLENDED
-        }
-        weights = backtest_weights(past, fallback=PIPELINE)
-        estimates = [Estimate(m, float(found[m][g]), float(spreads[m][g])) for m in BLENDED]
-        blended[g] = blend(estimates, weights).point
-        if g == 0:
-            result.company_weights.append(weights)
-    found[BLEND] = blended
+    # One set of weights, from the company's earlier origins, for every scope: as the
+    # service weighs a run (reps have too few bookings for weights of their own).
+    past = {
+        m: Backtest(
+            [float(f[COMPANY]) for f in result.forecasts.get(m, [])],
+            [float(a[COMPANY]) for a in result.actual],
+        )
+        for m in BLENDED
+    }
+    weights = backtest_weights(past, fallback=PIPELINE)
+    result.company_weights.append(weights)
+    found[BLEND] = np.array(
+        [
+            blend(
+                [Estimate(m, float(found[m][g]), float(spreads[m][g])) for m in BLENDED], weights
+            ).point
+            for g in range(len(result.scopes))
+        ]
+    )
     result.origins.append(k)
     result.actual.append(result.series[:, k])
     for name, values in found.items():

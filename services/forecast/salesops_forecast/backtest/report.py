@@ -34,7 +34,8 @@ REPORT = "report.md"
 DESCRIPTIONS = {
     BLEND: (
         "blend of pipeline, auto_ets, theta and seasonal_run_rate (weights ∝ 1/WAPE² over"
-        " the earlier origins only)"
+        " the earlier origins only; a method with more than 1.5 times the best one's WAPE"
+        " gets 0)"
     ),
     PIPELINE: "open deals × P(win) × P(close in period) × amount, plus not-yet-created",
     "auto_ets": "AutoETS on the scope's bookings per period",
@@ -158,7 +159,12 @@ def render(*, runs: Sequence[Backtested], holdout: Holdout, command: str, deals:
         lines += [f"## {b.replay.kind.capitalize()}ly origins ({_origins(b.replay)})", ""]
         lines += [*score_table(b), ""]
         lines += ["Company, forecast against actual:", "", *company_table(b.replay), ""]
-        lines += ["Blend weights at the company, by origin:", "", *weights_table(b.replay), ""]
+        lines += [
+            "Blend weights (from the company's backtest, for every scope), by origin:",
+            "",
+            *weights_table(b.replay),
+            "",
+        ]
     lines += ["## Deal win probabilities, time-based holdout", "", *holdout_lines(holdout), ""]
     lines += ["## Methods", ""]
     lines += [f"- `{m}`: {d}" for m, d in DESCRIPTIONS.items()]

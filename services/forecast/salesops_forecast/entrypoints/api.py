@@ -62,8 +62,9 @@ remaining months (spreads added). None is below what the period has already won.
 have three months of bookings before them, each method forecasts that month (the pipeline
 replayed from the deals open then, at the win rate of the deals closed before, with today's
 expected close dates; no stage history); weight ∝ 1 / max(WAPE, 2 %)² for each method scored
-on at least two such months with bookings; the pipeline alone (weight 1) until any is. The
-same weights apply to every scope, month and quarter.
+on at least two such months with bookings, and weight 0 (listed, trimmed) for one whose
+WAPE is more than 1.5 times the best one's; the pipeline alone (weight 1) until any is
+scored. The same weights apply to every scope, month and quarter.
 
 - lo/hi 80 % and 95 % = point ∓ z·σ (z = 1.2816, 1.96), σ = Σ weight × method σ (the
   methods' errors taken as fully correlated); lows never below what is already won;

@@ -7,9 +7,10 @@ Backtest: as of the first day of each of the last six complete months that have 
 months of bookings before them, the pipeline method is replayed (deals open then, counted
 if their expected close date is in that month or unknown, × the win rate of the deals
 closed before it, + not yet created), and the series methods forecast from the months
-before; the weights (inverse squared WAPE, see domain/blend) apply to every scope and to months
-and quarters alike. The replay knows no stage history, and uses today's expected close
-dates.
+before; the weights (inverse squared WAPE, methods with more than 1.5 times the best one's
+trimmed to 0, see domain/blend) apply to every scope and to months and quarters alike.
+The replay knows no stage history, and uses today's expected close dates: the service keeps
+only a deal's newest expected close date, not what it was at each month's start.
 """
 
 from __future__ import annotations

@@ -364,9 +364,9 @@ async def _activity(
     report: Report, conn: asyncpg.Connection, kpis: dict[str, list[str | None]]
 ) -> Rows:
     ctx = await report.context()
-    used = await queries.tools_used(conn, report.window)
+    licensed = plan_kpis.licensed_tools(ctx, await queries.tools_used(conn, report.window))
     return {
-        ("technology_adoption", by): plan_kpis.technology_adoption(ctx, used, by)
+        ("technology_adoption", by): plan_kpis.adoption_by(licensed, by)
         for by in kpis["technology_adoption"]
     }
 

@@ -3,10 +3,10 @@ consumer's write path (per statement, in the PostgreSQL backend, and Python's sh
 ``/metrics`` snapshot (per family of KPIs). CPU seconds move far less than latencies when the
 machine is shared: a process waiting for a core uses none.
 
-The database is filled through metrics' projection code (bench/metrics_scrape.fill's way): all
-but the last ``MEASURED`` share of the history in large batches, the rest in batches of
-``--batch`` events as the consumer writes them, each statement's backend CPU read from
-/proc before and after it. Then the exposition's families (the 30-day window, every label, as
+The database is filled through metrics' projection code as bench/metrics_scrape.fill fills it
+(its exchange rate and quotas too): all but the last ``MEASURED`` share of the history in
+large batches, the rest in batches of ``--batch`` events as the consumer writes them, each
+statement's backend CPU read from /proc before and after it. Then the exposition's families (the 30-day window, every label, as
 the service's snapshot task asks them) are computed ``--repeats`` times on one connection
 each, with the backend's and this process's CPU around each.
 """
@@ -20,10 +20,12 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
 
+from bench import metrics_scrape
 from bench.cpu import process_cpu
 from bench.metrics_org import Org, Size
 from bench.report import table
@@ -113,6 +115,9 @@ async def fill(dsn: str, events: Sequence[Envelope], batch: int) -> WritePath:
         measured.backend = process_cpu(pid) - backend
         measured.python = time.process_time() - python
         measured.events = len(events) - cut
+        async with conn.transaction():  # what metrics_scrape.fill sets over REST
+            await repository.save_rates(conn, {"EUR": Decimal("1.08")})
+            await repository.save_quotas(conn, metrics_scrape.quotas())
     finally:
         await conn.close()
     return measured

@@ -6,9 +6,10 @@ machine is shared: a process waiting for a core uses none.
 The database is filled through metrics' projection code as bench/metrics_scrape.fill fills it
 (its exchange rate and quotas too): all but the last ``MEASURED`` share of the history in
 large batches, the rest in batches of ``--batch`` events as the consumer writes them, each
-statement's backend CPU read from /proc before and after it. Then the exposition's families (the 30-day window, every label, as
-the service's snapshot task asks them) are computed ``--repeats`` times on one connection
-each, with the backend's and this process's CPU around each.
+statement's backend CPU read from /proc before and after it. Then the exposition's families
+(the 30-day window, every label, as the service's snapshot task asks them) are computed
+``--repeats`` times on one connection each, with the backend's and this process's CPU around
+each.
 """
 
 from __future__ import annotations

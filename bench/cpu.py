@@ -20,6 +20,11 @@ def _cpu_seconds(pid: int, *, reaped_children: bool = True) -> float:
     return sum(int(x) for x in fields[11 : 15 if reaped_children else 13]) / _TICKS
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds of one process alone (a PostgreSQL backend), without walking /proc."""
+    return _cpu_seconds(pid, reaped_children=False)
+
+
 def _tree(pid: int) -> list[int]:
     pids = [pid]
     for child in os.listdir("/proc"):

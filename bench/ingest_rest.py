@@ -32,7 +32,7 @@ import uvloop
 from bench import payloads
 from bench.cpu import CpuShare, cpu_of
 from bench.load import LoadResult, Post, RequestMaker, run_load
-from bench.metrics_freshness import API, PER_REQUEST, SETTLED_SECONDS, TENANT, LiveEvents
+from bench.metrics_freshness import API, PER_REQUEST, TENANT, LiveEvents
 from bench.metrics_org import Org, Size
 from bench.report import LOAD_HEADER, load_row, table
 from bench.session import Session
@@ -101,12 +101,7 @@ async def run(seconds: float) -> RestRun:
         s = Session(stack, baseline, ingest, db, seconds)
         await _seed_reps(ingest.url)
         post, base_post = s.events_post(), s.events_post(baseline)
-        live = LiveEvents(
-            "rest",
-            REPS,
-            seed=4,
-            settled_batches=math.ceil(SETTLED_SECONDS * ARRAY_RATE / PER_REQUEST),
-        )
+        live = LiveEvents("rest", REPS, seed=4)
         live_post = Post(ingest.url + "/v1/events", API)
         # warm-up: every path once for a few seconds
         await s.load(base_post, base_post.of(payloads.single("warm")), conns=32, seconds=2)

@@ -15,8 +15,8 @@ snapshot taken again every 250 ms when anything changed, a scrape shows the newe
 2. Scrape and KPI requests are timed with nothing else running (bench/metrics_scrape.py).
 3. A warm-up, then for each rate ``seconds`` of arrays of ``PER_REQUEST`` deal and lead
    events due at a fixed rate (bench/load.py's open loop: request i at start + i/rate), up
-   to ``CONNECTIONS`` connections (each request changes only records created seconds
-   before by its lane: ``LiveEvents``). Meanwhile a marker every ``MARKER_EVERY`` s, on a
+   to ``CONNECTIONS`` connections (each request changes only records created by earlier
+   requests of its lane: ``LiveEvents``). Meanwhile a marker every ``MARKER_EVERY`` s, on a
    request of its own: a deal closed by a rep alone in a team of their own (the first won,
    every later one lost, so that after marker i the team's win rate is exactly 1/i). Each
    marker counts from its 202 until ``/metrics`` shows
@@ -63,10 +63,6 @@ LOW_RATE = 500.0  # events per second: metrics' own latency, where the machine k
 PER_REQUEST = 100
 CONNECTIONS = 16
 WARM_SECONDS = 10.0
-# Changes name only records created this many seconds of requests earlier: ingest registers a
-# record it has not seen under a lock that waits for the request creating it, and two requests
-# waiting on each other's new records deadlock (ingest answers 500).
-SETTLED_SECONDS = 10.0
 LANES = 64
 MARKER_EVERY = 0.25
 SCRAPE_EVERY = 0.05
@@ -99,17 +95,16 @@ class LiveEvents:
     """A CRM's stream: new deals moving through stages to won or lost, new leads and changes
     to them, owned by the organisation's reps (by source id).
 
-    Request n belongs to lane n % ``LANES`` and changes only records its lane created at
-    least ``settled_batches`` requests earlier: a lane's requests are seconds apart, so two
-    requests in flight never change the same record (ingest would make one wait for the other,
-    as it must, and a CRM seldom sends one record's changes that close together)."""
+    Request n belongs to lane n % ``LANES`` and changes only records created by its lane's
+    earlier requests, which may still be in flight when ingest is behind (ingest makes a
+    change wait for the request creating its record, as it must); a lane's requests are
+    ``LANES`` requests apart, as a CRM seldom sends one record's changes close together."""
 
-    def __init__(self, run: str, reps: int, seed: int, *, settled_batches: int) -> None:
+    def __init__(self, run: str, reps: int, seed: int) -> None:
         self.run, self.reps = run, reps
         self.rng = random.Random(seed)
         self.n = 0
         self.batches = 0
-        self._settled = settled_batches
         # per lane: (batch, source id) of the deals and the leads it created, in batch order
         self._deals: list[list[tuple[int, str]]] = [[] for _ in range(LANES)]
         self._leads: list[list[tuple[int, str]]] = [[] for _ in range(LANES)]
@@ -117,10 +112,10 @@ class LiveEvents:
     def batch(self, size: int, at: datetime) -> bytes:
         """``size`` events of the next request."""
         lane, self.batches = self.batches % LANES, self.batches + 1
-        settled = (self.batches - 1 - self._settled, chr(0x10FFFF))
+        earlier = (self.batches - 2, chr(0x10FFFF))  # created by the lane's earlier requests
         self.deals, self.leads = self._deals[lane], self._leads[lane]
-        known_deals = bisect_right(self.deals, settled)
-        known_leads = bisect_right(self.leads, settled)
+        known_deals = bisect_right(self.deals, earlier)
+        known_leads = bisect_right(self.leads, earlier)
         events = [self._one(at, known_deals, known_leads) for _ in range(size)]
         return b"[" + b",".join(events) + b"]"
 
@@ -409,8 +404,7 @@ async def run(
             "broker": stack.broker_pid,
             "load generator + probes": os.getpid(),
         }
-        settled = math.ceil(SETTLED_SECONDS * max(rates) / PER_REQUEST)
-        live = LiveEvents(run_id, size.reps, seed=4, settled_batches=settled)
+        live = LiveEvents(run_id, size.reps, seed=4)
         await _send(ingest, live, min(rates), WARM_SECONDS)
         since = datetime.now(UTC).replace(microsecond=0).isoformat()
         markers: list[Marker] = []  # numbered across the runs: after marker i, 1/i

@@ -17,7 +17,7 @@ projected, so that a segment groups exactly as the domain names it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -556,54 +556,100 @@ def _periods(args: _Args, periods: Sequence[PeriodBounds]) -> str:
     """
 
 
-def _scope(kind: str) -> str:
-    column = SCOPE_COLUMNS[kind]
-    return f"obs.{column}" if column else "NULL::text"
+Named = Callable[[asyncpg.Record], tuple[str, str | None]]
+
+
+def _scopes(kinds: Sequence[str]) -> tuple[str, str, Named]:
+    """The select list and GROUP BY clause that sum ``obs`` per period and scope of each of
+    ``kinds`` in one pass, and what names a result row's (kind, scope id)."""
+    columns = [c for c in (SCOPE_COLUMNS[k] for k in kinds) if c]
+    sets = ", ".join(
+        "(p.name" + (f", obs.{SCOPE_COLUMNS[k]}" if SCOPE_COLUMNS[k] else "") + ")" for k in kinds
+    )
+    if not columns:
+        return "0 AS grouping_id", f"GROUP BY GROUPING SETS ({sets})", lambda row: ("company", None)
+    everything = (1 << len(columns)) - 1
+    kind_of = {everything: "company"}
+    for kind in kinds:
+        column = SCOPE_COLUMNS[kind]
+        if column:
+            kind_of[everything & ~(1 << (len(columns) - 1 - columns.index(column)))] = kind
+
+    def named(row: asyncpg.Record) -> tuple[str, str | None]:
+        kind = kind_of[row["grouping_id"]]
+        column = SCOPE_COLUMNS[kind]
+        return kind, (row[column] if column else None)
+
+    listed = ", ".join(f"obs.{c}" for c in columns)
+    return f"GROUPING({listed}) AS grouping_id, {listed}", f"GROUP BY GROUPING SETS ({sets})", named
+
+
+# (scope kind, period name, scope id)
+ScopeKey = tuple[str, str, str | None]
+
+
+def _key(named: Named, row: asyncpg.Record) -> ScopeKey:
+    kind, scope_id = named(row)
+    return kind, row["name"], scope_id
 
 
 async def won_in_periods(
-    conn: asyncpg.Connection, roster: Roster, periods: Sequence[PeriodBounds], kind: str
-) -> dict[tuple[str, str | None], Decimal]:
-    """The amount of deals won with a close time in each period, by scope of ``kind``."""
+    conn: asyncpg.Connection,
+    roster: Roster,
+    periods: Sequence[PeriodBounds],
+    kinds: Sequence[str],
+) -> dict[ScopeKey, Decimal]:
+    """The amount of deals won with a close time in each period, by (scope kind, period,
+    scope id) for each of ``kinds``, in one statement."""
+    if not periods or not kinds:
+        return {}
     args = _Args()
-    first = args(min((p.start_us for p in periods), default=None), "bigint")
-    last = args(max((p.end_us for p in periods), default=None), "bigint")
+    first = args(min(p.start_us for p in periods), "bigint")
+    last = args(max(p.end_us for p in periods), "bigint")
     ctes = _deal_obs(
         args,
         roster,
         f"d.outcome = 'won' AND d.close_us >= {first} AND d.close_us < {last}",
         "b.close_us, m.amount",
     )
+    select, group_by, named = _scopes(kinds)
     rows = await conn.fetch(
         f"""
         WITH {ctes}, {_periods(args, periods)}
-        SELECT p.name, {_scope(kind)} AS scope_id, sum(obs.amount) AS actual
+        SELECT p.name, {select}, sum(obs.amount) AS actual
         FROM obs JOIN periods p ON obs.close_us >= p.start_us AND obs.close_us < p.end_us
         WHERE obs.amount IS NOT NULL
-        GROUP BY p.name, scope_id
+        {group_by}
         """,
         *args.values,
     )
-    return {(r["name"], r["scope_id"]): r["actual"] for r in rows}
+    return {_key(named, r): r["actual"] for r in rows}
 
 
 async def open_in_periods(
-    conn: asyncpg.Connection, roster: Roster, periods: Sequence[PeriodBounds], kind: str
-) -> dict[tuple[str, str | None], tuple[Decimal, int]]:
+    conn: asyncpg.Connection,
+    roster: Roster,
+    periods: Sequence[PeriodBounds],
+    kinds: Sequence[str],
+) -> dict[ScopeKey, tuple[Decimal, int]]:
     """The amount and count of open deals expected to close in each period (expected close
-    date; a deal with none counts in the period that holds now), by scope of ``kind``."""
+    date; a deal with none counts in the period that holds now), by (scope kind, period,
+    scope id) for each of ``kinds``, in one statement."""
+    if not periods or not kinds:
+        return {}
     args = _Args()
     ctes = _deal_obs(args, roster, "d.outcome IS NULL", "b.expected_close AS expected, m.amount")
+    select, group_by, named = _scopes(kinds)
     rows = await conn.fetch(
         f"""
         WITH {ctes}, {_periods(args, periods)}
-        SELECT p.name, {_scope(kind)} AS scope_id, sum(obs.amount) AS pipeline, count(*) AS n
+        SELECT p.name, {select}, sum(obs.amount) AS pipeline, count(*) AS n
         FROM obs JOIN periods p ON CASE WHEN obs.expected IS NULL THEN p.holds_now
                                        ELSE obs.expected >= p.start_day
                                             AND obs.expected < p.end_day END
         WHERE obs.amount IS NOT NULL
-        GROUP BY p.name, scope_id
+        {group_by}
         """,
         *args.values,
     )
-    return {(r["name"], r["scope_id"]): (r["pipeline"], r["n"]) for r in rows}
+    return {_key(named, r): (r["pipeline"], r["n"]) for r in rows}

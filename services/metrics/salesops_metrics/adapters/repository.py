@@ -245,24 +245,27 @@ async def _leads_touched(conn: asyncpg.Connection, changes: Sequence[CombinedCha
 # so the later one sees both. The two-key form of the locks keeps them apart from the
 # rebuild's and the migrations' one-key locks.
 JOURNEY_LOCKS = 0x4A52
+# Each part looks its leads up by index (``= ANY`` of the batch's ids): joined to the ids as a
+# table, the planner hashed them and scanned all of lead_assignments, twice per batch.
 JOURNEYS = """
-    WITH ids AS (SELECT * FROM unnest($1::uuid[]) AS i (lead_id)),
-    latest AS (
+    WITH latest AS (
         SELECT DISTINCT ON (x.lead_id) x.lead_id, x.rep_id, x.territory_id
-        FROM lead_assignments x JOIN ids USING (lead_id)
+        FROM lead_assignments x WHERE x.lead_id = ANY($1::uuid[])
         ORDER BY x.lead_id, x.event_time DESC, x.event_id DESC
     ),
     first_to_rep AS (
         SELECT x.lead_id, (extract(epoch FROM min(x.assigned_at)) * 1000000)::bigint AS us
-        FROM lead_assignments x JOIN ids USING (lead_id)
-        WHERE x.rep_id IS NOT NULL GROUP BY x.lead_id
+        FROM lead_assignments x
+        WHERE x.lead_id = ANY($1::uuid[]) AND x.rep_id IS NOT NULL GROUP BY x.lead_id
     ),
     touch AS (
         SELECT DISTINCT ON (t.lead_id) t.lead_id, t.occurred_us AS us, t.rep_id
-        FROM activities t JOIN ids USING (lead_id)
-        WHERE NOT t.deleted AND t.occurred_us IS NOT NULL AND t.outbound AND t.rep_id IS NOT NULL
+        FROM activities t
+        WHERE t.lead_id = ANY($1::uuid[])
+          AND NOT t.deleted AND t.occurred_us IS NOT NULL AND t.outbound AND t.rep_id IS NOT NULL
           AND EXISTS (SELECT 1 FROM lead_assignments x
-                      WHERE x.lead_id = t.lead_id AND x.rep_id = t.rep_id)
+                      WHERE x.lead_id = ANY($1::uuid[])
+                        AND x.lead_id = t.lead_id AND x.rep_id = t.rep_id)
         ORDER BY t.lead_id, t.occurred_us, t.rep_id
     )
     INSERT INTO lead_journeys AS j

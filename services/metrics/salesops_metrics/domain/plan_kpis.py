@@ -9,7 +9,7 @@ from decimal import Decimal
 from uuid import UUID
 
 from salesops_metrics.domain import reducers
-from salesops_metrics.domain.dimensions import deal_territory, rep_dims
+from salesops_metrics.domain.dimensions import Dims, deal_territory, rep_dims
 from salesops_metrics.domain.facts import Context, DealFact, ForecastFact, QuotaFact
 from salesops_metrics.domain.kpis import GroupRow, KpiValue, grouped, sorted_rows
 from salesops_metrics.domain.periods import BadWindow, Period, last_closed, parse_period
@@ -21,6 +21,15 @@ def technology_adoption(
     """``used``: (rep, tool) pairs with an activity through the tool in the window, tools
     lower-cased. Only selling reps count: active, and not managers (role manager), who, as
     routing has it, never work leads; a rep with no role is taken to sell."""
+    return adoption_by(licensed_tools(ctx, used), by)
+
+
+Licensed = list[tuple[Dims, bool]]
+
+
+def licensed_tools(ctx: Context, used: Collection[tuple[UUID, str]]) -> Licensed:
+    """technology_adoption's observations: each selling rep's dimensions and tool, and whether
+    the rep used it; worked out once for every grouping of one read."""
     pairs = []
     for rep in ctx.reps.values():
         if not rep.active or rep.role == "manager":
@@ -28,6 +37,10 @@ def technology_adoption(
         dims = rep_dims(ctx, rep.id)
         for tool in sorted({t.strip().lower() for t in rep.licensed_tools}):
             pairs.append((dims | {"tool": tool}, (rep.id, tool) in used))
+    return pairs
+
+
+def adoption_by(pairs: Licensed, by: str | None) -> list[GroupRow]:
     return grouped(pairs, by=by, reduce=reducers.share)
 
 

@@ -364,9 +364,9 @@ async def _activity(
     report: Report, conn: asyncpg.Connection, kpis: dict[str, list[str | None]]
 ) -> Rows:
     ctx = await report.context()
-    used = await queries.tools_used(conn, report.window)
+    licensed = plan_kpis.licensed_tools(ctx, await queries.tools_used(conn, report.window))
     return {
-        ("technology_adoption", by): plan_kpis.technology_adoption(ctx, used, by)
+        ("technology_adoption", by): plan_kpis.adoption_by(licensed, by)
         for by in kpis["technology_adoption"]
     }
 
@@ -389,20 +389,23 @@ def _bounds(ctx: Context, periods: Iterable[Period]) -> list[PeriodBounds]:
 async def _forecast(
     report: Report, conn: asyncpg.Connection, kpis: dict[str, list[str | None]]
 ) -> Rows:
+    """Every grouping's scope kind at once: the latest forecasts of each, then the amounts won
+    in all of their periods by every kind's scopes, in one statement."""
     ctx = await report.context()
     forecasts = await queries.forecasts(conn)
+    groupings = list(dict.fromkeys(by for groupings in kpis.values() for by in groupings))
+    kinds = list(dict.fromkeys(plan_kpis.SCOPE_OF_GROUP[by] for by in groupings))
+    latest = {kind: plan_kpis.latest_forecasts(ctx, forecasts, kind) for kind in kinds}
+    periods = (p for found in latest.values() for p, _ in found.values())
+    won = await aggregates.won_in_periods(conn, await report.roster(), _bounds(ctx, periods), kinds)
     out: Rows = {}
-    for by in {by for groupings in kpis.values() for by in groupings}:
+    for by in groupings:
         kind = plan_kpis.SCOPE_OF_GROUP[by]
-        latest = plan_kpis.latest_forecasts(ctx, forecasts, kind)
-        won = await aggregates.won_in_periods(
-            conn, await report.roster(), _bounds(ctx, (p for p, _ in latest.values())), kind
-        )
 
         def actual(period: Period, scope_id: str | None) -> Decimal:
-            return won.get((period.name, scope_id), Decimal(0))  # noqa: B023 - used at once
+            return won.get((kind, period.name, scope_id), Decimal(0))  # noqa: B023 - at once
 
-        outcomes = plan_kpis.outcomes_of(ctx, kind, latest, actual)
+        outcomes = plan_kpis.outcomes_of(ctx, kind, latest[kind], actual)
         for name, summarize in SUMMARIES.items():
             if by in kpis.get(name, ()):
                 out[(name, by)] = summarize(outcomes)
@@ -419,16 +422,21 @@ SUMMARIES = {
 async def _quota(
     report: Report, conn: asyncpg.Connection, kpis: dict[str, list[str | None]]
 ) -> Rows:
+    """Every grouping's scope kind at once: the open pipeline of all their quotas' periods by
+    every kind's scopes, in one statement."""
     ctx = await report.context()
     quotas = await queries.quotas(conn)
+    kinds = list(dict.fromkeys(plan_kpis.SCOPE_OF_GROUP[by] for by in kpis["pipeline_coverage"]))
+    periods = (p for kind in kinds for p in plan_kpis.quota_periods(ctx, quotas, kind))
+    found = await aggregates.open_in_periods(
+        conn, await report.roster(), _bounds(ctx, periods), kinds
+    )
     out: Rows = {}
     for by in kpis["pipeline_coverage"]:
         kind = plan_kpis.SCOPE_OF_GROUP[by]
-        periods = _bounds(ctx, plan_kpis.quota_periods(ctx, quotas, kind))
-        found = await aggregates.open_in_periods(conn, await report.roster(), periods, kind)
 
         def pipeline(period: Period, scope_id: str | None) -> tuple[Decimal, int]:
-            return found.get((period.name, scope_id), (Decimal(0), 0))  # noqa: B023
+            return found.get((kind, period.name, scope_id), (Decimal(0), 0))  # noqa: B023
 
         out[("pipeline_coverage", by)] = plan_kpis.coverage_rows(ctx, quotas, kind, pipeline)
     return out

@@ -43,7 +43,6 @@ import asyncpg
 import httpx
 import uvloop
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from bench import payloads
 from bench.load import LoadResult, Post, RequestMaker, run_load
@@ -278,28 +277,29 @@ async def _outbox_backlogs(dsns: dict[str, str]) -> dict[str, int]:
 
 
 async def _group_lags(bootstrap: str) -> dict[str, int]:
-    """Records on the broker that each consumer group has not committed yet."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    ends = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-    await admin.start()
-    await ends.start()
-    try:
-        lags = {}
-        for group in GROUPS:
-            committed = await admin.list_consumer_group_offsets(group)
-            topics = {tp.topic for tp in committed}
+    """Records on the broker that each consumer group has not committed yet, over the
+    topics it has committed on. Read with a consumer of the group that never subscribes
+    (so it never joins): the dev broker answers the consumer's OffsetFetch, not the admin
+    client's."""
+    lags = {}
+    for group in GROUPS:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            topics = [t for t in await consumer.topics() if t.startswith("salesops.")]
             partitions = [
-                TopicPartition(t, p) for t in topics for p in ends.partitions_for_topic(t) or ()
+                TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
             ]
-            end = await ends.end_offsets(partitions) if partitions else {}
-            lags[group] = sum(
-                max(0, end[tp] - (committed[tp].offset if tp in committed else 0))
-                for tp in partitions
-            )
-        return lags
-    finally:
-        await ends.stop()
-        await admin.close()
+            committed = {tp: await consumer.committed(tp) for tp in partitions}
+            used = {tp.topic for tp, offset in committed.items() if offset is not None}
+            counted = [tp for tp in partitions if tp.topic in used]
+            end = await consumer.end_offsets(counted) if counted else {}
+            lags[group] = sum(max(0, end[tp] - (committed[tp] or 0)) for tp in counted)
+        finally:
+            await consumer.stop()
+    return lags
 
 
 async def _drained(

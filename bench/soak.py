@@ -307,7 +307,9 @@ async def _drained(
 ) -> dict[str, int]:
     """Poll ``probe`` until every count is zero (or DRAIN_LIMIT); the first counts seen."""
     first = await probe()
-    pending = set(first)
+    pending = {name for name, count in first.items() if count}
+    for name in set(first) - pending:
+        into[name] = time.monotonic() - start
     while pending and time.monotonic() - start < DRAIN_LIMIT:
         counts = await probe()
         for name in list(pending):
@@ -489,7 +491,7 @@ def report(r: SoakRun) -> str:
                 "p99 ms, last slice",
                 "answered",
                 "errors",
-                "every slice kept up",
+                "every request due answered",
             ),
             rows,
         ),

@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 
-.PHONY: run test lint bench demo install clean
+.PHONY: run test lint bench soak demo install clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -38,6 +38,11 @@ lint: install
 
 bench: install
 	$(PY) -m bench $(BENCH_ARGS)
+
+# A 20-minute mixed load on the whole stack (bench/soak.py); a short one:
+#   make soak SOAK_ARGS="--minutes 3"
+soak: install
+	$(PY) -m bench.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS)

@@ -33,6 +33,7 @@ DEPLOY = ROOT / "deploy"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = DEPLOY / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
+GATEWAY_CONFIG = DEPLOY / "gateway" / "nginx.conf"
 INIT_SQL = DEPLOY / "postgres" / "init" / "01-databases.sql"
 PROMETHEUS_CONFIG = DEPLOY / "prometheus" / "prometheus.yml"
 ALERTS = DEPLOY / "prometheus" / "alerts.yml"
@@ -41,7 +42,7 @@ GRAFANA = DEPLOY / "grafana"
 DASHBOARDS = grafana.dashboard_paths()
 
 SERVICES = {"ingest": 8001, "routing": 8002, "metrics": 8003, "forecast": 8004}
-INFRA = ("postgres", "kafka", "prometheus", "grafana")
+INFRA = ("postgres", "kafka", "gateway", "prometheus", "grafana")
 REQUIRED_SECRETS = ("POSTGRES_PASSWORD", "SALESOPS_API_TOKEN", "GRAFANA_ADMIN_PASSWORD")
 DATABASES = tuple(f"salesops_{name}" for name in SERVICES)
 
@@ -250,32 +251,70 @@ def test_each_service_waits_for_healthy_postgres_and_kafka(
 
 @pytest.mark.parametrize("name", list(SERVICES))
 def test_each_service_can_scale(services: dict[str, dict[str, Any]], name: str) -> None:
+    """`docker compose up --scale routing=3`: copies of a service may not share a host port
+    (the gateway is the way in) nor a container or host name."""
     svc = services[name]
     assert "container_name" not in svc
     assert "hostname" not in svc
-    for entry in svc.get("ports", []):
-        assert isinstance(entry, str), f"{name}: use the short syntax for ports"
-        spec = entry.split("/")[0]
-        parts = spec.split(":")
-        assert parts[-1] == str(SERVICES[name]), f"{name}: container port {entry}"
-        if len(parts) > 1:
-            host = parts[-2]
-            assert re.fullmatch(r"\d+-\d+", host), f"{name}: host port {entry} is not a range"
-            low, high = (int(p) for p in host.split("-"))
-            assert high > low, entry
+    assert "ports" not in svc, f"{name} publishes a host port: reach it through the gateway"
+    assert "network_mode" not in svc
+    for volume in svc.get("volumes", []):
+        assert str(volume).endswith(":ro"), f"{name}: copies would share {volume} read-write"
 
 
-def test_service_host_port_ranges_do_not_overlap(services: dict[str, dict[str, Any]]) -> None:
-    taken: dict[int, str] = {}
+def test_no_container_is_named(services: dict[str, dict[str, Any]]) -> None:
+    for name, svc in services.items():
+        assert "container_name" not in svc, name
+
+
+def gateway_routes() -> dict[int, tuple[str, int]]:
+    """listen port -> (service name, port) of each server block of the gateway's nginx.conf."""
+    text = re.sub(r"#[^\n]*", "", GATEWAY_CONFIG.read_text(encoding="utf-8"))
+    routes = {}
+    for block in re.split(r"\bserver\s*\{", text)[1:]:
+        (listen,) = re.findall(r"\blisten\s+(\d+)\s*;", block)
+        (service,) = re.findall(r"\bset\s+\$service\s+(\w+)\s*;", block)
+        (target,) = re.findall(r"\bproxy_pass\s+http://\$service:(\d+)\s*;", block)
+        routes[int(listen)] = (service, int(target))
+    return routes
+
+
+def test_the_gateway_publishes_each_service_on_its_port(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    gateway = services["gateway"]
+    assert "./deploy/gateway/nginx.conf:/etc/nginx/nginx.conf:ro" in gateway["volumes"]
+    assert {p: (name, p) for name, p in SERVICES.items()} == gateway_routes()
+    published = {tuple(entry.split(":")) for entry in gateway["ports"]}
+    assert published == {(str(p), str(p)) for p in SERVICES.values()}
     for name in SERVICES:
-        for entry in services[name].get("ports", []):
-            parts = entry.split("/")[0].split(":")
-            if len(parts) < 2:
-                continue
-            low, high = (int(p) for p in parts[-2].split("-"))
-            for port in range(low, high + 1):
-                assert port not in taken, f"{name} and {taken[port]} share host port {port}"
-                taken[port] = name
+        assert gateway["depends_on"][name]["condition"] == "service_started"
+
+
+def test_the_gateway_finds_every_copy_through_docker_dns() -> None:
+    """A variable in proxy_pass makes nginx resolve the name at request time (again every
+    `valid`), through the resolver named: a copy added by --scale gets requests without a
+    restart of the gateway. A literal host would be resolved once, at start."""
+    text = GATEWAY_CONFIG.read_text(encoding="utf-8")
+    assert re.search(r"^\s*resolver 127\.0\.0\.11 valid=\d+s", text, re.MULTILINE)
+    assert not re.search(r"proxy_pass\s+http://(?!\$)", text)
+    assert not re.search(r"^\s*upstream\b", text, re.MULTILINE)
+
+
+def test_nginx_accepts_the_gateway_config(tmp_path: Path) -> None:
+    nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
+    if nginx is None:
+        pytest.skip("nginx not installed: apt-get install nginx-light")
+    # -t parses the file and opens the temp and pid paths, all under /tmp as in the container.
+    result = subprocess.run(
+        [nginx, "-t", "-c", str(GATEWAY_CONFIG), "-e", str(tmp_path / "error.log")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "syntax is ok" in result.stderr
 
 
 @pytest.mark.parametrize("name", list(SERVICES))
@@ -838,13 +877,15 @@ def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
     assert set(svcs) >= set(SERVICES) | set(INFRA)
     db_url = svcs["routing"]["environment"]["SALESOPS_DATABASE_URL"]
     assert db_url == "postgresql://salesops:dummy-postgres_password@postgres:5432"
-    for name, port in SERVICES.items():
-        (published,) = svcs[name]["ports"]
-        if isinstance(published, str):  # v1 keeps the short syntax: "8101-8110:8001/tcp"
-            host, _, target = published.partition(":")
-            published = {"published": host, "target": int(target.split("/")[0])}
-        assert published["target"] == port
-        assert "-" in str(published["published"])
+    for name in SERVICES:
+        assert not svcs[name].get("ports"), name
+    published = set()
+    for entry in svcs["gateway"]["ports"]:
+        if isinstance(entry, str):  # v1 keeps the short syntax: "8001:8001/tcp"
+            host, _, target = entry.partition(":")
+            entry = {"published": host, "target": int(target.split("/")[0])}
+        published.add((int(entry["published"]), int(entry["target"])))
+    assert published == {(port, port) for port in SERVICES.values()}
 
 
 @pytest.mark.parametrize("missing", REQUIRED_SECRETS)

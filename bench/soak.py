@@ -1,0 +1,550 @@
+"""``make soak``: a long mixed load on the whole stack, and what it does to latency, memory
+and backlogs over time (issue 7, "Load and soak").
+
+One stack of real processes (embedded PostgreSQL with fsync on, the Tansu broker, and
+``salesops serve`` ingest, routing, metrics and forecast) with bench/routing_e2e.py's 100
+reps, then for ``--minutes`` (20) at fixed rates, open loop (bench/load.py: a latency
+counts from when the request was due):
+
+- webhooks: Pipedrive ``person`` changes, one event each (``--webhooks``/s, 50);
+- REST writes: ``POST /v1/events`` arrays of 10 (8 ``lead.created``, 2 deals), ``--arrays``/s
+  (20): leads that routing assigns and metrics counts, deals that forecast keeps;
+- REST reads: routing ``GET /v1/reps``, metrics ``GET /v1/kpis?kpi=leads_assigned``, forecast
+  ``GET /v1/pipeline`` (``--reads``/s each, 5);
+- routing admin changes: a new ruleset every ``--ruleset-every`` seconds (20), two territory
+  models in turn (``PUT /v1/routing/ruleset``).
+
+The defaults ask 250 events/s: half of the 500 events/s that ingest and metrics sustain
+together on this machine (docs/benchmarks.md, "Metrics (issue 5)"), the highest end-to-end
+rate measured as kept up with. The broker keeps every event in memory: its RSS is reported,
+and the load stops early if it passes 8 GiB.
+
+The run is cut into slices (5 minutes; a third of the run when that is shorter) and reports
+each slice's p99 per request kind (first vs last), the RSS of every process sampled every
+10 s (growth from the end of the first slice to the end), then, once the load stops, how
+long each service's outbox backlog and each consumer group's lag take to reach zero
+(target: 10 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+import httpx
+import uvloop
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from bench import payloads
+from bench.load import LoadResult, Post, RequestMaker, run_load
+from bench.memory import rss_mib
+from bench.report import table
+from bench.routing_e2e import REPS, TENANT, rep_events
+from bench.stack import TOKEN, Server, Stack, _wait_ready
+from salesops_cli.infra import free_port
+from salesops_common.settings import database_dsn
+
+API = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+ARRAY = 10  # events per POST /v1/events
+SAMPLE_EVERY = 10.0
+DRAIN_TARGET = 10.0
+DRAIN_LIMIT = 120.0
+BROKER_LIMIT_MIB = 8 * 1024
+FORECAST_DATABASE = "bench_forecast"
+GROUPS = (
+    "salesops-ingest-writeback",
+    "salesops-routing-crm",
+    "salesops-metrics-all",
+    "salesops-forecast-crm",
+)
+
+_LEAD = (
+    '{"type":"lead.created","source":"api","tenant":"%s","source_event_id":"soak-%s",'
+    '"occurred_at":"%s","data":{"source_id":"soak-%s","email":"buyer%s@soak%d.example",'
+    '"company":"Soak %d","country":"%s","lead_source":"Web"}}'
+)
+_DEAL = (
+    '{"type":"deal.%s","source":"api","tenant":"%s","source_event_id":"soak-%s-%s",'
+    '"occurred_at":"%s","data":{"source_id":"soak-deal-%s","amount":"%d","currency":"USD",'
+    '"stage":"%s","owner_source_id":"rep-%d"%s}}'
+)
+
+
+# -- what is sent ---------------------------------------------------------------------------
+
+
+def _deal(verb: str, key: str, at: str, n: int, stage: str, extra: str = "") -> str:
+    amount = 1000 + n % 50 * 100
+    return _DEAL % (verb, TENANT, key, verb, at, key, amount, stage, n % REPS, extra)
+
+
+def events_array(run: str, n: int) -> bytes:
+    """Array ``n``: 8 new leads (one in four outside the US), a deal created and the one
+    created by the array before closed (won or lost in turn)."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+    items = []
+    for i in range(ARRAY - 2):
+        key = f"{run}-{n}-{i}"
+        country = "DE" if i % 4 == 0 else "US"
+        items.append(_LEAD % (TENANT, key, now, key, key, n % 97, n % 97, country))
+    items.append(_deal("created", f"{run}-{n}", now, n, "Engaging"))
+    if n:
+        outcome = "won" if n % 2 else "lost"
+        closed = f',"closed_at":"{now}"'
+        items.append(_deal(outcome, f"{run}-{n - 1}", now, n - 1, outcome.title(), closed))
+    return ("[" + ",".join(items) + "]").encode()
+
+
+def rulesets(rep_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """Two territory models in turn: everyone in one rotation, or split by country."""
+    everyone = {
+        "fallback_territory": "all",
+        "territories": [
+            {"id": "all", "strategy": "round_robin", "members": [{"rep_id": r} for r in rep_ids]}
+        ],
+    }
+    half = len(rep_ids) // 2
+    split = {
+        "fallback_territory": "us",
+        "territories": [
+            {
+                "id": "dach",
+                "strategy": "round_robin",
+                "members": [{"rep_id": r} for r in rep_ids[:half]],
+                "rules": [{"country": ["DE", "AT", "CH"]}],
+            },
+            {
+                "id": "us",
+                "strategy": "round_robin",
+                "members": [{"rep_id": r} for r in rep_ids[half:]],
+            },
+        ],
+    }
+    return [split, everyone]
+
+
+def get(url: str) -> RequestMaker:
+    parts = urlsplit(url)
+    request = (
+        f"GET {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        f"Authorization: Bearer {TOKEN}\r\n\r\n"
+    ).encode()
+    return lambda n: request
+
+
+# -- what is measured -----------------------------------------------------------------------
+
+
+@dataclass
+class Slice:
+    index: int
+    start: float  # seconds from the start of the load
+    seconds: float
+    loads: dict[str, LoadResult] = field(default_factory=dict)
+    ruleset_ms: list[float] = field(default_factory=list)
+    ruleset_errors: int = 0
+
+    def p99(self, kind: str) -> float:
+        if kind == "ruleset PUT":
+            return pct(self.ruleset_ms, 0.99)
+        return self.loads[kind].p99
+
+
+@dataclass(frozen=True)
+class RssSample:
+    at: float  # seconds from the start of the load (negative: before it)
+    mib: dict[str, float]
+
+
+@dataclass
+class Drain:
+    """Seconds after the load stopped until each backlog read zero (None: not within
+    DRAIN_LIMIT), and the backlog as first seen."""
+
+    outbox: dict[str, float | None] = field(default_factory=dict)
+    lag: dict[str, float | None] = field(default_factory=dict)
+    initial: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class SoakRun:
+    minutes: float
+    asked: dict[str, float]
+    slices: list[Slice] = field(default_factory=list)
+    rss: list[RssSample] = field(default_factory=list)
+    drain: Drain = field(default_factory=Drain)
+    stopped_early: str = ""
+    load_average: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+
+def slice_plan(minutes: float, slice_minutes: float = 5.0) -> list[float]:
+    """The slices' lengths in seconds: ``slice_minutes`` each, or thirds of a shorter run
+    (first, middle, last); a last partial slice is folded into the one before."""
+    total = minutes * 60
+    length = min(slice_minutes * 60, total / 3)
+    count = max(1, int(total // length))
+    plan = [length] * count
+    plan[-1] += total - length * count
+    return plan
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def growth(samples: Sequence[RssSample], since: float) -> dict[str, tuple[float, float, float]]:
+    """Per process: (RSS at the first sample at or after ``since``, at the last sample, the
+    largest seen from ``since`` on), MiB."""
+    kept = [s for s in samples if s.at >= since] or list(samples[-1:])
+    names = kept[0].mib if kept else {}
+    return {
+        name: (kept[0].mib[name], kept[-1].mib[name], max(s.mib.get(name, 0.0) for s in kept))
+        for name in names
+    }
+
+
+# -- the run ----------------------------------------------------------------------------
+
+
+def serve_forecast(stack: Stack) -> Server:
+    """``salesops serve forecast`` on its own database (bench/stack.py starts the others)."""
+    port = free_port()
+    env = {
+        **stack.env,
+        "SALESOPS_FORECAST_PORT": str(port),
+        "SALESOPS_FORECAST_DATABASE": FORECAST_DATABASE,
+        "SALESOPS_FORECAST_RUN_INTERVAL_SECONDS": "0",
+    }
+    log = stack.root / "forecast.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "salesops_cli.main", "serve", "forecast"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(process, f"http://127.0.0.1:{port}", "salesops serve forecast", None, log)
+    stack.servers.append(server)
+    _wait_ready(server.url, process, "/readyz")
+    return server
+
+
+async def _ruleset_changes(
+    routing: str, models: list[dict[str, Any]], every: float, until: float, into: Slice
+) -> None:
+    async with httpx.AsyncClient(headers=API, timeout=60) as http:
+        turn = into.index
+        while time.monotonic() + every <= until:
+            await asyncio.sleep(every)
+            started = time.perf_counter()
+            resp = await http.put(routing + "/v1/routing/ruleset", json=models[turn % 2])
+            into.ruleset_ms.append((time.perf_counter() - started) * 1000)
+            into.ruleset_errors += resp.status_code != 200
+            turn += 1
+
+
+async def _sampler(pids: dict[str, int], start: float, into: list[RssSample]) -> None:
+    while True:
+        into.append(RssSample(time.monotonic() - start, {n: rss_mib(p) for n, p in pids.items()}))
+        await asyncio.sleep(SAMPLE_EVERY)
+
+
+async def _outbox_backlogs(dsns: dict[str, str]) -> dict[str, int]:
+    counts = {}
+    for name, dsn in dsns.items():
+        conn = await asyncpg.connect(dsn)
+        try:
+            unsent = "SELECT count(*) FROM outbox WHERE sent_at IS NULL"
+            counts[name] = int(await conn.fetchval(unsent))
+            if name == "ingest":  # webhook deliveries not yet turned into events
+                pending = "SELECT count(*) FROM deliveries WHERE processed_at IS NULL"
+                counts[name] += int(await conn.fetchval(pending))
+        finally:
+            await conn.close()
+    return counts
+
+
+async def _group_lags(bootstrap: str) -> dict[str, int]:
+    """Records on the broker that each consumer group has not committed yet, over the
+    topics it has committed on. Read with a consumer of the group that never subscribes
+    (so it never joins): the dev broker answers the consumer's OffsetFetch, not the admin
+    client's."""
+    lags = {}
+    for group in GROUPS:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            topics = [t for t in await consumer.topics() if t.startswith("salesops.")]
+            partitions = [
+                TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
+            ]
+            committed = {tp: await consumer.committed(tp) for tp in partitions}
+            used = {tp.topic for tp, offset in committed.items() if offset is not None}
+            counted = [tp for tp in partitions if tp.topic in used]
+            end = await consumer.end_offsets(counted) if counted else {}
+            lags[group] = sum(max(0, end[tp] - (committed[tp] or 0)) for tp in counted)
+        finally:
+            await consumer.stop()
+    return lags
+
+
+async def _drained(
+    probe: Callable[[], Awaitable[dict[str, int]]], into: dict[str, float | None], start: float
+) -> dict[str, int]:
+    """Poll ``probe`` until every count is zero (or DRAIN_LIMIT); the first counts seen."""
+    first = await probe()
+    pending = {name for name, count in first.items() if count}
+    for name in set(first) - pending:
+        into[name] = time.monotonic() - start
+    while pending and time.monotonic() - start < DRAIN_LIMIT:
+        counts = await probe()
+        for name in list(pending):
+            if counts[name] == 0:
+                into[name] = time.monotonic() - start
+                pending.discard(name)
+        if pending:
+            await asyncio.sleep(0.5)
+    for name in pending:
+        into[name] = None
+    return first
+
+
+async def run(args: argparse.Namespace) -> SoakRun:
+    asked = {
+        "webhooks": float(args.webhooks),
+        "events": float(args.arrays),
+        "reads": float(args.reads),
+    }
+    result = SoakRun(args.minutes, asked)
+    stack = Stack.start()
+    try:
+        ingest, routing, metrics = stack.ingest(), stack.routing(), stack.metrics()
+        forecast = serve_forecast(stack)
+        async with httpx.AsyncClient(headers=API, timeout=60) as http:
+            resp = await http.post(ingest.url + "/v1/events", json=rep_events())
+            resp.raise_for_status()
+            rep_ids = [r["entity_id"] for r in resp.json()["results"]]
+            for _ in range(600):
+                r = await http.get(routing.url + "/v1/reps")
+                if r.status_code == 200 and len(r.json()["reps"]) == REPS:
+                    break
+                await asyncio.sleep(0.2)
+        models = rulesets(rep_ids)
+        pids = {
+            "ingest": ingest.pid,
+            "routing": routing.pid,
+            "metrics": metrics.pid,
+            "forecast": forecast.pid,
+            "PostgreSQL": stack.pg_pid,
+            "broker": stack.broker_pid,
+            "load generator": os.getpid(),
+        }
+        run_id = os.urandom(3).hex()
+        webhooks = Post(ingest.url + "/webhooks/pipedrive", payloads.pipedrive_headers())
+        events = Post(ingest.url + "/v1/events", API)
+        reads = {
+            "routing GET /v1/reps": get(routing.url + "/v1/reps"),
+            "metrics GET /v1/kpis": get(metrics.url + "/v1/kpis?kpi=leads_assigned"),
+            "forecast GET /v1/pipeline": get(forecast.url + "/v1/pipeline"),
+        }
+        read_urls = {
+            "routing GET /v1/reps": routing.url,
+            "metrics GET /v1/kpis": metrics.url,
+            "forecast GET /v1/pipeline": forecast.url,
+        }
+        start = time.monotonic()
+        sampler = asyncio.create_task(_sampler(pids, start, result.rss))
+        sent_webhooks = sent_arrays = 0
+        try:
+            offset = 0.0
+            for index, seconds in enumerate(slice_plan(args.minutes, args.slice_minutes)):
+                part = Slice(index, offset, seconds)
+                first_webhook, first_array = sent_webhooks, sent_arrays
+                loads = {
+                    "Pipedrive webhook": run_load(
+                        webhooks.url,
+                        webhooks.of(
+                            lambda n, k=first_webhook: payloads.pipedrive_event(run_id, k + n)
+                        ),
+                        events_per_request=1,
+                        concurrency=16,
+                        seconds=seconds,
+                        expect=(200, 202, 204),
+                        rate=args.webhooks,
+                    ),
+                    "POST /v1/events": run_load(
+                        events.url,
+                        events.of(lambda n, k=first_array: events_array(run_id, k + n)),
+                        events_per_request=ARRAY,
+                        concurrency=16,
+                        seconds=seconds,
+                        rate=args.arrays,
+                    ),
+                    **{
+                        kind: run_load(
+                            read_urls[kind],
+                            make,
+                            events_per_request=0,
+                            concurrency=4,
+                            seconds=seconds,
+                            expect=200,
+                            rate=args.reads,
+                        )
+                        for kind, make in reads.items()
+                    },
+                }
+                changes = _ruleset_changes(
+                    routing.url, models, args.ruleset_every, time.monotonic() + seconds, part
+                )
+                done = await asyncio.gather(*loads.values(), changes)
+                part.loads = dict(zip(loads, done[:-1], strict=True))
+                sent_webhooks += part.loads["Pipedrive webhook"].scheduled
+                sent_arrays += part.loads["POST /v1/events"].scheduled
+                result.slices.append(part)
+                offset += seconds
+                print(slice_line(part), file=sys.stderr, flush=True)
+                if result.rss and result.rss[-1].mib["broker"] > BROKER_LIMIT_MIB:
+                    result.stopped_early = "the broker's RSS passed 8 GiB"
+                    break
+            stopped = time.monotonic()
+            dsns = {
+                "ingest": stack.dsn,
+                "routing": database_dsn(stack.pg.url, "bench_routing"),
+                "metrics": stack.metrics_dsn,
+                "forecast": database_dsn(stack.pg.url, FORECAST_DATABASE),
+            }
+            outbox, lag = await asyncio.gather(
+                _drained(lambda: _outbox_backlogs(dsns), result.drain.outbox, stopped),
+                _drained(lambda: _group_lags(stack.broker.bootstrap), result.drain.lag, stopped),
+            )
+            result.drain.initial = {**outbox, **lag}
+            await asyncio.sleep(SAMPLE_EVERY)  # one more RSS sample, at rest
+        finally:
+            sampler.cancel()
+        result.load_average = os.getloadavg()
+        return result
+    finally:
+        stack.stop()
+
+
+# -- the report -----------------------------------------------------------------------------
+
+
+def slice_line(s: Slice) -> str:
+    parts = [f"{k} p99 {r.p99:,.0f} ms ({r.errors} errors)" for k, r in s.loads.items()]
+    return (
+        f"soak: slice {s.index + 1} ({s.start / 60:.0f}-{(s.start + s.seconds) / 60:.0f} min): "
+        + "; ".join(parts)
+    )
+
+
+def _ms(value: float) -> str:
+    return "–" if value != value else f"{value:,.0f}"
+
+
+def _seconds(value: float | None) -> str:
+    return f"not within {DRAIN_LIMIT:.0f} s" if value is None else f"{value:.1f} s"
+
+
+def report(r: SoakRun) -> str:
+    first, last = r.slices[0], r.slices[-1]
+    kinds = [*first.loads, "ruleset PUT"]
+    rows = []
+    for kind in kinds:
+        row = [kind, _ms(first.p99(kind)), _ms(last.p99(kind))]
+        if kind in first.loads:
+            errors = sum(s.loads[kind].errors for s in r.slices)
+            kept = all(s.loads[kind].kept_up for s in r.slices)
+            answered = sum(s.loads[kind].requests for s in r.slices)
+            row += [f"{answered:,}", str(errors), "yes" if kept else "no"]
+        else:
+            changes = sum(len(s.ruleset_ms) for s in r.slices)
+            errors = sum(s.ruleset_errors for s in r.slices)
+            row += [f"{changes:,}", str(errors), "–"]
+        rows.append(row)
+    out = [
+        f"Soak: {r.minutes:g} minutes, {len(r.slices)} slices of "
+        f"{first.seconds / 60:g} min; asked {r.asked['webhooks']:g} webhooks/s + "
+        f"{r.asked['events']:g} arrays of {ARRAY}/s = "
+        f"{r.asked['webhooks'] + r.asked['events'] * ARRAY:g} events/s, "
+        f"{r.asked['reads']:g} reads/s per service; load average at the end "
+        + ", ".join(f"{x:.1f}" for x in r.load_average),
+        "",
+        table(
+            (
+                "request",
+                "p99 ms, first slice",
+                "p99 ms, last slice",
+                "answered",
+                "errors",
+                "every request due answered",
+            ),
+            rows,
+        ),
+    ]
+    if r.stopped_early:
+        out += ["", f"Stopped early: {r.stopped_early}."]
+    since = first.seconds
+    mem_rows = [
+        [name, f"{a:,.0f}", f"{b:,.0f}", f"{peak:,.0f}", f"{b - a:+,.0f}"]
+        for name, (a, b, peak) in growth(r.rss, since).items()
+    ]
+    out += [
+        "",
+        f"RSS (MiB), sampled every {SAMPLE_EVERY:g} s: from the end of the first slice to the "
+        "end (at rest, after the drain):",
+        "",
+        table(("process", "after slice 1", "end", "peak", "growth"), mem_rows),
+        "",
+        f"After the load stopped (target: zero within {DRAIN_TARGET:g} s):",
+        "",
+        table(
+            ("backlog", "when the load stopped", "zero after"),
+            [
+                [f"{name} outbox", f"{r.drain.initial.get(name, 0):,}", _seconds(t)]
+                for name, t in r.drain.outbox.items()
+            ]
+            + [
+                [f"{name} lag", f"{r.drain.initial.get(name, 0):,}", _seconds(t)]
+                for name, t in r.drain.lag.items()
+            ],
+        ),
+    ]
+    return "\n".join(out)
+
+
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__)
+    p.add_argument("--minutes", type=float, default=20.0, help="how long the load runs (20)")
+    p.add_argument("--slice-minutes", type=float, default=5.0, help="report slices (5)")
+    p.add_argument("--webhooks", type=float, default=50.0, help="Pipedrive webhooks/s (50)")
+    p.add_argument("--arrays", type=float, default=20.0, help=f"arrays of {ARRAY} events/s (20)")
+    p.add_argument("--reads", type=float, default=5.0, help="GETs/s to each service (5)")
+    p.add_argument("--ruleset-every", type=float, default=20.0, help="seconds (20)")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse(sys.argv[1:] if argv is None else argv)
+    command = "make soak SOAK_ARGS=" + repr(" ".join(sys.argv[1:] if argv is None else argv))
+    result = uvloop.run(run(args))
+    print(f"`{command}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
+    print(report(result))
+
+
+if __name__ == "__main__":
+    main()

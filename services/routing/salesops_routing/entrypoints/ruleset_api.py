@@ -98,7 +98,7 @@ _RULESET_EXPORT: dict[str, Any] = {
     "description": "The territory model: ``{version, ruleset}``, as JSON or YAML.",
     "content": {
         "application/json": {"schema": {"type": "object"}},
-        "application/yaml": {"schema": {"type": "string"}},
+        "application/yaml": {"schema": {"type": "object"}},
     },
 }
 

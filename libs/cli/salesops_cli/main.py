@@ -51,19 +51,23 @@ def api_token(*, create: bool) -> str:
     return token
 
 
+# How `salesops serve` runs uvicorn (the abuse tests serve ingest the same way).
+SERVER_OPTIONS: dict[str, Any] = {
+    "log_config": None,
+    "access_log": False,
+    "loop": "uvloop",
+    "http": "httptools",
+    "timeout_graceful_shutdown": 10,
+    "backlog": 4096,
+}
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from salesops_cli.services import create_service_app
 
-    options: dict[str, Any] = {
-        "log_config": None,
-        "access_log": False,
-        "loop": "uvloop",
-        "http": "httptools",
-        "timeout_graceful_shutdown": 10,
-        "backlog": 4096,
-    }
+    options = dict(SERVER_OPTIONS)
     if args.workers > 1:
         # Each worker is a full copy of the service: same database and consumer group,
         # one outbox relay among them (advisory lock).

@@ -3,6 +3,7 @@ request metrics by route template, /healthz, /readyz and /metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
@@ -13,7 +14,7 @@ from typing import Any
 
 import asyncpg
 import orjson
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -32,11 +33,13 @@ _STATUS_CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "timeout",
     409: "conflict",
     413: "too_large",
     415: "unsupported_media_type",
     422: "invalid",
     429: "rate_limited",
+    431: "headers_too_large",
     503: "unavailable",
 }
 
@@ -200,6 +203,75 @@ class RequestMetricsMiddleware:
             correlation_id.reset(token)
 
 
+class BodyTimeoutMiddleware:
+    """Bounds how slowly a client may send a request body (slow-loris): after ``grace``
+    seconds, the body must have arrived at ``min_rate`` bytes per second on average or better,
+    counted from the start of the request. A client below the rate (or silent) gets ``408``,
+    and the server closes the connection (the body was not read to its end). A body that keeps
+    the pace is never cut, however large (CSV imports stream without a total limit)."""
+
+    def __init__(self, app: ASGIApp, *, grace: float, min_rate: float) -> None:
+        self.app = app
+        self.grace = grace
+        self.min_rate = min_rate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        received = 0
+        complete = False
+
+        async def timed_receive() -> Message:
+            nonlocal received, complete
+            if complete:
+                return await receive()
+            deadline = started + self.grace + received / self.min_rate
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                # Closing the connection drops the rest of the body (not read to its end).
+                raise HTTPException(
+                    408,
+                    f"request body slower than {self.min_rate:g} bytes/s",
+                    headers={"Connection": "close"},
+                ) from None
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
+            return message
+
+        await self.app(scope, timed_receive, send)
+
+
+MAX_HEADERS = 100
+MAX_HEADER_BYTES = 32 * 1024
+
+
+class HeaderLimitMiddleware:
+    """Refuses a request with more than ``MAX_HEADERS`` headers or ``MAX_HEADER_BYTES`` of them
+    (431) before any route sees it. uvicorn's httptools parser sets no limit of its own: it
+    has buffered them by then, so a reverse proxy's limit is the one that bounds memory."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = scope.get("headers") or []
+        if scope["type"] == "http" and (
+            len(headers) > MAX_HEADERS
+            or sum(len(k) + len(v) for k, v in headers) > MAX_HEADER_BYTES
+        ):
+            message = f"over {MAX_HEADERS} headers or {MAX_HEADER_BYTES} bytes of them"
+            response = error_response(ApiError(431, message, headers={"Connection": "close"}))
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
 
@@ -248,6 +320,42 @@ def ops_router(
     return router
 
 
+ERROR_SCHEMA: dict[str, Any] = {
+    "title": "Error",
+    "description": "Every error answer of the services: a code, a message and details.",
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {},
+            },
+        }
+    },
+}
+
+
+def document_errors(app: FastAPI) -> None:
+    """Document the answers as they are: FastAPI describes its 422 as ``HTTPValidationError``
+    (``{"detail": [...]}``), the services answer every error with the error envelope."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schemas = generate().get("components", {}).get("schemas", {})
+            if "HTTPValidationError" in schemas:
+                schemas["HTTPValidationError"] = ERROR_SCHEMA
+                schemas.pop("ValidationError", None)
+        assert app.openapi_schema is not None
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(
     *,
     title: str,
@@ -258,7 +366,10 @@ def create_app(
     before_scrape: Sequence[Callable[[], Awaitable[None]]] = (),
     exposition: Sequence[Callable[[], Awaitable[bytes]]] = (),
     description: str = "",
+    body_grace: float = 10.0,
+    body_min_rate: float = 1024.0,
 ) -> FastAPI:
+    """The service's app; ``body_grace``/``body_min_rate``: see ``BodyTimeoutMiddleware``."""
     app = FastAPI(
         title=title,
         description=description,
@@ -266,8 +377,11 @@ def create_app(
         default_response_class=JsonResponse,
     )
     install_error_handlers(app)
+    document_errors(app)
     app.include_router(ops_router(metrics, checks, before_scrape, exposition))
     for router in routers:
         app.include_router(router)
+    app.add_middleware(BodyTimeoutMiddleware, grace=body_grace, min_rate=body_min_rate)
+    app.add_middleware(HeaderLimitMiddleware)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     return app

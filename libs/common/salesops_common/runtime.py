@@ -165,6 +165,8 @@ class ServiceRuntime:
             checks=self.checks(),
             before_scrape=before_scrape,
             exposition=exposition,
+            body_grace=self.settings.http_body_grace_seconds,
+            body_min_rate=self.settings.http_body_min_rate,
         )
         app.state.runtime = self
         return app

@@ -27,6 +27,9 @@ class CommonSettings(BaseSettings):
     kafka_partitions: int = 6
     kafka_enable_idempotence: bool = False
     http_host: str = "127.0.0.1"
+    # Slow request bodies: after the grace, a body must keep this average rate (else 408).
+    http_body_grace_seconds: float = Field(10.0, gt=0)
+    http_body_min_rate: float = Field(1024.0, gt=0, description="bytes per second")
     log_level: str = "INFO"
     outbox_retention_hours: float = 24 * 7
 

@@ -15,7 +15,7 @@ from salesops_common.events import ROUTING_TOPIC
 from salesops_common.http import token_guard
 from salesops_common.runtime import ServiceRuntime
 from salesops_ingest.adapters import state as repo
-from salesops_ingest.adapters.deliveries import DeliveryStore
+from salesops_ingest.adapters.deliveries import DeliveryStore, prune_archive
 from salesops_ingest.config import IngestSettings
 from salesops_ingest.connectors import hubspot, pipedrive
 from salesops_ingest.domain.mapping import load_mappings
@@ -144,9 +144,7 @@ def create_app(
             runtime.add_worker(
                 "sync", lambda: _every(settings.sync_interval_minutes * 60, runtime.dsn, workers)
             )
-    runtime.add_worker(
-        "housekeeping", lambda: _housekeeping(runtime.dsn, settings.dedupe_window_hours)
-    )
+    runtime.add_worker("housekeeping", lambda: _housekeeping(runtime.dsn, settings))
     runtime.on_stop(ctx.events.stop)  # before the pool its writers use is closed
     runtime.on_stop(deliveries.stop)
     for client in crm_apis.values():
@@ -192,15 +190,22 @@ async def _every(seconds: float, dsn: str, workers: CrmWorkers) -> None:
             await conn.close()
 
 
-async def _housekeeping(dsn: str, window_hours: int) -> None:
-    """Prune delivery identities older than the dedupe window, every few minutes."""
+async def _housekeeping(dsn: str, settings: IngestSettings) -> None:
+    """Every ``housekeeping_seconds``: prune delivery identities older than the dedupe window
+    and raw deliveries older than the archive's retention."""
     while True:
         conn = await asyncpg.connect(dsn)
         try:
-            cutoff = datetime.now(UTC) - timedelta(hours=window_hours)
+            now = datetime.now(UTC)
+            cutoff = now - timedelta(hours=settings.dedupe_window_hours)
             pruned = await repo.prune_seen(conn, older_than=cutoff)
             if pruned:
                 log.info("pruned %d delivery identities older than %s", pruned, cutoff)
+            if settings.archive_retention_days > 0:
+                cutoff = now - timedelta(days=settings.archive_retention_days)
+                pruned = await prune_archive(conn, older_than=cutoff)
+                if pruned:
+                    log.info("pruned %d raw deliveries received before %s", pruned, cutoff)
         finally:
             await conn.close()
-        await asyncio.sleep(300)
+        await asyncio.sleep(settings.housekeeping_seconds)

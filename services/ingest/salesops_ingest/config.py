@@ -22,6 +22,15 @@ class IngestSettings(CommonSettings):
     # one number applies to every source; 0 turns the limit off).
     rate_limit: str = Field("2000", validation_alias="SALESOPS_INGEST_RATE_LIMIT")
     dedupe_window_hours: int = Field(96, validation_alias="SALESOPS_INGEST_DEDUPE_WINDOW_HOURS")
+    # The raw delivery archive keeps processed deliveries this long (0: for ever); replays reach
+    # back no further. Unprocessed ones are never pruned.
+    archive_retention_days: float = Field(
+        30.0, ge=0, validation_alias="SALESOPS_INGEST_ARCHIVE_RETENTION_DAYS"
+    )
+    # How often housekeeping prunes delivery identities and the raw archive.
+    housekeeping_seconds: float = Field(
+        300.0, gt=0, validation_alias="SALESOPS_INGEST_HOUSEKEEPING_SECONDS"
+    )
     mappings_dir: str | None = Field(None, validation_alias="SALESOPS_INGEST_MAPPINGS_DIR")
     # Reconciliation pull from each configured CRM API, in minutes (0: only on demand).
     sync_interval_minutes: float = Field(

@@ -226,3 +226,12 @@ async def schedule_replay(
 
 async def pending_count(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM deliveries WHERE processed_at IS NULL"))
+
+
+async def prune_archive(conn: asyncpg.Connection, *, older_than: datetime) -> int:
+    """Delete processed deliveries received before ``older_than`` (the archive's retention);
+    one not processed yet is kept whatever its age."""
+    result = await conn.execute(
+        "DELETE FROM deliveries WHERE received_at < $1 AND processed_at IS NOT NULL", older_than
+    )
+    return int(result.split()[-1])

@@ -32,6 +32,11 @@ point into the file. Blank rows (also rows of empty cells) are skipped without e
 trimmed and empty ones are omitted: an empty cell means unknown, not cleared. A row with more
 non-empty cells than the header has columns is an error (often an unquoted comma). Values are
 passed as text: the mapping layer coerces them and reports type errors.
+
+Formulas (CSV injection): a cell beginning with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
+return is a formula to a spreadsheet that opens a file the value ends up in. Such a cell is
+taken as text with a ``'`` in front (OWASP's advice), so it is never passed on as a formula;
+numbers and phone numbers (``-12.5``, ``+1 (415) 555-0100``) are left as they are.
 """
 
 from __future__ import annotations
@@ -59,6 +64,8 @@ MAX_ROW_BYTES = 64 * 1024
 MAPPING_PATH = Path(__file__).resolve().parent.parent / "mappings" / "csv.yaml"
 ID_FIELD = "source_id"
 _BOM = b"\xef\xbb\xbf"
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER_LIKE = re.compile(r"[+-]?[0-9][0-9 ().,/-]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,6 +329,13 @@ async def _batches(chunks: AsyncIterable[bytes], max_row_bytes: int) -> AsyncIte
         yield items
 
 
+def defuse_formula(value: str) -> str:
+    """``value`` as text a spreadsheet will not evaluate (see the module's docstring)."""
+    if value.startswith(_FORMULA_START) and not _NUMBER_LIKE.fullmatch(value):
+        return "'" + value
+    return value
+
+
 def _cells(text: str) -> list[str]:
     return next(csv.reader((text,)))
 
@@ -460,7 +474,7 @@ class CsvImport:
         except csv.Error as exc:
             return RowError(row, f"row cannot be read: {exc}")
         n = len(cells)
-        source_id = cells[self._id_index].strip() if self._id_index < n else ""
+        source_id = defuse_formula(cells[self._id_index].strip()) if self._id_index < n else ""
         if not source_id:
             if not any(c.strip() for c in cells):
                 return None  # a blank row
@@ -477,7 +491,7 @@ class CsvImport:
             if index < n:
                 value = cells[index].strip()
                 if value:
-                    properties[name] = value
+                    properties[name] = defuse_formula(value)
         return SourceRecord(
             source=SOURCE,
             tenant=self.tenant,

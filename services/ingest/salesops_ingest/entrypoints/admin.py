@@ -171,14 +171,26 @@ def build_router(ctx: IngestContext, workers: CrmWorkers) -> APIRouter:
 
     @router.get("/deliveries/status")
     async def delivery_status() -> dict[str, Any]:
-        """How far the processor is: pending deliveries and the oldest one's age."""
+        """How far the processor is (pending deliveries and the oldest one's age), and the raw
+        archive (every delivery kept, pending or processed, and the oldest one's reception:
+        ``SALESOPS_INGEST_ARCHIVE_RETENTION_DAYS`` bounds it)."""
         async with ctx.raw() as conn:
             row = await conn.fetchrow(
-                "SELECT count(*) AS pending, min(received_at) AS oldest FROM deliveries "
-                "WHERE processed_at IS NULL"
+                """
+                SELECT count(*) FILTER (WHERE processed_at IS NULL) AS pending,
+                       min(received_at) FILTER (WHERE processed_at IS NULL) AS oldest,
+                       count(*) AS archived, min(received_at) AS oldest_archived
+                FROM deliveries
+                """
             )
             fetches = await conn.fetchval("SELECT count(*) FROM fetch_jobs")
-        return {"pending": row["pending"], "oldest_pending": row["oldest"], "fetch_jobs": fetches}
+        return {
+            "pending": row["pending"],
+            "oldest_pending": row["oldest"],
+            "archived": row["archived"],
+            "oldest_archived": row["oldest_archived"],
+            "fetch_jobs": fetches,
+        }
 
     @router.post("/syncs")
     async def run_sync(request: SyncRequest | None = None) -> dict[str, Any]:

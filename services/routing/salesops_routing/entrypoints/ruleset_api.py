@@ -94,12 +94,21 @@ def _wants_yaml(request: Request, format: str | None) -> bool:
     return any(t in accept for t in YAML_TYPES)
 
 
+_RULESET_EXPORT: dict[str, Any] = {
+    "description": "The territory model: ``{version, ruleset}``, as JSON or YAML.",
+    "content": {
+        "application/json": {"schema": {"type": "object"}},
+        "application/yaml": {"schema": {"type": "object"}},
+    },
+}
+
+
 def build_ruleset_router(ctx: RoutingContext) -> APIRouter:
     router = APIRouter(
         prefix="/v1/routing", tags=["ruleset"], dependencies=[Depends(ctx.require_token)]
     )
 
-    @router.get("/ruleset", response_model=None)
+    @router.get("/ruleset", response_model=None, responses={200: _RULESET_EXPORT})
     async def export_ruleset(
         request: Request,
         version: int | None = Query(None, ge=0),  # noqa: B008

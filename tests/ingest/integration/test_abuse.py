@@ -181,7 +181,8 @@ async def _answer(reader: asyncio.StreamReader) -> tuple[int, dict[str, Any]]:
 async def _closed(reader: asyncio.StreamReader) -> bool:
     """The server closed the connection after its answer (within 30 s)."""
     try:
-        return await asyncio.wait_for(reader.read(), 30) == b""
+        async with asyncio.timeout(30):
+            return await reader.read() == b""
     except ConnectionResetError:  # it closed while bytes of ours were still on the way
         return True
 

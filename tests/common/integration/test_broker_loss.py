@@ -3,15 +3,11 @@ topics again and re-publishes its outbox's history; the consumer's inbox drops t
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import text
 
-from salesops_cli.infra import EmbeddedBroker, EmbeddedPostgres, free_port, remove_tree
+from salesops_cli.infra import EmbeddedBroker, EmbeddedPostgres
 from salesops_common.kafka import topic_exists
 from salesops_common.outbox import add_to_outbox
 from salesops_common.runtime import ServiceRuntime
@@ -20,17 +16,6 @@ from tests.common.integration.test_messaging import all_sent, effects_once_appli
 from tests.support import Isolation, eventually, read_topic
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def own_broker() -> Iterator[EmbeddedBroker]:
-    """A broker of this test's own: restarting the shared one would empty other tests'."""
-    root = Path(tempfile.mkdtemp(prefix="salesops-test-own-broker-"))
-    server = EmbeddedBroker(port=free_port(), log_path=root / "tansu.log")
-    server.start()
-    yield server
-    server.stop(timeout=1.0)
-    remove_tree(root)
 
 
 async def stage(runtime: ServiceRuntime, count: int) -> None:

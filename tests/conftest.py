@@ -74,5 +74,38 @@ def broker() -> Iterator[EmbeddedBroker]:
 
 
 @pytest.fixture
+def own_broker() -> Iterator[EmbeddedBroker]:
+    """A broker of one test's own, for tests that restart it (the shared one would lose the
+    other tests' topics)."""
+    root = Path(tempfile.mkdtemp(prefix="salesops-test-own-broker-"))
+
+    def start() -> EmbeddedBroker:
+        server = EmbeddedBroker(port=free_port(), log_path=root / "tansu.log")
+        server.start()
+        return server
+
+    server = on_a_free_port(start)
+    yield server
+    server.stop(timeout=1.0)
+    remove_tree(root)
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[EmbeddedPostgres]:
+    """A PostgreSQL of one test's own, for tests that restart it."""
+    root = Path(tempfile.mkdtemp(prefix="salesops-test-own-pg-"))
+
+    def start() -> EmbeddedPostgres:
+        server = EmbeddedPostgres(data_dir=root, port=free_port())
+        server.start(fsync=False)
+        return server
+
+    server = on_a_free_port(start)
+    yield server
+    server.stop()
+    remove_tree(root)
+
+
+@pytest.fixture
 def iso(postgres: EmbeddedPostgres, broker: EmbeddedBroker) -> Isolation:
     return Isolation(database_url=postgres.url, bootstrap=broker.bootstrap)

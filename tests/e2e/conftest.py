@@ -91,3 +91,9 @@ def stack(iso: Isolation) -> Iterator[RunningStack]:
     yield running
     stop_stack(running)
     remove_tree(home)
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """Where a test's service processes write their logs."""
+    return tmp_path

@@ -50,6 +50,41 @@ async def ensure_topics(bootstrap: str, topics: list[str], *, partitions: int) -
         await admin.close()
 
 
+async def topic_exists(bootstrap: str, topic: str) -> bool:
+    """Whether the broker knows ``topic``; asks for every topic's name, so that the question
+    itself creates nothing on a broker that auto-creates the topics it is asked about."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        return topic in set(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
+@dataclass(frozen=True)
+class BrokerLossWatch:
+    """What a relay needs to notice that the broker lost its topics (the dev broker keeps
+    nothing across a restart) and to recover: the service's topics to create again before
+    clients auto-create them, and a marker topic of the service's own. The marker is created
+    once the service's outbox history has been handed to the relay again: a broker without
+    it has not seen that history (a new broker, or one restarted empty)."""
+
+    bootstrap: str
+    topics: list[str]
+    marker: str
+    partitions: int
+    interval: float = 2.0
+
+    async def lost(self) -> bool:
+        return not await topic_exists(self.bootstrap, self.marker)
+
+    async def recreate_topics(self) -> None:
+        await ensure_topics(self.bootstrap, self.topics, partitions=self.partitions)
+
+    async def mark(self) -> None:
+        await ensure_topics(self.bootstrap, [self.marker], partitions=1)
+
+
 async def wait_for_broker(bootstrap: str, topics: list[str], *, partitions: int) -> None:
     delay = 0.2
     while True:

@@ -44,6 +44,11 @@ class ServiceMetrics:
         self.outbox_published = Counter(
             p + "outbox_published", "Events published from the outbox", ["topic"], registry=r
         )
+        self.outbox_republished = Counter(
+            p + "outbox_republished",
+            "Outbox events handed back to the relay after the broker lost its topics",
+            registry=r,
+        )
         self.outbox_latency = Histogram(
             p + "outbox_publish_latency_seconds",
             "Outbox row committed -> acknowledged by the broker",

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import asyncpg
@@ -22,13 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from salesops_common.aio import wait_event
 from salesops_common.db import driver_connection
 from salesops_common.envelope import Envelope
-from salesops_common.kafka import Topics
+from salesops_common.kafka import BrokerLossWatch, Topics
 from salesops_common.messaging_schema import OUTBOX_CHANNEL
 from salesops_common.observability import ServiceMetrics
 
 log = logging.getLogger(__name__)
 
 RELAY_LOCK_ID = 0x0B7B0C5
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _INSERT = """
     INSERT INTO outbox (event_id, topic, key, headers, payload)
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::bytea[], $5::bytea[])
@@ -82,6 +83,7 @@ class OutboxRelay:
         poll_interval: float = 1.0,
         gather_delay: float = 0.005,
         retention: timedelta = timedelta(days=7),
+        broker_loss: BrokerLossWatch | None = None,
     ) -> None:
         self._dsn = dsn
         self._producer_factory = producer_factory
@@ -94,6 +96,8 @@ class OutboxRelay:
         self._partitioner = DefaultPartitioner()  # the same key -> partition as send()
         self._producer: AIOKafkaProducer | None = None
         self._last_prune = 0.0
+        self._broker_loss = broker_loss
+        self._last_broker_check = 0.0
         self.is_leader = False
 
     async def run(self) -> None:
@@ -124,7 +128,9 @@ class OutboxRelay:
         try:
             await self._become_leader(conn)
             await conn.add_listener(OUTBOX_CHANNEL, self._on_notify)
+            self._last_broker_check = 0.0  # a new leader checks at once
             while True:
+                await self._recover_broker_loss(conn)
                 published = await self._publish_batch(conn)
                 await self._housekeeping(conn)
                 if published < self._batch_size:
@@ -218,6 +224,25 @@ class OutboxRelay:
             created: datetime = row["created_at"]
             self._metrics.outbox_latency.observe(max(0.0, now - created.timestamp()))
             self._metrics.outbox_published.labels(row["topic"]).inc()
+
+    async def _recover_broker_loss(self, conn: asyncpg.Connection) -> None:
+        """When the broker has lost the service's marker topic, it lost what the relay
+        published to it: create the topics again, hand the outbox's whole retained history
+        back to the relay (consumers' inboxes drop what they had applied) and set the marker.
+        A crash half-way leaves the marker unset, so the next leader does it all again."""
+        watch = self._broker_loss
+        now = time.monotonic()
+        if watch is None or now - self._last_broker_check < watch.interval:
+            return
+        self._last_broker_check = now
+        if not await watch.lost():
+            return
+        await watch.recreate_topics()
+        count = await republish_since(conn, _EPOCH)
+        await watch.mark()
+        if count:
+            log.warning("broker lost its topics: re-publishing %d outbox events", count)
+        self._metrics.outbox_republished.inc(count)
 
     async def _housekeeping(self, conn: asyncpg.Connection) -> None:
         now = time.monotonic()

@@ -18,7 +18,13 @@ from salesops_common.aio import stop_tasks
 from salesops_common.db import UnitOfWork, create_engine, migrate, wait_for_database
 from salesops_common.http import create_app as create_http_app
 from salesops_common.inbox import ConsumerRunner, Handler
-from salesops_common.kafka import Topics, broker_reachable, new_producer, wait_for_broker
+from salesops_common.kafka import (
+    BrokerLossWatch,
+    Topics,
+    broker_reachable,
+    new_producer,
+    wait_for_broker,
+)
 from salesops_common.observability import ServiceMetrics, configure_logging
 from salesops_common.outbox import OutboxRelay
 from salesops_common.settings import CommonSettings, database_dsn
@@ -55,6 +61,12 @@ class ServiceRuntime:
             ),
             metrics=self.metrics,
             retention=timedelta(hours=settings.outbox_retention_hours),
+            broker_loss=BrokerLossWatch(
+                bootstrap=settings.kafka_bootstrap,
+                topics=self.topics.every(),
+                marker=self.topics.physical(f"salesops.{service}.outbox-marker"),
+                partitions=settings.kafka_partitions,
+            ),
         )
         self.consumers: list[ConsumerRunner] = []
         self._consumer_options = consumer_options

@@ -196,7 +196,8 @@ class Load:
         """Stop after the batch in flight has been acknowledged."""
         self._stop.set()
         assert self._task is not None
-        await asyncio.wait_for(self._task, within)
+        async with asyncio.timeout(within):
+            await self._task
 
     async def wait_for_batches(self, count: int, within: float = 60.0) -> None:
         deadline = time.monotonic() + within

@@ -43,9 +43,8 @@ def on_a_free_port(start: Callable[[], Server], attempts: int = 3) -> Server:
     raise AssertionError("unreachable")
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[EmbeddedPostgres]:
-    root = Path(tempfile.mkdtemp(prefix="salesops-test-pg-"))
+def _embedded_postgres(prefix: str) -> Iterator[EmbeddedPostgres]:
+    root = Path(tempfile.mkdtemp(prefix=prefix))
 
     def start() -> EmbeddedPostgres:
         server = EmbeddedPostgres(data_dir=root, port=free_port())
@@ -58,9 +57,8 @@ def postgres() -> Iterator[EmbeddedPostgres]:
     remove_tree(root)
 
 
-@pytest.fixture(scope="session")
-def broker() -> Iterator[EmbeddedBroker]:
-    root = Path(tempfile.mkdtemp(prefix="salesops-test-broker-"))
+def _embedded_broker(prefix: str) -> Iterator[EmbeddedBroker]:
+    root = Path(tempfile.mkdtemp(prefix=prefix))
 
     def start() -> EmbeddedBroker:
         server = EmbeddedBroker(port=free_port(), log_path=root / "tansu.log")
@@ -73,37 +71,27 @@ def broker() -> Iterator[EmbeddedBroker]:
     remove_tree(root)
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[EmbeddedPostgres]:
+    yield from _embedded_postgres("salesops-test-pg-")
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[EmbeddedBroker]:
+    yield from _embedded_broker("salesops-test-broker-")
+
+
 @pytest.fixture
 def own_broker() -> Iterator[EmbeddedBroker]:
     """A broker of one test's own, for tests that restart it (the shared one would lose the
     other tests' topics)."""
-    root = Path(tempfile.mkdtemp(prefix="salesops-test-own-broker-"))
-
-    def start() -> EmbeddedBroker:
-        server = EmbeddedBroker(port=free_port(), log_path=root / "tansu.log")
-        server.start()
-        return server
-
-    server = on_a_free_port(start)
-    yield server
-    server.stop(timeout=1.0)
-    remove_tree(root)
+    yield from _embedded_broker("salesops-test-own-broker-")
 
 
 @pytest.fixture
 def own_postgres() -> Iterator[EmbeddedPostgres]:
     """A PostgreSQL of one test's own, for tests that restart it."""
-    root = Path(tempfile.mkdtemp(prefix="salesops-test-own-pg-"))
-
-    def start() -> EmbeddedPostgres:
-        server = EmbeddedPostgres(data_dir=root, port=free_port())
-        server.start(fsync=False)
-        return server
-
-    server = on_a_free_port(start)
-    yield server
-    server.stop()
-    remove_tree(root)
+    yield from _embedded_postgres("salesops-test-own-pg-")
 
 
 @pytest.fixture

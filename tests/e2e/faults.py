@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -171,6 +173,17 @@ def batch_events(number: int, leads: int = 10) -> list[dict[str, Any]]:
             )
         )
     return events
+
+
+@asynccontextmanager
+async def running_stack(iso: Isolation, home: Path, **extra_env: str) -> AsyncIterator[Stack]:
+    """A started ``Stack``, stopped (every process, copies included) at the end."""
+    stack = Stack(iso, home, **extra_env)
+    try:
+        await stack.start()
+        yield stack
+    finally:
+        stack.stop()
 
 
 @dataclass

@@ -18,6 +18,7 @@ import httpx
 import orjson
 
 from salesops_common.settings import database_dsn
+from tests.e2e.faults import CATCH_UP_WITHIN, Load, Stack
 from tests.support import AUTH, Isolation, eventually
 
 # Which of the load's event types each consumer applies (its handler registry's share).
@@ -186,4 +187,12 @@ async def reconcile(
         assert float(live["win_rate"]) == deals["deal.won"] / closed
     else:
         assert live["win_rate"] is None
+    return seconds
+
+
+async def reconcile_load(iso: Isolation, stack: Stack, load: Load, fault: str) -> float:
+    """``reconcile`` what the load got acknowledged, within the tests' catch-up bound, and
+    print the catch-up time (shown with ``pytest -s``)."""
+    seconds = await reconcile(iso, stack.urls(), load.acknowledged, within=CATCH_UP_WITHIN)
+    print(f"{fault}: {load.batches} batches; caught up {seconds:.1f}s after the load stopped")
     return seconds

@@ -14,8 +14,8 @@ import pytest
 
 from salesops_common.outbox import RELAY_LOCK_ID
 from salesops_common.settings import database_dsn
-from tests.e2e.faults import CATCH_UP_WITHIN, Load, Stack
-from tests.e2e.reconcile import reconcile
+from tests.e2e.faults import Load, Stack, running_stack
+from tests.e2e.reconcile import reconcile_load
 from tests.support import Isolation, eventually
 
 pytestmark = pytest.mark.e2e
@@ -23,12 +23,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 async def stack(iso: Isolation, home: Path) -> AsyncIterator[Stack]:
-    running = Stack(iso, home)
-    try:
-        await running.start()
+    async with running_stack(iso, home) as running:
         yield running
-    finally:
-        running.stop()
 
 
 async def test_ingest_killed_mid_batch_loses_nothing_it_acknowledged(
@@ -45,8 +41,7 @@ async def test_ingest_killed_mid_batch_loses_nothing_it_acknowledged(
     await load.wait_for_batches(5)
     await load.stop()
     assert load.failures >= 1  # some attempt met the dead process
-    seconds = await reconcile(iso, stack.urls(), load.acknowledged, within=CATCH_UP_WITHIN)
-    print(f"ingest: {load.batches} batches; caught up {seconds:.1f}s after the load stopped")
+    await reconcile_load(iso, stack, load, "ingest")
 
 
 async def test_each_consumer_killed_in_turn_under_load_catches_up_after_restart(
@@ -61,8 +56,7 @@ async def test_each_consumer_killed_in_turn_under_load_catches_up_after_restart(
     await stack.start("routing", "metrics", "forecast")
     await load.wait_for_batches(5)
     await load.stop()
-    seconds = await reconcile(iso, stack.urls(), load.acknowledged, within=CATCH_UP_WITHIN)
-    print(f"consumers: {load.batches} batches; caught up {seconds:.1f}s after the load stopped")
+    await reconcile_load(iso, stack, load, "consumers")
 
 
 async def test_events_routing_committed_but_did_not_publish_before_a_crash_go_out_once(
@@ -89,8 +83,7 @@ async def test_events_routing_committed_but_did_not_publish_before_a_crash_go_ou
     await stack.start("routing")
     await load.wait_for_batches(3)
     await load.stop()
-    seconds = await reconcile(iso, stack.urls(), load.acknowledged, within=CATCH_UP_WITHIN)
-    print(f"routing relay: caught up {seconds:.1f}s after the load stopped")
+    await reconcile_load(iso, stack, load, "routing relay")
 
 
 async def test_a_second_routing_joining_and_leaving_mid_load_changes_no_assignment(
@@ -108,5 +101,4 @@ async def test_a_second_routing_joining_and_leaving_mid_load_changes_no_assignme
     second.stop()  # SIGTERM: it leaves the group and its partitions move back
     await load.wait_for_batches(5)
     await load.stop()
-    seconds = await reconcile(iso, stack.urls(), load.acknowledged, within=CATCH_UP_WITHIN)
-    print(f"rebalance: {load.batches} batches; caught up {seconds:.1f}s after the load stopped")
+    await reconcile_load(iso, stack, load, "rebalance")

@@ -13,7 +13,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.e2e.faults import CATCH_UP_WITHIN, Stack
+from tests.e2e.faults import CATCH_UP_WITHIN, running_stack
 from tests.e2e.reconcile import database, published, reconcile
 from tests.ingest.fakes.hubspot_api import FakeHubSpot
 from tests.ingest.integration.crm_support import SECRET, hs_event, sign_v3
@@ -42,16 +42,14 @@ async def hubspot() -> AsyncIterator[FakeHubSpot]:
 async def test_a_batch_delivered_ten_times_at_once_is_applied_once_everywhere(
     iso: Isolation, hubspot: FakeHubSpot, home: Path
 ) -> None:
-    stack = Stack(
+    async with running_stack(
         iso,
         home,
         SALESOPS_HUBSPOT_CLIENT_SECRET=SECRET,
         SALESOPS_HUBSPOT_API_BASE=hubspot.base_url,
         SALESOPS_HUBSPOT_ACCESS_TOKEN=HS_TOKEN,
         SALESOPS_INGEST_SYNC_INTERVAL_MINUTES="0",
-    )
-    try:
-        await stack.start()
+    ) as stack:
         hook = stack.url("ingest") + "/webhooks/hubspot"
         # The first half created the usual way; the second half's property changes come
         # first and their creations after (events about a lead before the lead).
@@ -90,8 +88,6 @@ async def test_a_batch_delivered_ten_times_at_once_is_applied_once_everywhere(
         await eventually(lambda: _at_least(created(), CONTACTS), within=CATCH_UP_WITHIN)
         await reconcile(iso, stack.urls(), set(), within=CATCH_UP_WITHIN)
         assert await created() == CONTACTS  # once each, however often delivered
-    finally:
-        stack.stop()
 
 
 async def _at_least(count: Awaitable[int], wanted: int) -> bool:

@@ -16,7 +16,7 @@ from salesops_common.events import ALL_TOPICS, dlq_topic
 from salesops_common.http import token_guard
 from salesops_common.observability import LATENCY_BUCKETS
 from salesops_common.runtime import ServiceRuntime
-from salesops_metrics.adapters.prometheus import groupings, render
+from salesops_metrics.adapters.prometheus import Renderer, groupings
 from salesops_metrics.config import MetricsSettings
 from salesops_metrics.domain.kpis import KPIS, GroupRow
 from salesops_metrics.domain.periods import Window, resolve_window
@@ -79,9 +79,9 @@ def create_app(settings: MetricsSettings | None = None, *, clock: Clock = utcnow
 
     grouping = groupings(rep_labels=settings.rep_labels)
 
-    async def exposition() -> Exposition:
+    async def exposition(previous: Exposition | None) -> Exposition:
         window = window_of(settings.exposition_window, None, None)
-        return await kpis.exposition(groupings=grouping, window=window)
+        return await kpis.exposition(groupings=grouping, window=window, previous=previous)
 
     took = Histogram(
         "salesops_metrics_kpi_snapshot_seconds",
@@ -93,7 +93,7 @@ def create_app(settings: MetricsSettings | None = None, *, clock: Clock = utcnow
     latest = LatestExposition(
         exposition,
         kpis.version,
-        render=lambda taken: render(taken, grouping),
+        render=Renderer(grouping),
         interval=settings.refresh_interval_ms / 1000,
         staleness=settings.scrape_staleness_ms / 1000,
         observe=took.observe,

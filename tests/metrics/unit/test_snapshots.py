@@ -25,6 +25,7 @@ class Data:
         self.computed = 0
         self.takes = 0.0
         self.release: asyncio.Event | None = None
+        self.previous: list[Hashable] = []  # the version of the snapshot each was computed from
 
     def clock(self) -> float:
         return self.now
@@ -32,8 +33,9 @@ class Data:
     async def read_version(self) -> Hashable:
         return self.version
 
-    async def compute(self) -> Exposition:
+    async def compute(self, previous: Exposition | None) -> Exposition:
         self.computed += 1
+        self.previous.append(previous.version if previous else None)
         seen = self.version
         if self.release is not None:
             await self.release.wait()
@@ -146,3 +148,19 @@ async def test_the_task_rests_as_long_as_its_last_snapshot_took() -> None:
         await latest.keep_current()
     assert slept == [pytest.approx(0.15), pytest.approx(2.0)]
     assert data.computed == 2
+
+
+async def test_each_snapshot_is_computed_from_the_one_before_but_none_from_before_a_rebuild() -> (
+    None
+):
+    data = Data()
+    latest = data.latest(staleness=0)
+    await latest.text()
+    data.version = 2
+    await latest.text()
+    data.version = 3
+    latest.forget()
+    await latest.text()
+    data.version, data.now = 4, 1.0
+    await latest.text()
+    assert data.previous == [None, 1, None, 3]

@@ -34,6 +34,7 @@ from salesops_common.events import EVENT_TYPES
 from salesops_metrics.domain.kpis import KPIS, GroupRow, KpiDefinition
 from salesops_metrics.domain.plan_kpis import SCOPE_OF_GROUP
 from salesops_metrics.service_layer.kpis import Exposition
+from salesops_metrics.service_layer.reports import DISTRIBUTIONS
 
 Grouping = Callable[[KpiDefinition], Sequence[str | None]]
 LABELS = ("territory", "team", "source", "segment", "tool")
@@ -94,52 +95,88 @@ def metric_name(kpi: KpiDefinition) -> str:
 def render(exposition: Exposition, grouping: Grouping) -> bytes:
     """The KPI families in Prometheus' text format (as prometheus_client writes it), rendered
     once per snapshot rather than once per scrape: thousands of series."""
-    out: list[str] = []
-    for kpi in KPIS.values():
-        if kpi.counter:
-            continue
-        name = metric_name(kpi)
-        out.append(_head(name, _summary(kpi), "gauge"))
-        for by in grouping(kpi):
-            rows = exposition.rows.get((kpi.name, by), [])
-            if kpi.name in PERIODIC:
-                rows = _newest_periods(rows)
-            samples = list(_samples(rows))
-            samples += [(labels, math.nan) for labels in _missing(kpi, by, samples)]
-            for labels, value in samples:
-                out.append(f"{name}{_labels(labels)} {_number(value)}\n")
-    _render_histograms(out, exposition, grouping)
-    for name, doc in TOTALS.items():
-        total = exposition.totals.get(name, 0)
-        out.append(_head(f"salesops_metrics_{name}_total", doc, "counter"))
-        out.append(f"salesops_metrics_{name}_total {_number(total)}\n")
-    out.append(_head("salesops_metrics_events_total", "Events applied, by type", "counter"))
-    for type_name in sorted(EVENT_TYPES):  # the label is bounded by the known types
-        count = exposition.events_by_type.get(type_name, 0)
-        out.append(f'salesops_metrics_events_total{{type="{type_name}"}} {_number(count)}\n')
-    return "".join(out).encode()
+    return Renderer(grouping)(exposition)
 
 
-def _render_histograms(out: list[str], exposition: Exposition, grouping: Grouping) -> None:
-    for name, (kpi_name, unit, bounds, doc) in HISTOGRAMS.items():
-        family = f"salesops_metrics_{name}_{unit}"
-        series = [
-            ({k: v if v is not None else "none" for k, v in group.items()}, sorted(values))
-            for by in grouping(KPIS[kpi_name])
-            for group, values in exposition.histograms.get((name, by), [])
-        ]
-        out.append(_head(family, doc, "histogram"))
-        # "le" sorts before every group label, so a bucket's labels are le's, then the group's
-        bucket = [f'{family}_bucket{{le="{_number(b)}"' for b in (*bounds, math.inf)]
+class Renderer:
+    """:func:`render`, keeping the text of each KPI and histogram whose family's rows a
+    snapshot kept from the one before (the same stamp): only what was read again is
+    rendered again."""
+
+    def __init__(self, grouping: Grouping) -> None:
+        self._grouping = grouping
+        self._texts: dict[str, tuple[int, str]] = {}
+
+    def __call__(self, exposition: Exposition) -> bytes:
+        out: list[str] = []
+        for kpi in KPIS.values():
+            if not kpi.counter:
+                out.append(self._text(kpi.name, kpi.basis, exposition, _gauge_family))
+        for name in HISTOGRAMS:
+            out.append(self._text(name, DISTRIBUTIONS[name], exposition, _histogram_family))
+        for name, doc in TOTALS.items():
+            total = exposition.totals.get(name, 0)
+            out.append(_head(f"salesops_metrics_{name}_total", doc, "counter"))
+            out.append(f"salesops_metrics_{name}_total {_number(total)}\n")
+        out.append(_head("salesops_metrics_events_total", "Events applied, by type", "counter"))
+        for type_name in sorted(EVENT_TYPES):  # the label is bounded by the known types
+            count = exposition.events_by_type.get(type_name, 0)
+            out.append(f'salesops_metrics_events_total{{type="{type_name}"}} {_number(count)}\n')
+        return "".join(out).encode()
+
+    def _text(
+        self,
+        name: str,
+        basis: str,
+        exposition: Exposition,
+        write: Callable[[str, Exposition, Grouping], str],
+    ) -> str:
+        stamp = exposition.stamps.get(basis)
+        known = self._texts.get(name)
+        if stamp is not None and known is not None and known[0] == stamp.serial:
+            return known[1]
+        text = write(name, exposition, self._grouping)
+        if stamp is not None:
+            self._texts[name] = (stamp.serial, text)
+        return text
+
+
+def _gauge_family(kpi_name: str, exposition: Exposition, grouping: Grouping) -> str:
+    kpi = KPIS[kpi_name]
+    name = metric_name(kpi)
+    out = [_head(name, _summary(kpi), "gauge")]
+    for by in grouping(kpi):
+        rows = exposition.rows.get((kpi.name, by), [])
+        if kpi.name in PERIODIC:
+            rows = _newest_periods(rows)
+        samples = list(_samples(rows))
+        samples += [(labels, math.nan) for labels in _missing(kpi, by, samples)]
+        for labels, value in samples:
+            out.append(f"{name}{_labels(labels)} {_number(value)}\n")
+    return "".join(out)
+
+
+def _histogram_family(name: str, exposition: Exposition, grouping: Grouping) -> str:
+    kpi_name, unit, bounds, doc = HISTOGRAMS[name]
+    family = f"salesops_metrics_{name}_{unit}"
+    series = [
+        ({k: v if v is not None else "none" for k, v in group.items()}, sorted(values))
+        for by in grouping(KPIS[kpi_name])
+        for group, values in exposition.histograms.get((name, by), [])
+    ]
+    out = [_head(family, doc, "histogram")]
+    # "le" sorts before every group label, so a bucket's labels are le's, then the group's
+    bucket = [f'{family}_bucket{{le="{_number(b)}"' for b in (*bounds, math.inf)]
+    for labels, ordered in series:
+        rest = _labels(labels)[1:-1]
+        rest = "," + rest + "}" if rest else "}"
+        counts = [*(bisect_right(ordered, b) for b in bounds), len(ordered)]
+        out += [f"{head}{rest} {count}.0\n" for head, count in zip(bucket, counts, strict=True)]
+    for suffix, total in (("gcount", len), ("gsum", math.fsum)):
+        out.append(_head(f"{family}_{suffix}", doc, "gauge"))
         for labels, ordered in series:
-            rest = _labels(labels)[1:-1]
-            rest = "," + rest + "}" if rest else "}"
-            counts = [*(bisect_right(ordered, b) for b in bounds), len(ordered)]
-            out += [f"{head}{rest} {count}.0\n" for head, count in zip(bucket, counts, strict=True)]
-        for suffix, total in (("gcount", len), ("gsum", math.fsum)):
-            out.append(_head(f"{family}_{suffix}", doc, "gauge"))
-            for labels, ordered in series:
-                out.append(f"{family}_{suffix}{_labels(labels)} {_number(total(ordered))}\n")
+            out.append(f"{family}_{suffix}{_labels(labels)} {_number(total(ordered))}\n")
+    return "".join(out)
 
 
 def _head(name: str, doc: str, kind: str) -> str:

@@ -12,6 +12,7 @@ import asyncpg
 import orjson
 
 from salesops_common.events import WorkingHours
+from salesops_metrics.domain.dependencies import DataVersion
 from salesops_metrics.domain.facts import (
     AccountFact,
     AssignmentFact,
@@ -421,21 +422,27 @@ async def totals(conn: asyncpg.Connection) -> dict[str, int]:
     return {name: int(value) for name, value in row.items()}
 
 
-async def version(conn: asyncpg.Connection) -> tuple[int, int, str]:
-    """What every KPI depends on besides the clock, in a few small reads: events applied
-    (every consuming transaction adds to the count as it commits, in whatever order copies
-    commit), dead letters, and the quotas and rates as they are set."""
+async def version(conn: asyncpg.Connection) -> DataVersion:
+    """What every KPI depends on besides the clock, in a few small reads: events applied by
+    type (every consuming transaction adds to the counts as it commits, in whatever order
+    copies commit), dead letters, and the quotas and rates as they are set."""
     row = await conn.fetchrow(
         """
-        SELECT (SELECT coalesce(sum(count), 0) FROM event_counts) AS events,
+        SELECT (SELECT coalesce(array_agg(type ORDER BY type), '{}') FROM event_counts) AS types,
+               (SELECT coalesce(array_agg(count ORDER BY type), '{}') FROM event_counts)
+                   AS counts,
                (SELECT count(*) FROM dead_letters) AS dead_letters,
                md5((SELECT coalesce(string_agg(
                         concat_ws('/', period, scope_kind, scope_id, amount, currency), ','
-                        ORDER BY period, scope_kind, scope_id), '') FROM quotas)
-                   || ';' ||
-                   (SELECT coalesce(string_agg(concat_ws('/', currency, rate), ','
-                        ORDER BY currency), '') FROM exchange_rates)) AS settings
+                        ORDER BY period, scope_kind, scope_id), '') FROM quotas)) AS quotas,
+               md5((SELECT coalesce(string_agg(concat_ws('/', currency, rate), ','
+                        ORDER BY currency), '') FROM exchange_rates)) AS rates
         """
     )
     assert row is not None
-    return int(row["events"]), int(row["dead_letters"]), str(row["settings"])
+    return DataVersion(
+        tuple(zip(row["types"], map(int, row["counts"]), strict=True)),
+        int(row["dead_letters"]),
+        str(row["quotas"]),
+        str(row["rates"]),
+    )

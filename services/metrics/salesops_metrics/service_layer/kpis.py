@@ -4,17 +4,20 @@ numbers and an answer made of several statements agrees with itself."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 
 from salesops_metrics.adapters import queries
+from salesops_metrics.domain.dependencies import DataVersion, stale_families
 from salesops_metrics.domain.kpis import KPIS, GroupRow, KpiDefinition, KpiValue
 from salesops_metrics.domain.periods import ALL_TIME, Window
 from salesops_metrics.service_layer.reports import (
+    DISTRIBUTIONS,
     Distribution,
     KpiSettings,
     Report,
@@ -26,6 +29,9 @@ NO_VALUE = KpiValue(None, None, None, 0)
 Reader = Callable[[int], AbstractAsyncContextManager[list[asyncpg.Connection]]]
 # Connections a listing or an exposition runs its families on, side by side.
 LANES = 3
+# How long an exposition keeps a family's rows while nothing it reads changes: rolling
+# windows move with the clock.
+KEEP_FOR = timedelta(seconds=10)
 Clock = Callable[[], datetime]
 Groupings = Callable[[KpiDefinition], Sequence[str | None]]
 
@@ -37,9 +43,23 @@ class Listing:
 
 
 @dataclass(frozen=True)
+class Stamp:
+    """When a family's rows were read: ``serial`` tells reads apart (unique in the process),
+    ``at`` is the clock's time then."""
+
+    serial: int
+    at: datetime
+
+
+_SERIALS = itertools.count(1)
+
+
+@dataclass(frozen=True)
 class Exposition:
     """What a scrape shows: grouped values over the exposition window, all-time totals, and
-    the distributions behind the histograms (finite observations, per group)."""
+    the distributions behind the histograms (finite observations, per group). ``stamps``:
+    when each family's rows were read (a family kept from the snapshot before keeps its
+    stamp)."""
 
     rows: dict[tuple[str, str | None], list[GroupRow]]
     totals: dict[str, int]
@@ -47,6 +67,7 @@ class Exposition:
     histograms: dict[tuple[str, str | None], Distribution] = field(default_factory=dict)
     # What the data was when it was read (queries.version): equal versions, equal numbers.
     version: Hashable = None
+    stamps: dict[str, Stamp] = field(default_factory=dict)
 
 
 class Kpis:
@@ -99,15 +120,49 @@ class Kpis:
         async with self._read() as conns:
             return await queries.version(conns[0])
 
-    async def exposition(self, *, groupings: Groupings, window: Window) -> Exposition:
+    async def exposition(
+        self,
+        *,
+        groupings: Groupings,
+        window: Window,
+        previous: Exposition | None = None,
+        keep_for: timedelta = KEEP_FOR,
+    ) -> Exposition:
+        """Every KPI but the counters by every grouping over ``window``. With ``previous`` (the
+        exposition before, over the same window and groupings), the families none of whose
+        tables changed since (domain/dependencies.py) and read less than ``keep_for`` ago
+        keep its rows: they would read the same rows again, so the exposition is still
+        what one snapshot of the data shows, but for rolling windows read up to ``keep_for``
+        earlier."""
         async with self._read(LANES) as conns:
             conn = conns[0]
             version = await queries.version(conn)
             report = self._report(conns, window)
+            kept = _keepable(previous, version, report.now - keep_for)
             wanted = [
-                (kpi, by) for kpi in KPIS.values() if not kpi.counter for by in groupings(kpi)
+                (kpi, by)
+                for kpi in KPIS.values()
+                if not kpi.counter and kpi.basis not in kept
+                for by in groupings(kpi)
             ]
-            rows = await report.compute(wanted)
+            rows = await report.compute(wanted) if wanted else {}
             totals = await queries.totals(conn)
-            events = await queries.events_by_type(conn)
-        return Exposition(rows, totals, events, report.distributions, version)
+        histograms = report.distributions
+        stamp = Stamp(next(_SERIALS), report.now)
+        stamps: dict[str, Stamp] = {kpi.basis: stamp for kpi, _ in wanted}
+        if previous is not None and kept:
+            rows |= {key: r for key, r in previous.rows.items() if KPIS[key[0]].basis in kept}
+            histograms |= {
+                key: d for key, d in previous.histograms.items() if DISTRIBUTIONS[key[0]] in kept
+            }
+            stamps |= {basis: previous.stamps[basis] for basis in kept}
+        return Exposition(rows, totals, dict(version.events), histograms, version, stamps)
+
+
+def _keepable(previous: Exposition | None, version: DataVersion, since: datetime) -> set[str]:
+    """The families of ``previous`` that need not be read again."""
+    if previous is None or not isinstance(previous.version, DataVersion):
+        return set()
+    stale = stale_families(previous.version, version)
+    recent = {basis for basis, stamp in previous.stamps.items() if stamp.at >= since}
+    return recent - stale

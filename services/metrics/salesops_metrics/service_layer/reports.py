@@ -37,6 +37,13 @@ Wanted = tuple[KpiDefinition, str | None]
 Rows = dict[tuple[str, str | None], list[GroupRow]]
 # Per grouping: each group's finite observations (for histograms), by distribution name.
 Distribution = list[tuple[dict[str, str | None], list[float]]]
+# The family that keeps each distribution.
+DISTRIBUTIONS = {
+    "sales_cycle": "deal_closed",
+    "lead_response": "lead_created",
+    "lead_response_business": "lead_created",
+    "speed_to_lead": "lead_created",
+}
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,10 @@ A scrape serves the newest snapshot when it was taken less than ``staleness`` ag
 nothing changed since; otherwise it waits for one taken after the scrape began (shared with
 any other scrape waiting). So /metrics lags the data by at most ``staleness`` (0: never), and
 in steady state by at most ``interval`` plus the time a snapshot takes.
+
+Each snapshot is computed from the one before (``compute(previous)``): what did not change
+since is kept rather than read again (service_layer/kpis.Kpis.exposition). After a rebuild
+(:meth:`LatestExposition.forget`) none is: the next is computed whole.
 """
 
 from __future__ import annotations
@@ -30,12 +34,13 @@ class Snapshot:
     exposition: Exposition
     text: bytes  # as rendered for /metrics
     taken: float  # when its computation began: its data is at least this recent
+    rebuilds: int = 0  # rebuilds forgotten before its computation began
 
 
 class LatestExposition:
     def __init__(
         self,
-        compute: Callable[[], Awaitable[Exposition]],
+        compute: Callable[[Exposition | None], Awaitable[Exposition]],
         version: Callable[[], Awaitable[Hashable]],
         *,
         render: Callable[[Exposition], bytes],
@@ -56,6 +61,7 @@ class LatestExposition:
         self._latest: Snapshot | None = None
         self._task: asyncio.Future[Snapshot] | None = None
         self._task_began = 0.0
+        self._rebuilds = 0
 
     async def current(self) -> Snapshot:
         """What a scrape shows (see the module docstring)."""
@@ -78,8 +84,10 @@ class LatestExposition:
 
     def forget(self) -> None:
         """After a rebuild: the numbers are the same unless a fix changed them; take new ones
-        rather than trust the version (which a rebuild leaves as it was)."""
+        rather than trust the version (which a rebuild leaves as it was), and keep nothing
+        of those taken before."""
         self._latest = None
+        self._rebuilds += 1
 
     async def keep_current(self) -> None:
         """The background task: a run of ``refresh`` every ``interval``, or after a rest as
@@ -104,11 +112,13 @@ class LatestExposition:
             await asyncio.shield(task)  # began before we asked: may miss what we must show
 
     async def _take(self, began: float) -> Snapshot:
-        exposition = await self._compute()
+        latest, rebuilds = self._latest, self._rebuilds
+        kept = latest is not None and latest.rebuilds == rebuilds
+        exposition = await self._compute(latest.exposition if latest and kept else None)
         # tens of milliseconds of Python: in a thread, the consumers sharing the event loop
         # get their turn every few milliseconds instead of waiting for it to end
         text = await asyncio.to_thread(self._render, exposition)
-        snapshot = Snapshot(exposition, text, began)
+        snapshot = Snapshot(exposition, text, began, rebuilds)
         self._observe(self._clock() - began)
         if self._latest is None or self._latest.taken <= began:
             self._latest = snapshot

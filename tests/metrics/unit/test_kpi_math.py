@@ -364,3 +364,22 @@ def test_a_month_that_ended_before_the_window_is_judged_only_as_the_latest_close
     autumn = Window(datetime(2026, 9, 15, tzinfo=UTC), now)  # both ended within
     outcomes = plan_kpis.forecast_outcomes(context(autumn, now=now), forecasts, [], None)
     assert {o.period.name for o in outcomes} == {"2026-09", "2026-10"}
+
+
+@pytest.mark.parametrize(
+    "durations",
+    [
+        [],
+        [3.0],
+        [5.0, 1.0, 2.5, 2.5],
+        [4.0, math.inf, 1.0],
+        [math.inf, math.inf],
+        [0.0, 7.0, math.inf, 2.0, math.inf, 9.5, 1.25],
+    ],
+)
+@pytest.mark.parametrize("q", [0.0, 0.5, 0.9, 1.0])
+def test_a_quantile_of_sorted_durations_is_the_quantile_of_them(
+    durations: list[float], q: float
+) -> None:
+    """The snapshot sorts each group's durations once and reads every percentile from them."""
+    assert reducers.quantile_of_sorted(q)(sorted(durations)) == reducers.quantile(q)(durations)

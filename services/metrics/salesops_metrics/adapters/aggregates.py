@@ -17,7 +17,7 @@ projected, so that a segment groups exactly as the domain names it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -62,7 +62,7 @@ class Grouped:
     key: tuple[Any, ...]
     by: str | None
     group: dict[str, str | None]
-    values: asyncpg.Record
+    values: asyncpg.Record | Mapping[str, Any]  # or what the service layer made of one
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]

@@ -7,12 +7,13 @@ make the same value from the same observations."""
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from decimal import Decimal
 from typing import TypeVar
 
 from salesops_metrics.domain.kpis import KpiValue
-from salesops_metrics.domain.stats import mean, percentile, ratio
+from salesops_metrics.domain.stats import mean, percentile, percentile_of_sorted, ratio
 
 T = TypeVar("T")
 
@@ -60,6 +61,16 @@ def quantile(q: float) -> Callable[[list[float]], KpiValue]:
     def reduce(durations: list[float]) -> KpiValue:
         ended = len(durations) - durations.count(math.inf) - durations.count(-math.inf)
         return KpiValue(percentile(durations, q), ended, len(durations), len(durations))
+
+    return reduce
+
+
+def quantile_of_sorted(q: float) -> Callable[[list[float]], KpiValue]:
+    """:func:`quantile` of durations already in ascending order: no copy, no pass to count."""
+
+    def reduce(ordered: list[float]) -> KpiValue:
+        ended = bisect_left(ordered, math.inf) - bisect_right(ordered, -math.inf)
+        return KpiValue(percentile_of_sorted(ordered, q), ended, len(ordered), len(ordered))
 
     return reduce
 

@@ -15,9 +15,13 @@ from collections.abc import Iterable, Sequence
 def percentile(values: Iterable[float], q: float) -> float | None:
     """The ``q``-quantile (0 ≤ q ≤ 1) of ``values``; None when there are none; ``math.inf``
     when it falls on or between unended observations."""
+    return percentile_of_sorted(sorted(values), q)
+
+
+def percentile_of_sorted(ordered: Sequence[float], q: float) -> float | None:
+    """:func:`percentile` of values already in ascending order."""
     if not 0 <= q <= 1:
         raise ValueError(f"quantile {q} is not between 0 and 1")
-    ordered = sorted(values)
     if not ordered:
         return None
     position = (len(ordered) - 1) * q

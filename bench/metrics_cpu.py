@@ -9,7 +9,10 @@ large batches, the rest in batches of ``--batch`` events as the consumer writes 
 statement's backend CPU read from /proc before and after it. Then the exposition's families
 (the 30-day window, every label, as the service's snapshot task asks them) are computed
 ``--repeats`` times on one connection each, with the backend's and this process's CPU around
-each.
+each. Last, snapshots as the service takes them one after the other (``--held`` events of
+the history held back from the fill, written a batch of one mix of types at a time, then a
+snapshot computed from the one before, against one computed whole on the same data): what a
+snapshot costs when it reads again only the families whose tables changed.
 """
 
 from __future__ import annotations
@@ -33,17 +36,37 @@ from bench.report import table
 from bench.stack import Stack
 from salesops_common.envelope import Envelope
 from salesops_metrics.adapters import repository
-from salesops_metrics.adapters.prometheus import groupings, render
+from salesops_metrics.adapters.prometheus import Renderer, groupings, render
+from salesops_metrics.domain.dependencies import READS
 from salesops_metrics.domain.kpis import KPIS, KpiDefinition
 from salesops_metrics.domain.periods import resolve_window
 from salesops_metrics.domain.projection import effects_of
-from salesops_metrics.service_layer.kpis import Kpis
+from salesops_metrics.service_layer.kpis import Exposition, Kpis
 from salesops_metrics.service_layer.reports import KpiSettings
 
 MEASURED = 0.2
 BULK = 5_000
 BATCH = 300
 REPEATS = 5
+HELD = 4_000
+# Batches of one mix of types written between two snapshots.
+MIXES = {
+    "deals and new leads (the freshness load)": (
+        "deal.created",
+        "deal.stage_changed",
+        "deal.won",
+        "deal.lost",
+        "lead.created",
+        "lead.converted",
+    ),
+    "routing: assignments and SLA breaches": (
+        "lead.assigned",
+        "lead.reassigned",
+        "lead.sla_breached",
+    ),
+    "activities": ("activity.logged",),
+    "quotas and rates only (nothing consumed)": (),
+}
 
 
 @dataclass
@@ -167,15 +190,76 @@ async def snapshots(dsn: str, repeats: int) -> Snapshots:
     return out
 
 
+@dataclass
+class Successive:
+    """Per mix: CPU s (PostgreSQL, Python) of each snapshot computed from the one before and
+    of one computed whole, and how many families the former read again."""
+
+    kept: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    whole: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    families: dict[str, list[int]] = field(default_factory=dict)
+    events: dict[str, list[int]] = field(default_factory=dict)
+
+
+async def successive(dsn: str, held: Sequence[Envelope], batch: int, repeats: int) -> Successive:
+    conn = await asyncpg.connect(dsn)
+
+    @asynccontextmanager
+    async def read(lanes: int) -> AsyncIterator[list[asyncpg.Connection]]:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            yield [conn]
+
+    now = datetime.now(UTC)
+    kpis = Kpis(read, settings=KpiSettings(), clock=lambda: now)
+    grouping = groupings(rep_labels=False)
+    window = resolve_window("30d", start=None, end=None, now=now, start_month=1)
+    pid = await conn.fetchval("SELECT pg_backend_pid()")
+    renderer = Renderer(grouping)
+
+    async def snapshot(previous: Exposition | None, into: list[tuple[float, float]]) -> Exposition:
+        backend, python = process_cpu(pid), time.process_time()
+        taken = await kpis.exposition(groupings=grouping, window=window, previous=previous)
+        (renderer if previous else Renderer(grouping))(taken)
+        into.append((process_cpu(pid) - backend, time.process_time() - python))
+        return taken
+
+    out = Successive()
+    pool = list(held)
+    try:
+        latest = await snapshot(None, [])
+        for repeat in range(repeats):
+            for mix, types in MIXES.items():
+                events = [e for e in pool if e.type in types][:batch]
+                pool = [e for e in pool if e not in events]
+                async with conn.transaction():
+                    if events:
+                        await _write(conn, events)
+                    if not types:  # a quota and a rate set over REST
+                        await repository.save_rates(conn, {"EUR": Decimal(f"1.0{repeat}")})
+                        await repository.save_quotas(conn, metrics_scrape.quotas()[:1])
+                previous = latest
+                latest = await snapshot(previous, out.kept.setdefault(mix, []))
+                read_again = {b for b, s in latest.stamps.items() if s != previous.stamps.get(b)}
+                out.families.setdefault(mix, []).append(len(read_again))
+                out.events.setdefault(mix, []).append(len(events))
+                await snapshot(None, out.whole.setdefault(mix, []))
+    finally:
+        await conn.close()
+    return out
+
+
 @dataclass(frozen=True)
 class CpuResults:
     size: Size
     write: WritePath
     batch: int
     snapshots: Snapshots
+    successive: Successive
 
 
-async def run(size: Size, *, batch: int = BATCH, repeats: int = REPEATS) -> CpuResults:
+async def run(
+    size: Size, *, batch: int = BATCH, repeats: int = REPEATS, held: int = HELD
+) -> CpuResults:
     stack = Stack.start()
     try:
         for attempt in range(3):  # its migrations; a loaded machine may start it slowly
@@ -187,8 +271,10 @@ async def run(size: Size, *, batch: int = BATCH, repeats: int = REPEATS) -> CpuR
                     raise
         org = Org(size, datetime.now(UTC))
         events = [*org.roster(), *org.history()]
-        write = await fill(stack.metrics_dsn, events, batch)
-        return CpuResults(size, write, batch, await snapshots(stack.metrics_dsn, repeats))
+        write = await fill(stack.metrics_dsn, events[:-held], batch)
+        measured = await snapshots(stack.metrics_dsn, repeats)
+        following = await successive(stack.metrics_dsn, events[-held:], batch, min(repeats, 3))
+        return CpuResults(size, write, batch, measured, following)
     finally:
         stack.stop()
 
@@ -228,8 +314,35 @@ def report(r: CpuResults) -> str:
             "figures are coarse):",
             "",
             table(("family", "PostgreSQL", "Python", "both"), per_family),
+            "",
+            "Snapshots one after the other, as the service takes them: a batch of one mix of "
+            f"the history's last events (at most {r.batch}), then a snapshot computed from the one "
+            "before (families whose tables did not change kept, with their text), against one "
+            "computed whole on the same data, mean CPU ms (PostgreSQL + Python, rendering "
+            "included):",
+            "",
+            _successive(r.successive),
         ]
     )
+
+
+def _successive(s: Successive) -> str:
+    def both(spent: list[tuple[float, float]]) -> str:
+        pg, py = (sum(x) / len(spent) for x in zip(*spent, strict=True))
+        return f"{_ms(pg + py)} ({_ms(pg)} + {_ms(py)})"
+
+    exposed = len(set(READS) - {"dead_letters"})  # a counter: read whole every time
+    rows = [
+        [
+            mix,
+            f"{sum(s.events[mix]) / len(s.events[mix]):.0f}",
+            f"{sum(s.families[mix]) / len(s.families[mix]):.1f} of {exposed}",
+            both(s.kept[mix]),
+            both(s.whole[mix]),
+        ]
+        for mix in s.kept
+    ]
+    return table(("between two snapshots", "events", "families read again", "kept", "whole"), rows)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -242,9 +355,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--leads", type=int, default=None, help="default: twice the deals")
     p.add_argument("--batch", type=int, default=BATCH)
     p.add_argument("--repeats", type=int, default=REPEATS)
+    p.add_argument("--held", type=int, default=HELD, help="events held back for successive")
     args = p.parse_args(argv)
     size = Size(deals=args.deals, leads=args.leads or 2 * args.deals)
-    print(report(uvloop.run(run(size, batch=args.batch, repeats=args.repeats))))
+    results = run(size, batch=args.batch, repeats=args.repeats, held=args.held)
+    print(report(uvloop.run(results)))
     print(f"\n(pid {os.getpid()}; load average {os.getloadavg()[0]:.1f} at the end)")
 
 

@@ -180,7 +180,8 @@ async def test_each_change_reads_again_what_it_names_and_the_snapshot_equals_a_w
                 await write(conn, events)
         written -= BOOKKEEPING
         assert written, type_name
-        assert written <= WRITES[type_name], (type_name, written - WRITES[type_name])
+        declared = WRITES.get(type_name)  # a type not named makes every family stale
+        assert declared is None or written <= declared, (type_name, written - (declared or set()))
         await check(type_name)
 
     async with db.pool.acquire() as conn, conn.transaction():

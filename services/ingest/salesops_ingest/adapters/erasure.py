@@ -83,18 +83,6 @@ async def deliveries_naming(
     return [(r["id"], bytes(r["body"])) for r in rows]
 
 
-async def save_delivery_bodies(
-    conn: asyncpg.Connection, bodies: Sequence[tuple[int, bytes]]
-) -> None:
-    if bodies:
-        await conn.execute(
-            "UPDATE deliveries d SET body = u.body "
-            "FROM unnest($1::bigint[], $2::bytea[]) AS u(id, body) WHERE d.id = u.id",
-            [i for i, _ in bodies],
-            [b for _, b in bodies],
-        )
-
-
 async def dead_letters_naming(
     conn: asyncpg.Connection, source_ids: Sequence[str]
 ) -> list[tuple[int, Any]]:
@@ -111,18 +99,6 @@ async def dead_letters_naming(
     return [(r["id"], loads_json(r["item"])) for r in rows]
 
 
-async def save_dead_letter_items(
-    conn: asyncpg.Connection, items: Sequence[tuple[int, Any]]
-) -> None:
-    if items:
-        await conn.execute(
-            "UPDATE dead_letters d SET item = u.item::jsonb, updated_at = now() "
-            "FROM unnest($1::bigint[], $2::text[]) AS u(id, item) WHERE d.id = u.id",
-            [i for i, _ in items],
-            [orjson.dumps(item).decode() for _, item in items],
-        )
-
-
 async def outbox_rows_of(
     conn: asyncpg.Connection, lead_ids: Sequence[UUID]
 ) -> list[tuple[int, bytes]]:
@@ -134,11 +110,22 @@ async def outbox_rows_of(
     return [(r["id"], bytes(r["payload"])) for r in rows]
 
 
-async def save_outbox_payloads(conn: asyncpg.Connection, rows: Sequence[tuple[int, bytes]]) -> None:
+# What a redaction rewrites: each table's document column, and its type in the statement.
+_REDACTED = {"deliveries": ("body", "bytea"), "dead_letters": ("item", "jsonb"),
+             "outbox": ("payload", "bytea")}  # fmt: skip
+
+
+async def save_redacted(
+    conn: asyncpg.Connection, table: str, rows: Sequence[tuple[int, bytes]]
+) -> None:
+    """Store redacted documents (id, new value as bytes; JSON for ``dead_letters``)."""
     if rows:
+        column, kind = _REDACTED[table]
+        values = [v.decode() for _, v in rows] if kind == "jsonb" else [v for _, v in rows]
+        cast = "text" if kind == "jsonb" else kind
         await conn.execute(
-            "UPDATE outbox o SET payload = u.payload "
-            "FROM unnest($1::bigint[], $2::bytea[]) AS u(id, payload) WHERE o.id = u.id",
+            f"UPDATE {table} t SET {column} = u.value::{kind} "
+            f"FROM unnest($1::bigint[], $2::{cast}[]) AS u(id, value) WHERE t.id = u.id",
             [i for i, _ in rows],
-            [p for _, p in rows],
+            values,
         )

@@ -120,19 +120,19 @@ async def _redact_documents(
             redacted = redact_body(body, values, ids)
             if redacted is not None:
                 bodies.append((delivery_id, redacted))
-        await repo.save_delivery_bodies(conn, bodies)
+        await repo.save_redacted(conn, "deliveries", bodies)
         items = []
         for letter_id, item in await repo.dead_letters_naming(conn, source_ids):
             new, changed = redact_items(item, values, ids)
             if changed:
-                items.append((letter_id, new))
-        await repo.save_dead_letter_items(conn, items)
+                items.append((letter_id, orjson.dumps(new)))
+        await repo.save_redacted(conn, "dead_letters", items)
     payloads = []
     for row_id, data in events:
         new_data, _ = redact(nulled(data), values)
         if new_data != data:
             payloads.append((row_id, orjson.dumps(new_data)))
-    await repo.save_outbox_payloads(conn, payloads)
+    await repo.save_redacted(conn, "outbox", payloads)
 
 
 def redact_body(body: bytes, values: PersonalValues, ids: frozenset[str]) -> bytes | None:

@@ -87,8 +87,8 @@ async def test_delete_scrubs_ingests_copy_and_keeps_the_lead(
         r["item_key"]: loads_json(r["item"])
         for r in await rows(iso, "SELECT item_key, item FROM dead_letters")
     }
-    assert letters["k1"]["properties"] == {**dict.fromkeys(PERSON), "country": "GB",
-                                           "industry": "Retail"}  # fmt: skip
+    kept = {"country": "GB", "industry": "Retail"}
+    assert letters["k1"]["properties"] == {**dict.fromkeys(PERSON), **kept}
     assert letters["k2"]["properties"] == OTHER
     lead_rows = await rows(
         iso, "SELECT payload, headers FROM outbox WHERE key = $1", lead_id.encode()
@@ -136,5 +136,8 @@ async def test_delete_needs_the_token_and_a_known_lead(
     account = await post(ingest, api_event("account.created", "A1", {"name": "Pryce Partners"}))
     account_id = account["results"][0]["entity_id"]
     assert (await ingest.delete(f"/v1/leads/{account_id}", headers=AUTH)).status_code == 404
+    # Only ingest announces an erasure: a client cannot post one.
+    posted = await ingest.post("/v1/events", json=[api_event("lead.erased", "P1")], headers=AUTH)
+    assert posted.status_code == 422
     state = await rows(iso, "SELECT state FROM entities WHERE id = $1", lead_id)
     assert loads_json(state[0]["state"])["email"] == "olwen.pryce@pryce-mail.example"

@@ -70,13 +70,16 @@ async def deliveries_naming(
     conn: asyncpg.Connection, source_ids: Sequence[str]
 ) -> list[tuple[int, bytes]]:
     """Archived deliveries whose body holds one of ``source_ids`` (a scan of the archive, which
-    its retention bounds), to be read and redacted."""
+    its retention bounds), to be read and redacted. One that the processor holds is skipped:
+    it locked it before the records it names, and waiting for it while holding the lead's
+    records could deadlock. It is applied after the erasure, as a later CRM change would be,
+    and erasing again scrubs it."""
     rows = await conn.fetch(
         """
         SELECT id, body FROM deliveries
         WHERE EXISTS (SELECT 1 FROM unnest($1::bytea[]) AS s(id) WHERE position(s.id IN body) > 0)
         ORDER BY id
-        FOR UPDATE
+        FOR UPDATE SKIP LOCKED
         """,
         [s.encode() for s in source_ids],
     )
@@ -92,7 +95,7 @@ async def dead_letters_naming(
         WHERE EXISTS (SELECT 1 FROM unnest($1::text[]) AS s(id)
                       WHERE strpos(item::text, s.id) > 0)
         ORDER BY id
-        FOR UPDATE
+        FOR UPDATE SKIP LOCKED
         """,
         list(source_ids),
     )

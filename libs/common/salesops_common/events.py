@@ -137,6 +137,17 @@ class LeadMerged(EntityData):
     score: float
 
 
+class LeadErased(EventData):
+    """A person's data was erased (``salesops_common.erasure``): no personal field, so the event
+    itself can be kept. Not an entity change: the lead still counts as it did."""
+
+    id: UUID
+    source: Source
+    tenant: str = "default"
+    source_id: str
+    erased_at: datetime
+
+
 class LeadAssigned(EventData):
     lead_id: UUID
     rep_id: UUID | None
@@ -239,6 +250,7 @@ def _types() -> dict[str, EventType]:
             name = f"{entity}.{verb}"
             out[name] = EventType(name, model, CRM_TOPIC, "id")
     out["lead.merged"] = EventType("lead.merged", LeadMerged, CRM_TOPIC, "id")
+    out["lead.erased"] = EventType("lead.erased", LeadErased, CRM_TOPIC, "id")
     routing: list[tuple[str, type[EventData], str]] = [
         ("lead.assigned", LeadAssigned, "lead_id"),
         ("lead.reassigned", LeadAssigned, "lead_id"),

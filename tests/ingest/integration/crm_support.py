@@ -102,12 +102,16 @@ async def ingest_db(iso: Isolation) -> asyncpg.Connection:
     return await asyncpg.connect(database_dsn(iso.database_url, iso.database("ingest")))
 
 
-async def count(iso: Isolation, sql: str, *args: Any) -> int:
+async def rows(iso: Isolation, sql: str, *args: Any) -> list[Any]:
     conn = await ingest_db(iso)
     try:
-        return int(await conn.fetchval(sql, *args))
+        return list(await conn.fetch(sql, *args))
     finally:
         await conn.close()
+
+
+async def count(iso: Isolation, sql: str, *args: Any) -> int:
+    return int((await rows(iso, sql, *args))[0][0])
 
 
 async def crm_events(

@@ -286,7 +286,7 @@ def test_records_each_subscription_type() -> None:
         ("contact", "fetch"),
         ("company", "fetch"),
         ("deal", "update"),
-        ("contact", "delete"),
+        ("contact", "erase"),
     ]
     first = items[0]
     assert first.source == "hubspot"

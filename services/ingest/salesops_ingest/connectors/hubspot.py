@@ -42,7 +42,7 @@ import yaml
 
 from salesops_common.http import ApiError
 from salesops_ingest.connectors.http import RetryingClient, Sleep
-from salesops_ingest.domain.records import CrmApiError, DeadItem, SourceRecord
+from salesops_ingest.domain.records import Action, CrmApiError, DeadItem, SourceRecord
 
 log = logging.getLogger(__name__)
 
@@ -243,12 +243,12 @@ def check_body(body: bytes, max_events: int = MAX_EVENTS) -> list[dict[str, Any]
 # 3. Records from a stored delivery
 # --------------------------------------------------------------------------------------------
 
-_ACTIONS = {
+_ACTIONS: dict[str, Action] = {
     "creation": "fetch",
     "restore": "fetch",
     "propertyChange": "update",
     "deletion": "delete",
-    "privacyDeletion": "delete",
+    "privacyDeletion": "erase",  # GDPR: the person's data goes, the lead still counts
     "merge": "merge",
 }
 
@@ -371,8 +371,8 @@ def _event_records(index: int, event: Any) -> Iterator[SourceRecord | DeadItem]:
         )
     elif action == "merge":
         yield from _merge_records(event, key, object_id, base)
-    elif action == "delete":
-        yield SourceRecord(**base, source_id=object_id, action="delete", delivery_key=key)
+    elif action in ("delete", "erase"):
+        yield SourceRecord(**base, source_id=object_id, action=action, delivery_key=key)
     else:
         yield SourceRecord(**base, source_id=object_id, action="fetch", delivery_key=key)
 

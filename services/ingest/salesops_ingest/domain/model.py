@@ -26,8 +26,9 @@ from salesops_common.events import (
     Source,
 )
 
-# lead.merged is ingest's own finding about duplicates: clients never send it.
-ACCEPTED_TYPES = frozenset(INGEST_EVENT_TYPES - {"lead.merged"})
+# lead.merged is ingest's own finding about duplicates, lead.erased its answer to an erasure
+# (DELETE /v1/leads/{id}): clients never send them.
+ACCEPTED_TYPES = frozenset(INGEST_EVENT_TYPES - {"lead.merged", "lead.erased"})
 _IDENTITY = {"schema_version", "id", "source", "tenant", "source_id"}
 
 # Which kind of record each reference names, by its canonical field.

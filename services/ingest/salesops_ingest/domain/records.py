@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-Action = Literal["create", "update", "delete", "merge", "fetch"]
-"""``create``/``update`` carry properties; ``delete`` none; ``merge`` names the surviving
+Action = Literal["create", "update", "delete", "erase", "merge", "fetch"]
+"""``create``/``update`` carry properties; ``delete`` and ``erase`` (a privacy deletion: the
+person's data goes, the lead stays) none; ``merge`` names the surviving
 record in ``merged_into``; ``fetch`` says the record changed but the delivery is thin: the
 full record must be read from the CRM's API before anything is emitted."""
 

@@ -1,22 +1,27 @@
-"""Ingest's REST API: ``POST /v1/events`` and ``GET /v1/entities``."""
+"""Ingest's REST API: ``POST /v1/events``, ``GET /v1/entities`` and
+``DELETE /v1/leads/{lead_id}`` (erasure)."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
 from typing import Annotated, Any
+from uuid import UUID
 
 import orjson
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import Response
 
 from salesops_common.db import driver_connection
 from salesops_common.events import Source
 from salesops_common.http import ApiError, JsonResponse, read_body
+from salesops_common.outbox import add_to_outbox
 from salesops_ingest.adapters import repository
 from salesops_ingest.domain.model import ACCEPTED_TYPES, EventError, ValidEvent, validate_events
 from salesops_ingest.service_layer.accept import EventResult, apply_events, prepare_events
 from salesops_ingest.service_layer.context import IngestContext
+from salesops_ingest.service_layer.erasure import erase_lead, erasure_response
+from salesops_ingest.service_layer.pipeline import BatchResult
 
 _EVENT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -142,6 +147,24 @@ def build_router(ctx: IngestContext) -> APIRouter:
         entity = found[0]
         entity["id"] = str(entity["id"])
         return entity
+
+    @router.delete("/leads/{lead_id}", status_code=202)
+    async def erase(lead_id: Annotated[UUID, Path()]) -> dict[str, Any]:
+        """Erase a person: null the lead's personal fields (e-mail, names, phone, company,
+        website, postal code) here and, through ``lead.erased``, in every service, keeping the
+        lead, its owner, status and every count. ``202`` once ingest's own copy is scrubbed and
+        the event is committed to its outbox (``status: erased``); calling it again scrubs
+        again and publishes nothing (``status: already_erased``, no ``event_ids``); ``404``
+        for a lead ingest does not know (pass the canonical id, as ``GET /v1/entities``
+        gives it)."""
+        async with ctx.uow() as session:
+            conn = await driver_connection(session)
+            erasure = await erase_lead(conn, lead_id)
+            if erasure is None:
+                raise ApiError(404, "no such lead")
+            await add_to_outbox(conn, erasure.envelopes, topics=ctx.topics)
+        ctx.observe_published(BatchResult(envelopes=erasure.envelopes))
+        return erasure_response(erasure)
 
     return router
 

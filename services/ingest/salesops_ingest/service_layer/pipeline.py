@@ -39,6 +39,7 @@ from salesops_ingest.domain.matching import LeadIdentity, best_match, blocking_k
 from salesops_ingest.domain.model import REFERENCES, RecordKey
 from salesops_ingest.domain.normalize import normalize_fields
 from salesops_ingest.domain.records import MappedRecord, MappingError, SourceRecord
+from salesops_ingest.service_layer.erasure import erase_lead, erasure_event_id
 
 EVENT_NAMESPACE = UUID("5f0c7d1e-2b3a-4c5d-8e9f-0a1b2c3d4e5f")
 # Sources whose updates are partial (one property at a time): an update about a record
@@ -197,6 +198,7 @@ class Pipeline:
         self._states: dict[RecordKey, RecordState] = {}
         self._refs: dict[RecordKey, UUID] = {}
         self._fetches: list[tuple[str, str, str, str]] = []
+        self._erasures: list[UUID] = []
         self._leads = LeadIndex()
 
     async def apply(self, changes: Sequence[Change], *, dedupe: bool = True) -> BatchResult:
@@ -230,6 +232,9 @@ class Pipeline:
             self.result.outcomes.append(outcome)
         await repo.save_records(self.conn, list(self._states.values()))
         await repo.replace_lead_keys(self.conn, self._leads.changed)
+        for lead_id in dict.fromkeys(self._erasures):  # once the state above is saved
+            erasure = await erase_lead(self.conn, lead_id)
+            self.result.envelopes.extend(erasure.envelopes if erasure else ())
         await repo.queue_fetches(self.conn, self._fetches)
         await repo.add_quality_counts(self.conn, self.result.quality)
         await add_to_outbox(self.conn, self.result.envelopes, topics=self.topics)
@@ -306,8 +311,10 @@ class Pipeline:
         ):
             self._fetches.append((rec.source, rec.tenant, rec.object_type, rec.source_id))
             return Outcome("queued", st.id)
-        if action == "delete":
+        if action == "delete" or (action == "erase" and change.kind != "lead"):
             return self._delete(change, st)
+        if action == "erase":
+            return self._erase(st)
         if action == "merge":
             return await self._crm_merge(change, st)
         assert change.mapped is not None
@@ -529,6 +536,15 @@ class Pipeline:
             return Outcome("unchanged", st.id)
         event_id = self._emit(change, f"{change.kind}.deleted", st.id, {})
         return Outcome("accepted", st.id, (event_id,))
+
+    def _erase(self, st: RecordState) -> Outcome:
+        """A privacy deletion: the lead is erased (``service_layer.erasure``) once the batch's
+        state is saved; the lead stays, and a lead never seen has nothing to erase."""
+        if st.status == "referenced":
+            return Outcome("unchanged", st.id)
+        self._erasures.append(st.id)
+        self._leads.set(st.id, [], None)
+        return Outcome("accepted", st.id, (erasure_event_id(st.id),))
 
     async def _crm_merge(self, change: Change, st: RecordState) -> Outcome:
         """The CRM merged this record into another: it lives on as the survivor."""

@@ -11,6 +11,7 @@ import asyncpg
 import orjson
 
 from salesops_common.envelope import Envelope
+from salesops_common.erasure import PERSONAL_FIELDS, null_personal_sql
 from salesops_metrics.domain.facts import AssignmentFact, QuotaFact, StageEntry
 from salesops_metrics.domain.projection import (
     TABLES,
@@ -18,6 +19,7 @@ from salesops_metrics.domain.projection import (
     CombinedChange,
     Effect,
     EntityChange,
+    Erased,
     ForecastKnown,
     IndustryNamed,
     Merged,
@@ -219,10 +221,23 @@ async def write_effects(conn: asyncpg.Connection, effects: Sequence[Effect]) -> 
             [b.fact.breached_at for b in breaches],
         )
     await _name_industries(conn, [e for e in effects if isinstance(e, IndustryNamed)])
+    await erase_logged_leads(conn, [e.lead_id for e in effects if isinstance(e, Erased)])
     for effect in effects:
         if isinstance(effect, Merged | RulesetKnown | ForecastKnown):
             await _record_fact(conn, effect)
     await refresh_journeys(conn, journeys)
+
+
+async def erase_logged_leads(conn: asyncpg.Connection, lead_ids: Sequence[UUID]) -> None:
+    """Null the personal fields in the logged events of ``lead_ids`` (their own lead events,
+    the only ones that carry any). A scan of the log: erasures are rare."""
+    if lead_ids:
+        await conn.execute(
+            f"UPDATE event_log SET data = {null_personal_sql('data', '$2::text[]')} "
+            "WHERE subject = ANY($1::text[]) AND type LIKE 'lead.%' AND data ?| $2::text[]",
+            [str(i) for i in lead_ids],
+            list(PERSONAL_FIELDS),
+        )
 
 
 async def _leads_touched(conn: asyncpg.Connection, changes: Sequence[CombinedChange]) -> set[UUID]:

@@ -26,6 +26,7 @@ from salesops_common.events import (
     EntityData,
     ForecastPublished,
     LeadAssigned,
+    LeadErased,
     LeadMerged,
     LeadSlaBreached,
     RulesetPublished,
@@ -147,6 +148,14 @@ class ForecastKnown:
 
 
 @dataclass(frozen=True)
+class Erased:
+    """A person's data was erased: the personal fields of the lead's logged events are nulled
+    (no projection keeps any), so a rebuild cannot bring them back."""
+
+    lead_id: UUID
+
+
+@dataclass(frozen=True)
 class IndustryNamed:
     """An industry as an entity names it, and as a segment reads it: the database groups
     segments by this key, worked out here in Python as the domain works it out."""
@@ -164,12 +173,15 @@ Effect = (
     | RulesetKnown
     | ForecastKnown
     | IndustryNamed
+    | Erased
 )
 
 
 def effects_of(event: Envelope) -> list[Effect]:
     """The projection changes ``event`` makes; an invalid payload raises (dead letter)."""
     data = event.parsed()
+    if isinstance(data, LeadErased):
+        return [Erased(data.id)]
     if isinstance(data, LeadMerged):
         change = EntityChange(
             "leads", data.id, {"merged_into_id": str(data.merged_into_id)}, micros(event.time)

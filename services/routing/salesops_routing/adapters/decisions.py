@@ -13,6 +13,7 @@ from uuid import UUID
 import asyncpg
 import orjson
 
+from salesops_common.erasure import PERSONAL_FIELDS, null_personal_sql
 from salesops_routing.domain.accounts import AccountCandidate
 from salesops_routing.domain.assignment import Assignment
 
@@ -192,6 +193,17 @@ async def open_lead_counts(conn: asyncpg.Connection, rep_ids: Collection[UUID]) 
 
 
 # --- writes -----------------------------------------------------------------------------
+
+
+async def erase_lead(conn: asyncpg.Connection, lead_id: UUID) -> None:
+    """Null the lead's personal attributes (``lead.erased``); its assignment, history and
+    timers name it by id only and stay as they are."""
+    await conn.execute(
+        f"UPDATE leads SET attributes = {null_personal_sql('attributes', '$2::text[]')} "
+        "WHERE id = $1 AND attributes ?| $2::text[]",
+        lead_id,
+        list(PERSONAL_FIELDS),
+    )
 
 
 async def save_leads(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from salesops_common.db import driver_connection
 from salesops_common.envelope import Envelope
-from salesops_common.events import Account, Activity, Lead, LeadMerged, Rep
+from salesops_common.events import Account, Activity, Lead, LeadErased, LeadMerged, Rep
 from salesops_common.inbox import Handler, HandlerContext
 from salesops_routing.adapters import decisions
 from salesops_routing.service_layer import accounts, assignment, roster, sla
@@ -32,6 +32,11 @@ async def on_lead_merged(ctx: HandlerContext, envelope: Envelope) -> None:
     await assignment.close_lead(
         ctx, lead_id=merged.id, status="merged", merged_into_id=merged.merged_into_id
     )
+
+
+async def on_lead_erased(ctx: HandlerContext, envelope: Envelope) -> None:
+    conn = await driver_connection(ctx.session)
+    await decisions.erase_lead(conn, envelope.parsed_as(LeadErased).id)
 
 
 async def on_lead_closed(ctx: HandlerContext, envelope: Envelope) -> None:
@@ -86,6 +91,7 @@ def build_handlers(routing: RoutingContext) -> dict[str, Handler]:
         "rep.updated": on_rep_event,
         "lead.updated": on_lead_updated,
         "lead.merged": on_lead_merged,
+        "lead.erased": on_lead_erased,
         "lead.converted": on_lead_closed,
         "lead.disqualified": on_lead_closed,
         "lead.deleted": on_lead_closed,

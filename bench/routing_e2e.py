@@ -557,6 +557,25 @@ def _rate(run_: Run) -> str:
     return f"{run_.how.rate:g} leads/s"
 
 
+CPU_PROCESSES = ("ingest", "routing", "PostgreSQL", "broker")
+
+
+def cpu_rows(runs: Sequence[tuple[str, Run]]) -> list[list[str]]:
+    """CPU ms per lead accepted, per process (``–``: not running), and the services' sum."""
+    rows = []
+    for name, run_ in runs:
+        if run_.cpu is None:
+            continue
+        per = run_.cpu.per_item(len(run_.accepted))
+        cells = [f"{per[p]:.2f}" if p in per else "–" for p in CPU_PROCESSES]
+        total = sum(per.get(p, 0.0) for p in CPU_PROCESSES)
+        rows.append([name, f"{len(run_.accepted):,}", *cells, f"{total:.2f}"])
+    return rows
+
+
+CPU_HEADER = ("CPU ms per lead", "leads", *CPU_PROCESSES, "services + PostgreSQL + broker")
+
+
 def report(r: E2EResults) -> str:
     e, a, how = r.e2e, r.alone, r.how
     routed = [e] if r.low is None else [e, r.low]
@@ -664,6 +683,14 @@ def report(r: E2EResults) -> str:
         table(LATENCY_HEADER, parts),
         "",
         table(http_header, http_rows),
+        "",
+        table(
+            CPU_HEADER,
+            cpu_rows(
+                [(f"{_rate(x)}, with routing", x) for x in routed]
+                + [(f"{_rate(a)}, routing stopped (baseline)", a)]
+            ),
+        ),
         "",
         "A lead counts from the moment ingest's 202 was read (the HTTP latency, from the "
         "moment the request was due, is in the table above); *seen*: the reader's "

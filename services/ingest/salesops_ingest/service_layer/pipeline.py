@@ -28,9 +28,10 @@ from uuid import UUID
 import asyncpg
 import orjson
 
+from salesops_common import writes
 from salesops_common.envelope import Envelope, name_uuid
 from salesops_common.kafka import Topics
-from salesops_common.outbox import add_to_outbox
+from salesops_common.outbox import outbox_writes
 from salesops_ingest.adapters import state as repo
 from salesops_ingest.adapters.repository import proposed_id
 from salesops_ingest.adapters.state import RecordState
@@ -228,11 +229,16 @@ class Pipeline:
                 st = self._states[RecordKey(change.kind, rec.source, rec.tenant, rec.source_id)]
                 outcome = Outcome("duplicate", st.id)
             self.result.outcomes.append(outcome)
-        await repo.save_records(self.conn, list(self._states.values()))
-        await repo.replace_lead_keys(self.conn, self._leads.changed)
-        await repo.queue_fetches(self.conn, self._fetches)
-        await repo.add_quality_counts(self.conn, self.result.quality)
-        await add_to_outbox(self.conn, self.result.envelopes, topics=self.topics)
+        # Two round trips for every write: the new lead keys once the old ones are gone.
+        old_keys, new_keys = repo.lead_key_writes(self._leads.changed)
+        await writes.execute(self.conn, repo.record_writes(list(self._states.values())) + old_keys)
+        await writes.execute(
+            self.conn,
+            new_keys
+            + repo.fetch_writes(self._fetches)
+            + repo.quality_writes(self.result.quality)
+            + outbox_writes(self.result.envelopes, topics=self.topics),
+        )
         return self.result
 
     def _new_lead_keys(self, changes: Sequence[Change], fresh: Sequence[bool]) -> set[Key]:

@@ -23,8 +23,10 @@ after, so that neither run disturbs the other:
 
 Each record's timestamp is set by the outbox relay that published it, so the latency also
 splits into ingest's relay, routing (fetch, decide, commit, relay) and the broker to the
-reader. ``python -m bench.routing_e2e`` runs this measurement alone, with options for
-diagnosis (another rate, arrays, routing under bench/profiled.py, bench/sql_timing.py or
+reader; the CPU time each process used per lead is reported too (ingest, routing,
+PostgreSQL, broker; it moves with the load as well: a busy machine makes bigger batches).
+``python -m bench.routing_e2e`` runs this measurement alone, with options for diagnosis
+(another rate, arrays, routing under bench/profiled.py, bench/sql_timing.py or
 bench/consumer_options.py, ``--workers``).
 
 Every lead is unique (e-mail, name, domain mostly), so ingest's duplicate detection merges
@@ -696,7 +698,9 @@ def report(r: E2EResults) -> str:
         "moment the request was due, is in the table above); *seen*: the reader's "
         f"`getmany` returned it. Leads not seen within {r.drain_within:g} s of the last "
         "answer count as never (∞ in the percentiles). *Leads/s accepted*: from the first "
-        "request due to the last answer read.",
+        "request due to the last answer read. *CPU ms per lead*: the CPU time (user and "
+        "system, from /proc) of each process and its children while the leads were sent and "
+        "drained, divided by the leads accepted; PostgreSQL counts all its backends.",
         "",
     ]
     for run_ in [*routed, a]:

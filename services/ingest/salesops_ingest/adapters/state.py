@@ -262,17 +262,16 @@ async def record_dead_letters(
         )
 
 
-async def resolve_dead_letters(conn: asyncpg.Connection, keys: Sequence[tuple[str, str]]) -> None:
-    if keys:
-        await conn.execute(
-            """
-            UPDATE dead_letters d SET status = 'resolved', updated_at = now()
-            FROM unnest($1::text[], $2::text[]) AS k(source, item_key)
-            WHERE d.source = k.source AND d.item_key = k.item_key AND d.status = 'open'
-            """,
-            [s for s, _ in keys],
-            [k for _, k in keys],
-        )
+def resolve_writes(keys: Sequence[tuple[str, str]]) -> list[Statement]:
+    """The open dead letters of (source, item key)s now applied, marked resolved."""
+    if not keys:
+        return []
+    sql = """
+        UPDATE dead_letters d SET status = 'resolved', updated_at = now()
+        FROM unnest($1::text[], $2::text[]) AS k(source, item_key)
+        WHERE d.source = k.source AND d.item_key = k.item_key AND d.status = 'open'
+    """
+    return [(sql, [[s for s, _ in keys], [k for _, k in keys]])]
 
 
 def quality_writes(counts: Mapping[tuple[str, str], int]) -> list[Statement]:

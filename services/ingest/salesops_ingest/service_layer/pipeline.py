@@ -32,6 +32,7 @@ from salesops_common import writes
 from salesops_common.envelope import Envelope, name_uuid
 from salesops_common.kafka import Topics
 from salesops_common.outbox import outbox_writes
+from salesops_common.writes import Statement
 from salesops_ingest.adapters import state as repo
 from salesops_ingest.adapters.repository import proposed_id
 from salesops_ingest.adapters.state import RecordState
@@ -200,9 +201,12 @@ class Pipeline:
         self._fetches: list[tuple[str, str, str, str]] = []
         self._leads = LeadIndex()
 
-    async def apply(self, changes: Sequence[Change], *, dedupe: bool = True) -> BatchResult:
+    async def apply(
+        self, changes: Sequence[Change], *, dedupe: bool = True, also: Sequence[Statement] = ()
+    ) -> BatchResult:
         """Apply ``changes`` in order; the caller's transaction commits state and outbox.
-        ``result.outcomes`` is aligned with ``changes``."""
+        ``result.outcomes`` is aligned with ``changes``. ``also``: the caller's writes,
+        independent of these, sent with the last of them."""
         fresh = await self._fresh(changes) if dedupe else [True] * len(changes)
         keys: set[RecordKey] = set()
         ref_keys: set[RecordKey] = set()
@@ -237,7 +241,8 @@ class Pipeline:
             new_keys
             + repo.fetch_writes(self._fetches)
             + repo.quality_writes(self.result.quality)
-            + outbox_writes(self.result.envelopes, topics=self.topics),
+            + outbox_writes(self.result.envelopes, topics=self.topics)
+            + list(also),
         )
         return self.result
 

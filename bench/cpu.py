@@ -53,6 +53,10 @@ class CpuShare:
         parts = [f"{name} {sec / wall:.0%}" for name, sec in self.used.items()]
         return "CPU (share of one core): " + ", ".join(parts)
 
+    def per_item(self, items: int) -> dict[str, float]:
+        """CPU ms each process used per item (a lead, an event) of the run."""
+        return {name: sec * 1000 / max(1, items) for name, sec in self.used.items()}
+
 
 @contextmanager
 def cpu_of(pids: dict[str, int]) -> Iterator[CpuShare]:

@@ -23,8 +23,10 @@ after, so that neither run disturbs the other:
 
 Each record's timestamp is set by the outbox relay that published it, so the latency also
 splits into ingest's relay, routing (fetch, decide, commit, relay) and the broker to the
-reader. ``python -m bench.routing_e2e`` runs this measurement alone, with options for
-diagnosis (another rate, arrays, routing under bench/profiled.py, bench/sql_timing.py or
+reader; the CPU time each process used per lead is reported too (ingest, routing,
+PostgreSQL, broker; it moves with the load as well: a busy machine makes bigger batches).
+``python -m bench.routing_e2e`` runs this measurement alone, with options for diagnosis
+(another rate, arrays, routing under bench/profiled.py, bench/sql_timing.py or
 bench/consumer_options.py, ``--workers``).
 
 Every lead is unique (e-mail, name, domain mostly), so ingest's duplicate detection merges
@@ -557,6 +559,25 @@ def _rate(run_: Run) -> str:
     return f"{run_.how.rate:g} leads/s"
 
 
+CPU_PROCESSES = ("ingest", "routing", "PostgreSQL", "broker")
+
+
+def cpu_rows(runs: Sequence[tuple[str, Run]]) -> list[list[str]]:
+    """CPU ms per lead accepted, per process (``–``: not running), and the services' sum."""
+    rows = []
+    for name, run_ in runs:
+        if run_.cpu is None:
+            continue
+        per = run_.cpu.per_item(len(run_.accepted))
+        cells = [f"{per[p]:.2f}" if p in per else "–" for p in CPU_PROCESSES]
+        total = sum(per.get(p, 0.0) for p in CPU_PROCESSES)
+        rows.append([name, f"{len(run_.accepted):,}", *cells, f"{total:.2f}"])
+    return rows
+
+
+CPU_HEADER = ("CPU ms per lead", "leads", *CPU_PROCESSES, "services + PostgreSQL + broker")
+
+
 def report(r: E2EResults) -> str:
     e, a, how = r.e2e, r.alone, r.how
     routed = [e] if r.low is None else [e, r.low]
@@ -665,11 +686,21 @@ def report(r: E2EResults) -> str:
         "",
         table(http_header, http_rows),
         "",
+        table(
+            CPU_HEADER,
+            cpu_rows(
+                [(f"{_rate(x)}, with routing", x) for x in routed]
+                + [(f"{_rate(a)}, routing stopped (baseline)", a)]
+            ),
+        ),
+        "",
         "A lead counts from the moment ingest's 202 was read (the HTTP latency, from the "
         "moment the request was due, is in the table above); *seen*: the reader's "
         f"`getmany` returned it. Leads not seen within {r.drain_within:g} s of the last "
         "answer count as never (∞ in the percentiles). *Leads/s accepted*: from the first "
-        "request due to the last answer read.",
+        "request due to the last answer read. *CPU ms per lead*: the CPU time (user and "
+        "system, from /proc) of each process and its children while the leads were sent and "
+        "drained, divided by the leads accepted; PostgreSQL counts all its backends.",
         "",
     ]
     for run_ in [*routed, a]:

@@ -19,12 +19,14 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from salesops_common import writes
 from salesops_common.aio import wait_event
 from salesops_common.db import driver_connection
 from salesops_common.envelope import Envelope
 from salesops_common.kafka import BrokerLossWatch, Topics
 from salesops_common.messaging_schema import OUTBOX_CHANNEL
 from salesops_common.observability import ServiceMetrics
+from salesops_common.writes import Statement
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +61,27 @@ async def add_to_outbox(
     extra_headers: Sequence[tuple[str, bytes]] = (),
 ) -> None:
     """Stage events in the caller's transaction; they are published after it commits."""
-    if not envelopes:
+    staged = outbox_writes(
+        envelopes, topics=topics, topic_override=topic_override, extra_headers=extra_headers
+    )
+    if not staged:
         return
-    rows = [_row(e, topic_override or topics.physical(e.topic), extra_headers) for e in envelopes]
-    ids, tnames, keys, headers, payloads = (list(col) for col in zip(*rows, strict=True))
     conn = session if isinstance(session, asyncpg.Connection) else await driver_connection(session)
-    await conn.execute(_INSERT, ids, tnames, keys, headers, payloads)
+    await writes.execute(conn, staged)
+
+
+def outbox_writes(
+    envelopes: Sequence[Envelope],
+    *,
+    topics: Topics,
+    topic_override: str | None = None,
+    extra_headers: Sequence[tuple[str, bytes]] = (),
+) -> list[Statement]:
+    """:func:`add_to_outbox` as a write to send with others (:func:`writes.execute`)."""
+    if not envelopes:
+        return []
+    rows = [_row(e, topic_override or topics.physical(e.topic), extra_headers) for e in envelopes]
+    return [(_INSERT, [list(col) for col in zip(*rows, strict=True)])]
 
 
 ProducerFactory = Callable[[], AIOKafkaProducer]

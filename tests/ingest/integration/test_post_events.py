@@ -350,3 +350,31 @@ async def test_one_request_failing_in_the_database_fails_alone_in_its_group(
     assert isinstance(answers[2], asyncpg.DataError), answers[2]
     stored = await db.fetch("SELECT source_id, status FROM entities WHERE kind = 'rep'")
     assert {(r["source_id"], r["status"]) for r in stored} == {("G1", "live")}
+
+
+async def test_only_a_pending_delivery_wakes_the_processor(
+    ingest: httpx.AsyncClient, iso: Isolation
+) -> None:
+    """REST events are archived as a delivery already processed: their transaction must not
+    wake the delivery processor for nothing. A delivery left pending (a webhook's) does."""
+    woken: list[str] = []
+    conn = await asyncpg.connect(database_dsn(iso.database_url, iso.database("ingest")))
+    try:
+        await conn.add_listener("ingest_deliveries", lambda *args: woken.append(args[2]))
+        lead = api_event("lead.created", "L-quiet", {"email": "quiet@acme.example"})
+        resp = await ingest.post("/v1/events", json=lead, headers=AUTH)
+        assert resp.status_code == 202, resp.text
+        # A pending delivery committed after the REST request's transaction: notifications
+        # arrive in commit order, so a REST one would come first.
+        await conn.execute(
+            "INSERT INTO deliveries (source, headers, body, items) "
+            """VALUES ('api', '{"x-salesops-format": "records"}', '[]', 0)"""
+        )
+        await eventually(lambda: _true(woken))
+        assert woken == ["ingest_deliveries"]
+    finally:
+        await conn.close()
+
+
+async def _true(values: list[str]) -> bool:
+    return bool(values)

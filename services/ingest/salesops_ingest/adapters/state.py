@@ -13,6 +13,7 @@ from uuid import UUID
 import asyncpg
 import orjson
 
+from salesops_common.writes import Statement
 from salesops_ingest.adapters.repository import proposed_id
 from salesops_ingest.domain.model import RecordKey
 
@@ -110,12 +111,12 @@ async def lock_records(
     return found, ids
 
 
-async def save_records(conn: asyncpg.Connection, records: Sequence[RecordState]) -> None:
+def record_writes(records: Sequence[RecordState]) -> list[Statement]:
+    """The changed records' state, to store (:func:`writes.execute`)."""
     dirty = [r for r in records if r.dirty]
     if not dirty:
-        return
-    await conn.execute(
-        """
+        return []
+    sql = """
         UPDATE entities e SET id = u.id, status = u.status, state = u.state::jsonb,
                stamps = u.stamps::jsonb, outcome = u.outcome,
                object_type = coalesce(u.object_type, e.object_type), updated_at = now()
@@ -125,15 +126,21 @@ async def save_records(conn: asyncpg.Connection, records: Sequence[RecordState])
                   object_type)
         WHERE (e.kind, e.source, e.tenant, e.source_id)
             = (u.kind, u.source, u.tenant, u.source_id)
-        """,
-        *_columns([r.key for r in dirty]),
-        [r.id for r in dirty],
-        [r.status for r in dirty],
-        [orjson.dumps(r.state).decode() for r in dirty],
-        [orjson.dumps(r.stamps).decode() for r in dirty],
-        [r.outcome for r in dirty],
-        [r.object_type for r in dirty],
-    )
+    """
+    return [
+        (
+            sql,
+            [
+                *_columns([r.key for r in dirty]),
+                [r.id for r in dirty],
+                [r.status for r in dirty],
+                [orjson.dumps(r.state).decode() for r in dirty],
+                [orjson.dumps(r.stamps).decode() for r in dirty],
+                [r.outcome for r in dirty],
+                [r.object_type for r in dirty],
+            ],
+        )
+    ]
 
 
 async def claim_delivery_keys(
@@ -190,15 +197,15 @@ async def candidate_leads(
     return [((r["key_type"], r["value"]), r["lead_id"], loads_json(r["identity"])) for r in rows]
 
 
-async def replace_lead_keys(
-    conn: asyncpg.Connection,
+def lead_key_writes(
     leads: Mapping[UUID, tuple[Sequence[tuple[str, str]], Mapping[str, Any]] | None],
-) -> None:
-    """Each lead's keys replaced by the ones given (None: none), in two statements."""
+) -> tuple[list[Statement], list[Statement]]:
+    """Each lead's keys replaced by the ones given (None: none): the old keys' removal, and
+    the new keys, which must be written after it (:func:`writes.execute` each)."""
     if not leads:
-        return
+        return [], []
     ids = sorted(leads)
-    await conn.execute("DELETE FROM lead_keys WHERE lead_id = ANY($1::uuid[])", ids)
+    removal: Statement = ("DELETE FROM lead_keys WHERE lead_id = ANY($1::uuid[])", [ids])
     rows = [
         (t, v, lead_id, identity)
         for lead_id in ids
@@ -206,32 +213,29 @@ async def replace_lead_keys(
         for identity in (orjson.dumps(entry[1]).decode(),)
         for t, v in entry[0]
     ]
-    if rows:
-        await conn.execute(
-            """
-            INSERT INTO lead_keys (key_type, value, lead_id, identity)
-            SELECT t, v, l, i::jsonb FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[])
-                AS k(t, v, l, i)
-            ON CONFLICT DO NOTHING
-            """,
-            *[list(col) for col in zip(*rows, strict=True)],
-        )
+    if not rows:
+        return [removal], []
+    sql = """
+        INSERT INTO lead_keys (key_type, value, lead_id, identity)
+        SELECT t, v, l, i::jsonb FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[])
+            AS k(t, v, l, i)
+        ON CONFLICT DO NOTHING
+    """
+    return [removal], [(sql, [list(col) for col in zip(*rows, strict=True)])]
 
 
-async def queue_fetches(
-    conn: asyncpg.Connection, jobs: Sequence[tuple[str, str, str, str]]
-) -> None:
+def fetch_writes(jobs: Sequence[tuple[str, str, str, str]]) -> list[Statement]:
+    """Records to read from their CRM (:func:`writes.execute`)."""
     jobs = sorted(set(jobs))  # one row may not be upserted twice in a statement
-    if jobs:
-        await conn.execute(
-            """
-            INSERT INTO fetch_jobs (source, tenant, object_type, source_id)
-            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
-            ON CONFLICT (source, tenant, object_type, source_id)
-                DO UPDATE SET due_at = least(fetch_jobs.due_at, now())
-            """,
-            *[list(col) for col in zip(*jobs, strict=True)],
-        )
+    if not jobs:
+        return []
+    sql = """
+        INSERT INTO fetch_jobs (source, tenant, object_type, source_id)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+        ON CONFLICT (source, tenant, object_type, source_id)
+            DO UPDATE SET due_at = least(fetch_jobs.due_at, now())
+    """
+    return [(sql, [list(col) for col in zip(*jobs, strict=True)])]
 
 
 async def record_dead_letters(
@@ -258,32 +262,27 @@ async def record_dead_letters(
         )
 
 
-async def resolve_dead_letters(conn: asyncpg.Connection, keys: Sequence[tuple[str, str]]) -> None:
-    if keys:
-        await conn.execute(
-            """
-            UPDATE dead_letters d SET status = 'resolved', updated_at = now()
-            FROM unnest($1::text[], $2::text[]) AS k(source, item_key)
-            WHERE d.source = k.source AND d.item_key = k.item_key AND d.status = 'open'
-            """,
-            [s for s, _ in keys],
-            [k for _, k in keys],
-        )
+def resolve_writes(keys: Sequence[tuple[str, str]]) -> list[Statement]:
+    """The open dead letters of (source, item key)s now applied, marked resolved."""
+    if not keys:
+        return []
+    sql = """
+        UPDATE dead_letters d SET status = 'resolved', updated_at = now()
+        FROM unnest($1::text[], $2::text[]) AS k(source, item_key)
+        WHERE d.source = k.source AND d.item_key = k.item_key AND d.status = 'open'
+    """
+    return [(sql, [[s for s, _ in keys], [k for _, k in keys]])]
 
 
-async def add_quality_counts(
-    conn: asyncpg.Connection, counts: Mapping[tuple[str, str], int]
-) -> None:
-    if counts:
-        items = sorted(counts.items())
-        await conn.execute(
-            """
-            INSERT INTO quality_counts (source, metric, count)
-            SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
-            ON CONFLICT (source, metric) DO UPDATE
-                SET count = quality_counts.count + EXCLUDED.count
-            """,
-            [s for (s, _), _ in items],
-            [m for (_, m), _ in items],
-            [c for _, c in items],
-        )
+def quality_writes(counts: Mapping[tuple[str, str], int]) -> list[Statement]:
+    """Quality tallies to add (:func:`writes.execute`)."""
+    if not counts:
+        return []
+    items = sorted(counts.items())
+    sql = """
+        INSERT INTO quality_counts (source, metric, count)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
+        ON CONFLICT (source, metric) DO UPDATE
+            SET count = quality_counts.count + EXCLUDED.count
+    """
+    return [(sql, [[s for (s, _), _ in items], [m for (_, m), _ in items], [c for _, c in items]])]

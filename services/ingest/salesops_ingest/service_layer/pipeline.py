@@ -28,9 +28,11 @@ from uuid import UUID
 import asyncpg
 import orjson
 
+from salesops_common import writes
 from salesops_common.envelope import Envelope, name_uuid
 from salesops_common.kafka import Topics
-from salesops_common.outbox import add_to_outbox
+from salesops_common.outbox import outbox_writes
+from salesops_common.writes import Statement
 from salesops_ingest.adapters import state as repo
 from salesops_ingest.adapters.repository import proposed_id
 from salesops_ingest.adapters.state import RecordState
@@ -201,9 +203,12 @@ class Pipeline:
         self._erasures: list[UUID] = []
         self._leads = LeadIndex()
 
-    async def apply(self, changes: Sequence[Change], *, dedupe: bool = True) -> BatchResult:
+    async def apply(
+        self, changes: Sequence[Change], *, dedupe: bool = True, also: Sequence[Statement] = ()
+    ) -> BatchResult:
         """Apply ``changes`` in order; the caller's transaction commits state and outbox.
-        ``result.outcomes`` is aligned with ``changes``."""
+        ``result.outcomes`` is aligned with ``changes``. ``also``: the caller's writes,
+        independent of these, sent with the last of them."""
         fresh = await self._fresh(changes) if dedupe else [True] * len(changes)
         keys: set[RecordKey] = set()
         ref_keys: set[RecordKey] = set()
@@ -230,14 +235,23 @@ class Pipeline:
                 st = self._states[RecordKey(change.kind, rec.source, rec.tenant, rec.source_id)]
                 outcome = Outcome("duplicate", st.id)
             self.result.outcomes.append(outcome)
-        await repo.save_records(self.conn, list(self._states.values()))
-        await repo.replace_lead_keys(self.conn, self._leads.changed)
-        for lead_id in dict.fromkeys(self._erasures):  # once the state above is saved
-            erasure = await erase_lead(self.conn, lead_id)
-            self.result.envelopes.extend(erasure.envelopes if erasure else ())
-        await repo.queue_fetches(self.conn, self._fetches)
-        await repo.add_quality_counts(self.conn, self.result.quality)
-        await add_to_outbox(self.conn, self.result.envelopes, topics=self.topics)
+        # Two round trips for every write: the new lead keys once the old ones are gone.
+        old_keys, new_keys = repo.lead_key_writes(self._leads.changed)
+        await writes.execute(self.conn, repo.record_writes(list(self._states.values())) + old_keys)
+        if self._erasures:  # rare: once the state and keys are saved, as erasure drops keys
+            await writes.execute(self.conn, new_keys)
+            new_keys = []
+            for lead_id in dict.fromkeys(self._erasures):
+                erasure = await erase_lead(self.conn, lead_id)
+                self.result.envelopes.extend(erasure.envelopes if erasure else ())
+        await writes.execute(
+            self.conn,
+            new_keys
+            + repo.fetch_writes(self._fetches)
+            + repo.quality_writes(self.result.quality)
+            + outbox_writes(self.result.envelopes, topics=self.topics)
+            + list(also),
+        )
         return self.result
 
     def _new_lead_keys(self, changes: Sequence[Change], fresh: Sequence[bool]) -> set[Key]:

@@ -23,6 +23,7 @@ from uuid import UUID
 import asyncpg
 import orjson
 
+from salesops_common import writes
 from salesops_common.aio import wait_event
 from salesops_common.inbox import is_transient
 from salesops_common.kafka import Topics
@@ -235,9 +236,14 @@ class Processor:
                 letters.append((delivery.source, delivery.id, key, reason, item))
             succeeded.extend((c.record.source, c.record.delivery_key) for c in prep.changes)
         pipeline = Pipeline(conn, topics=self.topics)
-        result = await pipeline.apply(changes, dedupe=not replay)
-        await repo.record_dead_letters(conn, letters)
-        await repo.resolve_dead_letters(conn, succeeded)
+        resolved = repo.resolve_writes(succeeded)
+        if letters:
+            # A key may be both dead and succeeded in one batch: resolved after it is stored.
+            result = await pipeline.apply(changes, dedupe=not replay)
+            await repo.record_dead_letters(conn, letters)
+            await writes.execute(conn, resolved)
+        else:
+            result = await pipeline.apply(changes, dedupe=not replay, also=resolved)
         if letters and self._on_dead:
             for source, *_ in letters:
                 self._on_dead(source, 1)

@@ -14,6 +14,7 @@ import asyncpg
 import orjson
 
 from salesops_common.erasure import PERSONAL_FIELDS, null_personal_sql
+from salesops_common.writes import Statement
 from salesops_routing.domain.accounts import AccountCandidate
 from salesops_routing.domain.assignment import Assignment
 
@@ -206,21 +207,48 @@ async def erase_lead(conn: asyncpg.Connection, lead_id: UUID) -> None:
     )
 
 
-async def save_leads(
-    conn: asyncpg.Connection, leads: Sequence[tuple[UUID, Mapping[str, Any], datetime | None]]
-) -> None:
-    """Store (lead id, attributes, created at); what is known of a lead is merged with."""
-    await conn.execute(
-        """
-        INSERT INTO leads (id, attributes, created_at)
-        SELECT id, attrs::jsonb, created_at
-        FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS x(id, attrs, created_at)
-        ON CONFLICT (id) DO UPDATE SET attributes = leads.attributes || EXCLUDED.attributes
-        """,
+_SAVE_LEADS = """
+    INSERT INTO leads (id, attributes, created_at)
+    SELECT x.id, x.attrs::jsonb, x.created_at
+    FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS x(id, attrs, created_at)
+    {where}
+    ON CONFLICT (id) DO UPDATE SET attributes = leads.attributes || EXCLUDED.attributes
+"""
+# The same, in one round trip with the withdrawal reasons: only leads not withdrawn are kept.
+_SAVE_ROUTABLE = (
+    """
+    WITH withdrawn AS (
+        SELECT lead_id, reason FROM withdrawn_leads WHERE lead_id = ANY($1::uuid[])
+    ), saved AS ("""
+    + _SAVE_LEADS.format(where="WHERE x.id NOT IN (SELECT lead_id FROM withdrawn)")
+    + """)
+    SELECT lead_id, reason FROM withdrawn
+"""
+)
+
+LeadRow = tuple[UUID, Mapping[str, Any], datetime | None]  # (lead id, attributes, created at)
+
+
+def _lead_columns(leads: Sequence[LeadRow]) -> list[list[Any]]:
+    return [
         [lead_id for lead_id, _, _ in leads],
         [orjson.dumps(attributes).decode() for _, attributes, _ in leads],
         [created_at for _, _, created_at in leads],
-    )
+    ]
+
+
+async def save_leads(conn: asyncpg.Connection, leads: Sequence[LeadRow]) -> None:
+    """Store (lead id, attributes, created at); what is known of a lead is merged with."""
+    await conn.execute(_SAVE_LEADS.format(where=""), *_lead_columns(leads))
+
+
+async def save_routable_leads(
+    conn: asyncpg.Connection, leads: Sequence[LeadRow]
+) -> dict[UUID, str]:
+    """:func:`save_leads` for the leads that may be routed; returns why the others must never
+    be (:func:`withdrawal_reasons`), in one statement: a consumer batch's first write."""
+    rows = await conn.fetch(_SAVE_ROUTABLE, *_lead_columns(leads))
+    return {r["lead_id"]: r["reason"] for r in rows}
 
 
 # The history rows of the decisions that were stored (a lead assigned meanwhile is not).
@@ -308,29 +336,28 @@ async def _store(
     return {r["lead_id"] for r in rows}
 
 
-async def keep_rotations(
-    conn: asyncpg.Connection,
-    clocks: Mapping[str, float],
-    positions: Mapping[tuple[str, UUID], float],
-) -> None:
-    """Store where the decisions left the rotations."""
+def rotation_writes(
+    clocks: Mapping[str, float], positions: Mapping[tuple[str, UUID], float]
+) -> list[Statement]:
+    """Where the decisions left the rotations, to store (:func:`writes.execute`)."""
     if not clocks:
-        return
+        return []
     keys = sorted(positions, key=lambda k: (k[0], str(k[1])))
-    await conn.execute(
-        """
-        WITH clocks AS (
+    return [
+        (
+            """
             UPDATE rotations r SET virtual_time = x.clock, updated_at = now()
             FROM unnest($1::text[], $2::float8[]) AS x(id, clock)
             WHERE r.territory_id = x.id
-        )
-        INSERT INTO rotation_members (territory_id, rep_id, position)
-        SELECT * FROM unnest($3::text[], $4::uuid[], $5::float8[])
-        ON CONFLICT (territory_id, rep_id) DO UPDATE SET position = EXCLUDED.position
-        """,
-        list(clocks),
-        [float(c) for c in clocks.values()],
-        [t for t, _ in keys],
-        [r for _, r in keys],
-        [float(positions[k]) for k in keys],
-    )
+            """,
+            [list(clocks), [float(c) for c in clocks.values()]],
+        ),
+        (
+            """
+            INSERT INTO rotation_members (territory_id, rep_id, position)
+            SELECT * FROM unnest($1::text[], $2::uuid[], $3::float8[])
+            ON CONFLICT (territory_id, rep_id) DO UPDATE SET position = EXCLUDED.position
+            """,
+            [[t for t, _ in keys], [r for _, r in keys], [float(positions[k]) for k in keys]],
+        ),
+    ]

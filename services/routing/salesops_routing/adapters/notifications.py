@@ -12,7 +12,9 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from salesops_common import writes
 from salesops_common.db import first_row
+from salesops_common.writes import Statement
 
 _ENQUEUE = """
     INSERT INTO notifications (team, kind, payload)
@@ -75,14 +77,23 @@ async def enqueue(
 ) -> None:
     """Queue (team, kind, payload) messages: a row for every channel that wants one, none
     when nobody listens (one statement for them all, on the decision path's connection)."""
+    await writes.execute(conn, enqueue_writes(messages))
+
+
+def enqueue_writes(messages: Sequence[tuple[str | None, str, dict[str, Any]]]) -> list[Statement]:
+    """:func:`enqueue` as a write to send with others (:func:`writes.execute`)."""
     if not messages:
-        return
-    await conn.execute(
-        _ENQUEUE,
-        [team for team, _, _ in messages],
-        [kind for _, kind, _ in messages],
-        [orjson.dumps(payload).decode() for _, _, payload in messages],
-    )
+        return []
+    return [
+        (
+            _ENQUEUE,
+            [
+                [team for team, _, _ in messages],
+                [kind for _, kind, _ in messages],
+                [orjson.dumps(payload).decode() for _, _, payload in messages],
+            ],
+        )
+    ]
 
 
 async def rep_name(session: AsyncSession, rep_id: UUID | None) -> str | None:

@@ -15,7 +15,9 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from salesops_common import writes
 from salesops_common.db import first_row
+from salesops_common.writes import Statement
 
 # The touch may be known already: activities and leads travel under different keys, so an
 # activity can be applied before the assignment it answers.
@@ -99,21 +101,27 @@ class Timer(NewTimer):
     touched_at: datetime | None  # a qualifying touch already stored
 
 
-async def start(conn: asyncpg.Connection, timers: Sequence[NewTimer]) -> None:
-    """Start (or restart) the leads' timers (on the decision path's connection)."""
+def start_writes(timers: Sequence[NewTimer]) -> list[Statement]:
+    """Start (or restart) the leads' timers (:func:`writes.execute`)."""
     if not timers:
-        return
-    await conn.execute(_START, *([getattr(t, f.name) for t in timers] for f in fields(NewTimer)))
+        return []
+    return [(_START, [[getattr(t, f.name) for t in timers] for f in fields(NewTimer)])]
+
+
+def cancel_writes(lead_ids: Sequence[UUID]) -> list[Statement]:
+    if not lead_ids:
+        return []
+    return [
+        (
+            "UPDATE sla_timers SET state = 'cancelled' WHERE lead_id = ANY($1::uuid[]) "
+            "AND state = 'pending'",
+            [list(lead_ids)],
+        )
+    ]
 
 
 async def cancel(conn: asyncpg.Connection, lead_ids: Sequence[UUID]) -> None:
-    if not lead_ids:
-        return
-    await conn.execute(
-        "UPDATE sla_timers SET state = 'cancelled' WHERE lead_id = ANY($1::uuid[]) "
-        "AND state = 'pending'",
-        list(lead_ids),
-    )
+    await writes.execute(conn, cancel_writes(lead_ids))
 
 
 async def record_touch(

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from salesops_common import writes
 from salesops_common.db import driver_connection
 from salesops_common.envelope import utcnow
 from salesops_common.events import Lead
@@ -61,15 +62,14 @@ async def assign_leads(ctx: HandlerContext, leads: Sequence[Lead]) -> list[Assig
         attributes[lead.id] = {**attributes.get(lead.id, {}), **lead_attributes(lead)}
         created_at[lead.id] = created_at.get(lead.id) or lead.created_at
     conn = await driver_connection(ctx.session)
-    withdrawn = await decisions.withdrawal_reasons(conn, list(attributes))
+    withdrawn = await decisions.save_routable_leads(
+        conn, [(lead_id, attributes[lead_id], created_at[lead_id]) for lead_id in attributes]
+    )
     for lead_id, reason in withdrawn.items():
         log.info("lead %s was %s before it was created: not routed", lead_id, reason)
     fresh = [lead_id for lead_id in attributes if lead_id not in withdrawn]
     if not fresh:
         return []
-    await decisions.save_leads(
-        conn, [(lead_id, attributes[lead_id], created_at[lead_id]) for lead_id in fresh]
-    )
     model = await MODELS.current(ctx.session)
     now = utcnow()
     inputs = {lead_id: LeadInput(attributes[lead_id]) for lead_id in fresh}
@@ -150,9 +150,12 @@ async def _keep(ctx: HandlerContext, state: MemoryState, kept: Sequence[Kept]) -
     channels are told, and the facts are staged for the outbox."""
     conn = await driver_connection(ctx.session)
     changes = state.rotation_changes()
-    await decisions.keep_rotations(conn, changes.clocks, changes.positions)
-    await sla.start_timers(conn, [(k.assignment, k.sla_attempt) for k in kept])
-    await notify.enqueue_assignments(conn, [k.assignment for k in kept])
+    await writes.execute(
+        conn,
+        decisions.rotation_writes(changes.clocks, changes.positions)
+        + sla.timer_writes([(k.assignment, k.sla_attempt) for k in kept])
+        + notify.assignment_writes([k.assignment for k in kept]),
+    )
     for k in kept:
         fact = k.assignment.fact().model_copy(update={"summary": summary(k.decision)})
         ctx.emit(k.assignment.event_type, fact, id=k.assignment.event_id)

@@ -21,13 +21,13 @@ from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID
 
-import asyncpg
 import httpx
 from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from salesops_common.db import driver_connection
 from salesops_common.inbox import is_transient
+from salesops_common.writes import Statement
 from salesops_routing.adapters import notifications
 from salesops_routing.domain.assignment import Assignment
 from salesops_routing.domain.notifications import (
@@ -78,10 +78,11 @@ def notify_metrics(registry: CollectorRegistry) -> NotifyMetrics:
 # -- enqueuing (inside the routing transaction) ---------------------------------------------
 
 
-async def enqueue_assignments(conn: asyncpg.Connection, assignments: Sequence[Assignment]) -> None:
+def assignment_writes(assignments: Sequence[Assignment]) -> list[Statement]:
+    """The teams' messages about the assignments, for :func:`writes.execute`."""
     kinds = {"assigned": LEAD_ASSIGNED, "reassigned": LEAD_REASSIGNED}
-    await notifications.enqueue(
-        conn, [(a.team, kinds[a.kind], assignment_message(a)) for a in assignments]
+    return notifications.enqueue_writes(
+        [(a.team, kinds[a.kind], assignment_message(a)) for a in assignments]
     )
 
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
-import asyncpg
 from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,6 +24,7 @@ from salesops_common.db import driver_connection
 from salesops_common.envelope import deterministic_event_id, utcnow
 from salesops_common.events import Activity, LeadSlaBreached
 from salesops_common.inbox import HandlerContext, is_transient
+from salesops_common.writes import Statement
 from salesops_routing.adapters import sla_timers
 from salesops_routing.domain.assignment import Assignment
 from salesops_routing.service_layer import notify
@@ -61,12 +61,10 @@ def sla_metrics(registry: CollectorRegistry) -> SlaMetrics:
     return found
 
 
-async def start_timers(
-    conn: asyncpg.Connection, assignments: Sequence[tuple[Assignment, int]]
-) -> None:
+def timer_writes(assignments: Sequence[tuple[Assignment, int]]) -> list[Statement]:
     """Start (or restart) each lead's timer for its new owner; with no rep or no SLA, stop
     a reassigned lead's (a new one has none). The ``int`` counts the reassignments this SLA
-    has already caused."""
+    has already caused. Writes for :func:`writes.execute`."""
     timers = [
         sla_timers.NewTimer(
             lead_id=a.lead_id,
@@ -80,15 +78,13 @@ async def start_timers(
         for a, attempt in assignments
         if a.rep_id is not None and a.sla is not None
     ]
-    await sla_timers.start(conn, timers)
-    await sla_timers.cancel(
-        conn,
-        [
-            a.lead_id
-            for a, _ in assignments
-            if (a.rep_id is None or a.sla is None) and a.kind == "reassigned"
-        ],
-    )
+    stopped = [
+        a.lead_id
+        for a, _ in assignments
+        if (a.rep_id is None or a.sla is None) and a.kind == "reassigned"
+    ]
+    # Different leads: the two never touch one row.
+    return sla_timers.start_writes(timers) + sla_timers.cancel_writes(stopped)
 
 
 async def cancel_timer(session: AsyncSession, *, lead_id: UUID) -> None:

@@ -142,3 +142,30 @@ def test_no_origin_sees_the_bookings_it_is_scored_on() -> None:
     for method in methods(before):
         assert np.array_equal(after.method_forecasts(method), before.method_forecasts(method))
     assert after.company_weights == before.company_weights
+
+
+def test_the_blend_rule_at_an_origin_is_chosen_without_later_actuals() -> None:
+    """The blend's power and cut-off at each origin come from the origins before it (nested
+    rolling origin): cutting what was booked from September on to a fifth changes the
+    weights chosen later, and neither the rule, the weights nor any forecast at the origins
+    up to September's."""
+    deals = read_maven(DATA_DIR)
+    west = deals.office == "West"
+    subset = DealTable(*(getattr(deals, f)[west] for f in DealTable.__dataclass_fields__))
+    before = replay(subset, kind="month", win_odds=EvenOdds())
+    starts = [before.periods[k][0] for k in before.origins]
+    september = starts.index(date(2017, 9, 1))
+    late = subset.closed >= np.datetime64(starts[september], "D")
+    cut = dataclasses.replace(subset, value=np.where(late, 0.2 * subset.value, subset.value))
+    after = replay(cut, kind="month", win_odds=EvenOdds())
+
+    assert not np.array_equal(after.actuals()[september:], before.actuals()[september:])
+    kept = september + 1
+    assert after.rules[:kept] == before.rules[:kept]
+    assert after.company_weights[:kept] == before.company_weights[:kept]
+    for method in methods(before):
+        assert np.array_equal(
+            after.method_forecasts(method)[:kept], before.method_forecasts(method)[:kept]
+        )
+    # Those later actuals do count once they are history.
+    assert after.company_weights[kept:] != before.company_weights[kept:]

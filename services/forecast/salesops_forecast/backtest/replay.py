@@ -23,7 +23,7 @@ import numpy as np
 
 from salesops_forecast.backtest.deals import DealTable
 from salesops_forecast.backtest.win_odds import WinOdds
-from salesops_forecast.domain.blend import Backtest, Estimate, backtest_weights, blend
+from salesops_forecast.domain.blend import Estimate, Origin, Rule, blend, out_of_sample_weights
 from salesops_forecast.domain.pipeline_model import (
     Array,
     Bookings,
@@ -40,6 +40,7 @@ from salesops_forecast.series.seasons import season_length
 
 PIPELINE, BLEND = "pipeline", "blend"
 BLENDED = (PIPELINE, *SERIES_METHODS)
+PRIOR_BLEND = (PIPELINE,)  # weighs the first origins, before any method is scored
 BASELINES = ("naive", "mean_3", "seasonal_naive", "stage_weighted")
 FIXED_STAGE_PROBABILITY = {"Prospecting": 0.1, "Engaging": 0.4}
 MIN_HISTORY = 3  # periods of bookings before an origin is scored
@@ -86,6 +87,7 @@ class Replay:
     actual: list[Array] = field(default_factory=list)  # per origin, per scope
     forecasts: dict[str, list[Array]] = field(default_factory=dict)
     company_weights: list[dict[str, float]] = field(default_factory=list)
+    rules: list[Rule] = field(default_factory=list)  # per origin, the blend's chosen rule
     series: Array = field(default_factory=lambda: np.zeros((0, 0)))
 
     def method_forecasts(self, method: str) -> Array:
@@ -187,14 +189,12 @@ def _replay_origin(result: Replay, origin: _Origin, k: int) -> None:
         spreads[name] = f.sigma[:, 0]
     # One set of weights, from the company's earlier origins, for every scope: as the
     # service weighs a run (reps have too few bookings for weights of their own).
-    past = {
-        m: Backtest(
-            [float(f[COMPANY]) for f in result.forecasts.get(m, [])],
-            [float(a[COMPANY]) for a in result.actual],
-        )
-        for m in BLENDED
-    }
-    weights = backtest_weights(past, fallback=PIPELINE)
+    past = [
+        Origin({m: float(result.forecasts[m][i][COMPANY]) for m in BLENDED}, float(a[COMPANY]))
+        for i, a in enumerate(result.actual)
+    ]
+    weights, rule = out_of_sample_weights(past, fallback=PRIOR_BLEND)
+    result.rules.append(rule)
     result.company_weights.append(weights)
     found[BLEND] = np.array(
         [

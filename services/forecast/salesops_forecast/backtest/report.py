@@ -38,7 +38,12 @@ DESCRIPTIONS = {
         " power and cut-off chosen at each origin by a nested rolling origin over the earlier"
         " origins, 1/WAPE² untrimmed until two blends are scored)"
     ),
-    PIPELINE: "open deals × P(win) × P(close in period) × amount, plus not-yet-created",
+    PIPELINE: (
+        "open deals × P(win) × P(close in period) × the quarter's rhythm × amount, plus"
+        " not-yet-created; the rhythm: how much of the open list value past periods at the"
+        " same place in the quarter (first, second or third month) won, against all past"
+        " periods, and not-yet-created as those periods had it"
+    ),
     "auto_ets": "AutoETS on the scope's bookings per period",
     "theta": "standard Theta on the scope's bookings per period",
     "seasonal_run_rate": (

@@ -43,6 +43,7 @@ def test_the_import_creates_every_deal_open_and_closes_it_by_its_outcome() -> No
             seen.update(changes)
             assert seen["stage"] in CLOSED_STAGES
             assert seen["outcome"] == kind.removeprefix("deal.")
-            assert seen["closed_at"] is not None and seen["closed_at"] >= seen["created_at"]
+            assert seen["closed_at"] is not None
+            assert seen["closed_at"] >= seen["created_at"]
     assert outcomes > 6000
     assert all(d["outcome"] == "open" for d in deals.values() if d["stage"] not in CLOSED_STAGES)

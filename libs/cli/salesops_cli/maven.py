@@ -29,6 +29,10 @@ TIME_ZONES = {
     "West": "America/Los_Angeles",
 }
 CLOSED_STAGES = ("Won", "Lost")
+# The stage of an engaged deal until it closes: a closed deal is created in it, as a CRM
+# would have reported it then (created already Won or Lost, it would tell whoever reads
+# the events during the import how it ended).
+ENGAGED_STAGE = "Engaging"
 # The pipeline spells one product differently from products.csv; the price list wins.
 PRODUCT_NAMES = {"GTXPro": "GTX Pro"}
 # Reps and accounts exist a while before the first deal is engaged.
@@ -284,6 +288,22 @@ def _deal(row: Row, prices: dict[str, Decimal], cal: Calendar) -> dict[str, Any]
     return data
 
 
+def _as_created(deal: dict[str, Any], prices: dict[str, Decimal]) -> dict[str, Any]:
+    """The deal as it was when created: a closed one Engaging at its product's list price
+    (the sample has no other amount for an open deal) until its outcome event says how it
+    ended and for how much."""
+    if not deal["closed_at"]:
+        return deal
+    list_price = money(prices[deal["product"]])
+    return {
+        **deal,
+        "stage": ENGAGED_STAGE,
+        "amount": list_price,
+        "amount_is_list_price": True,
+        "closed_at": None,
+    }
+
+
 OUTCOME_FIELDS = (
     "source_id", "stage", "amount", "currency", "closed_at", "owner_source_id",
     "account_source_id",
@@ -291,14 +311,17 @@ OUTCOME_FIELDS = (
 
 
 def deal_events(row: Row, prices: dict[str, Decimal], cal: Calendar, snapshot: str) -> list[Event]:
-    """deal.created, then deal.won or deal.lost when the deal is closed."""
+    """deal.created as the deal was created, then deal.won or deal.lost with the closing
+    stage, value and day when the deal is closed."""
     deal = _deal(row, prices, cal)
     key = f"deal:{deal['source_id']}"
+    created = _as_created(deal, prices)
     # A deal not yet engaged is only known to exist as of the snapshot.
-    events = [_event("deal.created", f"{key}:created", deal["created_at"] or snapshot, deal)]
+    events = [_event("deal.created", f"{key}:created", deal["created_at"] or snapshot, created)]
     if closed_at := deal["closed_at"]:
         outcome = deal["stage"].lower()
         closing = {k: deal[k] for k in OUTCOME_FIELDS if k in deal}
+        closing["amount_is_list_price"] = False
         events.append(_event(f"deal.{outcome}", f"{key}:{outcome}", closed_at, closing))
     return events
 

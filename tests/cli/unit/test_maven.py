@@ -166,7 +166,7 @@ def test_the_list_is_ordered_reps_accounts_deals_leads(events: list[Event]) -> N
 
 
 def deal_days(events: list[Event]) -> list[date]:
-    deals = [e["data"] for e in of_type(events, "deal.created")]
+    deals = [e["data"] for e in of_type(events, "deal.created", "deal.won", "deal.lost")]
     return [day_of(d[k]) for d in deals for k in ("created_at", "closed_at") if d.get(k)]
 
 
@@ -205,7 +205,7 @@ def test_products_match_the_price_list(events: list[Event]) -> None:
 
 
 @pytest.mark.unit
-def test_open_deals_carry_the_list_price_and_closed_deals_their_value(
+def test_deals_are_created_open_at_list_price_and_closed_by_their_outcome_with_value(
     events: list[Event], pipeline: list[dict[str, str]]
 ) -> None:
     prices = {r["product"]: Decimal(r["sales_price"]) for r in table("products.csv")}
@@ -214,13 +214,21 @@ def test_open_deals_carry_the_list_price_and_closed_deals_their_value(
         row = rows[deal["source_id"]]
         assert re.fullmatch(r"\d+\.\d\d", deal["amount"])
         assert deal["currency"] == "USD"
+        # Closed or not, a deal is created open at its list price: its creation does not
+        # tell how it ended.
+        assert Decimal(deal["amount"]) == prices[deal["product"]]
+        assert deal["amount_is_list_price"] is True
+        assert deal["closed_at"] is None
         if row["deal_stage"] in ("Won", "Lost"):
-            assert Decimal(deal["amount"]) == Decimal(row["close_value"])
-            assert "amount_is_list_price" not in deal
+            assert deal["stage"] == "Engaging"
         else:
-            assert Decimal(deal["amount"]) == prices[deal["product"]]
-            assert deal["amount_is_list_price"] is True
-            assert deal["closed_at"] is None
+            assert deal["stage"] == row["deal_stage"]
+    for outcome in (e["data"] for e in of_type(events, "deal.won", "deal.lost")):
+        row = rows[outcome["source_id"]]
+        assert outcome["stage"] == row["deal_stage"]
+        assert Decimal(outcome["amount"]) == Decimal(row["close_value"])
+        assert outcome["amount_is_list_price"] is False
+        assert outcome["closed_at"] is not None
 
 
 @pytest.mark.unit

@@ -116,7 +116,7 @@ async def test_a_run_publishes_blends_whose_point_is_the_weighted_sum_of_its_met
         # One set of weights from the company's backtest, for every scope and period.
         assert f["methods"] == weights
         assert sum(f["methods"].values()) == pytest.approx(1)
-        # Trimmed methods (error over 1.5 times the best's) are listed with weight 0.
+        # Trimmed methods (error over the chosen cut-off times the best's) have weight 0.
         assert all(w >= 0 for w in f["methods"].values())
         assert any(w > 0 for w in f["methods"].values())
         points = {m: Decimal(p) for m, p in f["method_points"].items()}

@@ -105,6 +105,53 @@ def test_open_deals_count_by_their_odds_and_closing_chances() -> None:
     assert result.method_forecasts("stage_weighted")[june][0] == pytest.approx(800)
 
 
+def test_open_deals_close_in_the_rhythm_of_past_months_at_the_same_place_in_the_quarter() -> None:
+    # Ten 1,000 deals engaged on the 20th of each month Dec–May are open at the next month's
+    # start and close on its 5th: all ten won in March (a quarter's third month), one in
+    # each of January, February, April and May. May's ten are still open; zoe's win in
+    # June makes June a scored month.
+    rows = [("zoe", date(2017, 6, 2), date(2017, 6, 10), True, 500.0)]
+    for month in range(1, 7):
+        engaged = date(2017, month - 1, 20) if month > 1 else date(2016, 12, 20)
+        wins = 10 if month == 3 else 1
+        for i in range(10):
+            closed = date(2017, month, 5) if month < 6 else None
+            rows.append(("ann", engaged, closed, closed is not None and i < wins, 1000.0))
+    result = replay(table(rows), kind="month", win_odds=EvenOdds())
+    starts = [result.periods[k][0] for k in result.origins]
+    pipeline = result.method_forecasts("pipeline")[:, 0]
+
+    # Ten open deals × even odds × the Kaplan–Meier chance of closing within the month
+    # (every cycle is shorter than a month: 1 − the floor 1 / (closed + open + 1)) × their
+    # list price, × how much of the open list value past months at the same place in the
+    # quarter won, against all past months.
+    def expected(closed_before: int, same: float, overall: float) -> float:
+        return 10 * 0.5 * (1 - 1 / (closed_before + 11)) * 1000 * same / overall
+
+    # April, a first month: January won 1 of 10; Jan–Mar 12 of 30.
+    assert pipeline[starts.index(date(2017, 4, 1))] == pytest.approx(expected(30, 0.1, 0.4))
+    # May, a second month: February 1 of 10; Jan–Apr 13 of 40.
+    assert pipeline[starts.index(date(2017, 5, 1))] == pytest.approx(expected(40, 0.1, 13 / 40))
+    # June, a third month: March 10 of 10, Jan–May 14 of 50; the chance is capped at 1.
+    assert expected(50, 1, 14 / 50) > 10_000
+    assert pipeline[starts.index(date(2017, 6, 1))] == pytest.approx(10_000)
+
+
+def test_not_yet_created_follows_the_quarter_rhythm_of_past_months() -> None:
+    # Deals created and won within the month: 900 in each first month of a quarter, 100 in
+    # the others, January to August.
+    rows = []
+    for month in range(1, 9):
+        amount = 900.0 if month % 3 == 1 else 100.0
+        rows.append(("ann", date(2017, month, 2), date(2017, month, 10), True, amount))
+    result = replay(table(rows), kind="month", win_odds=EvenOdds())
+    starts = [result.periods[k][0].month for k in result.origins]
+    pipeline = result.method_forecasts("pipeline")[:, 0]
+    assert dict(zip(starts, pipeline.tolist(), strict=True)) == pytest.approx(
+        {4: 900.0, 5: 100.0, 6: 100.0, 7: 900.0, 8: 100.0}
+    )
+
+
 def test_a_weekly_replay_of_one_office_scores_every_method() -> None:
     deals = read_maven(DATA_DIR)
     east = deals.office == "East"
@@ -142,3 +189,30 @@ def test_no_origin_sees_the_bookings_it_is_scored_on() -> None:
     for method in methods(before):
         assert np.array_equal(after.method_forecasts(method), before.method_forecasts(method))
     assert after.company_weights == before.company_weights
+
+
+def test_the_blend_rule_at_an_origin_is_chosen_without_later_actuals() -> None:
+    """The blend's power and cut-off at each origin come from the origins before it (nested
+    rolling origin): cutting what was booked from September on to a fifth changes the
+    weights chosen later, and neither the rule, the weights nor any forecast at the origins
+    up to September's."""
+    deals = read_maven(DATA_DIR)
+    west = deals.office == "West"
+    subset = DealTable(*(getattr(deals, f)[west] for f in DealTable.__dataclass_fields__))
+    before = replay(subset, kind="month", win_odds=EvenOdds())
+    starts = [before.periods[k][0] for k in before.origins]
+    september = starts.index(date(2017, 9, 1))
+    late = subset.closed >= np.datetime64(starts[september], "D")
+    cut = dataclasses.replace(subset, value=np.where(late, 0.2 * subset.value, subset.value))
+    after = replay(cut, kind="month", win_odds=EvenOdds())
+
+    assert not np.array_equal(after.actuals()[september:], before.actuals()[september:])
+    kept = september + 1
+    assert after.rules[:kept] == before.rules[:kept]
+    assert after.company_weights[:kept] == before.company_weights[:kept]
+    for method in methods(before):
+        assert np.array_equal(
+            after.method_forecasts(method)[:kept], before.method_forecasts(method)[:kept]
+        )
+    # Those later actuals do count once they are history.
+    assert after.company_weights[kept:] != before.company_weights[kept:]

@@ -7,7 +7,17 @@ from datetime import date, timedelta
 import numpy as np
 import pytest
 
-from salesops_forecast.domain.blend import Backtest, Estimate, backtest_weights, blend
+from salesops_forecast.domain.blend import (
+    PRIOR,
+    Backtest,
+    Estimate,
+    Origin,
+    Rule,
+    backtest_weights,
+    blend,
+    chosen_rule,
+    out_of_sample_weights,
+)
 from salesops_forecast.domain.pipeline_model import (
     Bookings,
     close_within,
@@ -28,7 +38,7 @@ def test_weights_are_inverse_squared_wape_over_methods_scored_often_enough() -> 
             # One scored origin only: not trusted yet.
             "theta": Backtest([0, 50], [0, 50]),
         },
-        fallback="pipeline",
+        fallback=["pipeline"],
     )
     # 1/0.14² and 1/0.1² = 100: the method with 1.4 times the error gets half the weight.
     inverse = {"auto_ets": 1 / 0.14**2, "pipeline": 100.0}
@@ -36,7 +46,7 @@ def test_weights_are_inverse_squared_wape_over_methods_scored_often_enough() -> 
     assert weights == pytest.approx({m: v / total for m, v in inverse.items()})
 
 
-def test_methods_with_more_than_one_and_a_half_times_the_best_error_get_no_weight() -> None:
+def test_methods_beyond_the_rules_cut_off_times_the_best_error_get_no_weight() -> None:
     weights = backtest_weights(
         {
             "seasonal_run_rate": Backtest([90, 110], [100, 100]),  # WAPE 10 %
@@ -44,7 +54,8 @@ def test_methods_with_more_than_one_and_a_half_times_the_best_error_get_no_weigh
             "theta": Backtest([80, 116], [100, 100]),  # 18 %: trimmed
             "pipeline": Backtest([60, 140], [100, 100]),  # 40 %: trimmed
         },
-        fallback="pipeline",
+        fallback=["pipeline"],
+        rule=Rule(2, 1.5),
     )
     total = 1 / 0.1**2 + 1 / 0.14**2
     assert weights == pytest.approx(
@@ -66,16 +77,19 @@ def test_methods_with_more_than_one_and_a_half_times_the_best_error_get_no_weigh
     assert b.point == pytest.approx(90 * weights["auto_ets"] + 110 * weights["seasonal_run_rate"])
 
 
-def test_without_scored_methods_the_fallback_forecasts_alone() -> None:
-    assert backtest_weights({"auto_ets": Backtest([], [])}, fallback="pipeline") == {
+def test_without_scored_methods_the_fallback_methods_share_the_weight() -> None:
+    assert backtest_weights({"auto_ets": Backtest([], [])}, fallback=["pipeline"]) == {
         "pipeline": 1.0
     }
+    both = backtest_weights({"auto_ets": Backtest([], [])}, fallback=["theta", "pipeline"])
+    assert both == {"pipeline": 0.5, "theta": 0.5}
 
 
 def test_a_perfect_method_is_floored_rather_than_given_everything() -> None:
     weights = backtest_weights(
         {"a": Backtest([50, 50], [50, 50]), "b": Backtest([48.75, 48.75], [50, 50])},
-        fallback="a",
+        fallback=["a"],
+        rule=Rule(2, 1.5),
     )
     # a's WAPE 0 counts as 2 %, b's is 2.5 %: within 1.5 times, so b keeps a weight.
     assert weights["a"] == pytest.approx((1 / 0.02**2) / (1 / 0.02**2 + 1 / 0.025**2))
@@ -135,3 +149,43 @@ def test_closing_chances_follow_kaplan_meier_survival_of_sales_cycles() -> None:
     assert chance[2] == pytest.approx((0.6 - 0.3) / 0.6)  # (S(22) − S(32)) / S(22)
     # Past every cycle, S is floored at 1/6: a deal that old has no chance left.
     assert close_within(np.array([50.0]), 10, cycles, still_open=np.array([25.0]))[0] == 0
+
+
+def origins(actuals: list[float], good: list[float], poor: list[float]) -> list[Origin]:
+    return [Origin({"good": g, "poor": p}, a) for a, g, p in zip(actuals, good, poor, strict=True)]
+
+
+def test_the_rule_is_the_one_whose_blends_did_best_at_the_earlier_origins() -> None:
+    # "poor" misses by 60 % at every origin, "good" by 10 %: every blend of both is worse
+    # than "good" alone, so the nested replay picks the first rule that trims "poor".
+    history = origins([100.0] * 5, [110, 90, 110, 90, 110], [160, 40, 160, 40, 160])
+    rule = chosen_rule(history, fallback=["good", "poor"])
+    assert rule == Rule(2, 1.25)
+    weights, used = out_of_sample_weights(history, fallback=["good", "poor"])
+    assert used == rule
+    assert weights == {"good": 1.0, "poor": 0.0}
+
+
+def test_the_prior_rule_holds_until_two_blends_are_scored() -> None:
+    # Blends need two scored origins before them: with three origins only one is judged.
+    history = origins([100.0] * 3, [110, 90, 110], [160, 40, 160])
+    assert chosen_rule(history, fallback=["good"]) == PRIOR
+    weights, _ = out_of_sample_weights(history, fallback=["good"])
+    assert weights["poor"] > 0  # 1/WAPE², untrimmed
+    assert chosen_rule(history[:1], fallback=["good"]) == PRIOR
+
+
+def test_when_no_rule_does_better_the_untrimmed_prior_is_kept() -> None:
+    # Equal errors of opposite signs: every rule weighs both equally, and ties go to the prior.
+    history = origins([100.0] * 5, [110, 90, 110, 90, 110], [90, 110, 90, 110, 90])
+    assert chosen_rule(history, fallback=["good"]) == PRIOR
+
+
+def test_the_chosen_rule_changes_with_the_earlier_actuals_alone() -> None:
+    """The same forecasts, other actuals at the earlier origins: another rule. And the
+    choice for an origin is the same whatever is booked at and after it."""
+    trimmed = origins([100.0] * 5, [110, 90, 110, 90, 110], [160, 40, 160, 40, 160])
+    apart = origins([100.0] * 5, [110, 90, 110, 90, 110], [90, 110, 90, 110, 90])
+    assert chosen_rule(trimmed, fallback=["good"]) != chosen_rule(apart, fallback=["good"])
+    later = [*trimmed, Origin({"good": 100.0, "poor": 100.0}, 1e9)]
+    assert chosen_rule(later[:5], fallback=["good"]) == chosen_rule(trimmed, fallback=["good"])

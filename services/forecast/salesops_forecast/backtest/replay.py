@@ -3,7 +3,8 @@ period's bookings from what was known then, for every scope; the blend weighs th
 they did at the earlier origins.
 
 Methods: ``pipeline`` (deals open at the origin × P(win) × P(close within the period) ×
-list price × the won-to-list-price ratio so far, plus the not-yet-created bookings),
+the quarter's rhythm × list price × the won-to-list-price ratio so far, plus the
+not-yet-created bookings of past periods at the same place in the quarter),
 ``auto_ets``, ``theta`` and ``seasonal_run_rate`` on the scope's bookings per period (see
 series/methods); the blend of those four, every scope with the weights the company's
 earlier origins give (as a service run weighs every scope).
@@ -23,15 +24,17 @@ import numpy as np
 
 from salesops_forecast.backtest.deals import DealTable
 from salesops_forecast.backtest.win_odds import WinOdds
-from salesops_forecast.domain.blend import Backtest, Estimate, backtest_weights, blend
+from salesops_forecast.domain.blend import Estimate, Origin, Rule, blend, out_of_sample_weights
 from salesops_forecast.domain.pipeline_model import (
     Array,
     Bookings,
     Period,
     PeriodKind,
     close_within,
+    in_rhythm,
     not_yet_created,
     periods_between,
+    same_place,
 )
 from salesops_forecast.series.baselines import mean_of_last, naive, seasonal_naive
 from salesops_forecast.series.ets import SeriesForecast
@@ -40,6 +43,7 @@ from salesops_forecast.series.seasons import season_length
 
 PIPELINE, BLEND = "pipeline", "blend"
 BLENDED = (PIPELINE, *SERIES_METHODS)
+PRIOR_BLEND = (PIPELINE,)  # weighs the first origins, before any method is scored
 BASELINES = ("naive", "mean_3", "seasonal_naive", "stage_weighted")
 FIXED_STAGE_PROBABILITY = {"Prospecting": 0.1, "Engaging": 0.4}
 MIN_HISTORY = 3  # periods of bookings before an origin is scored
@@ -86,6 +90,7 @@ class Replay:
     actual: list[Array] = field(default_factory=list)  # per origin, per scope
     forecasts: dict[str, list[Array]] = field(default_factory=dict)
     company_weights: list[dict[str, float]] = field(default_factory=list)
+    rules: list[Rule] = field(default_factory=list)  # per origin, the blend's chosen rule
     series: Array = field(default_factory=lambda: np.zeros((0, 0)))
 
     def method_forecasts(self, method: str) -> Array:
@@ -133,15 +138,39 @@ def _pipeline(o: _Origin) -> tuple[Array, Array, Array]:
     won_before = trained & deals.won
     realised = deals.value[won_before].sum() / max(deals.list_price[won_before].sum(), 1.0)
     amount = deals.list_price[open_now] * realised
-    p = p_win * p_close
+    p = np.minimum(p_win * p_close * _rhythm(o), 1.0)
     groups = len(o.scopes)
     nyc = not_yet_created(o.bookings, past=o.history, offset=timedelta(0), groups=groups)
+    same = same_place(o.history, o.period)
+    nyc = in_rhythm(nyc, o.bookings, same=same, offset=timedelta(0), groups=groups)
     point = o.scopes.total(p * amount, open_now) + nyc.mean
     variance = o.scopes.total(p * (1 - p) * amount**2, open_now) + nyc.sigma**2
     fixed = o.scopes.total(
         FIXED_STAGE_PROBABILITY["Engaging"] * deals.list_price[open_now], open_now
     )
     return point, np.sqrt(variance), fixed
+
+
+def _rhythm(o: _Origin) -> float:
+    """The quarter's rhythm in open deals closing: how much of the open deals' list value
+    was won within past periods at the same place in the quarter as this one (first, second
+    or third month), against within all past periods; 1 when no past period is at the same
+    place. Learned from periods before the origin only."""
+    same = same_place(o.history, o.period)
+    if not same:
+        return 1.0
+    overall = _won_from_open(o.deals, o.history)
+    return _won_from_open(o.deals, same) / overall if overall > 0 else 1.0
+
+
+def _won_from_open(deals: DealTable, periods: list[Period]) -> float:
+    won, open_value = 0.0, 0.0
+    for first, last in periods:
+        start = np.datetime64(first, "D")
+        open_then = deals.open_at(start)
+        won += deals.value[open_then & deals.won & (deals.closed <= np.datetime64(last, "D"))].sum()
+        open_value += deals.list_price[open_then].sum()
+    return won / open_value if open_value else 0.0
 
 
 def _series(y: Array, kind: PeriodKind) -> dict[str, SeriesForecast]:
@@ -187,14 +216,12 @@ def _replay_origin(result: Replay, origin: _Origin, k: int) -> None:
         spreads[name] = f.sigma[:, 0]
     # One set of weights, from the company's earlier origins, for every scope: as the
     # service weighs a run (reps have too few bookings for weights of their own).
-    past = {
-        m: Backtest(
-            [float(f[COMPANY]) for f in result.forecasts.get(m, [])],
-            [float(a[COMPANY]) for a in result.actual],
-        )
-        for m in BLENDED
-    }
-    weights = backtest_weights(past, fallback=PIPELINE)
+    past = [
+        Origin({m: float(result.forecasts[m][i][COMPANY]) for m in BLENDED}, float(a[COMPANY]))
+        for i, a in enumerate(result.actual)
+    ]
+    weights, rule = out_of_sample_weights(past, fallback=PRIOR_BLEND)
+    result.rules.append(rule)
     result.company_weights.append(weights)
     found[BLEND] = np.array(
         [

@@ -33,11 +33,17 @@ CHART = "forecast-vs-actual.png"
 REPORT = "report.md"
 DESCRIPTIONS = {
     BLEND: (
-        "blend of pipeline, auto_ets, theta and seasonal_run_rate (weights ∝ 1/WAPE² over"
-        " the earlier origins only; a method with more than 1.5 times the best one's WAPE"
-        " gets 0)"
+        "blend of pipeline, auto_ets, theta and seasonal_run_rate (weights ∝ 1/WAPE^power over"
+        " the earlier origins only, 0 for a method beyond a cut-off times the best one's WAPE;"
+        " power and cut-off chosen at each origin by a nested rolling origin over the earlier"
+        " origins, 1/WAPE² untrimmed until two blends are scored)"
     ),
-    PIPELINE: "open deals × P(win) × P(close in period) × amount, plus not-yet-created",
+    PIPELINE: (
+        "open deals × P(win) × P(close in period) × the quarter's rhythm × amount, plus"
+        " not-yet-created; the rhythm: how much of the open list value past periods at the"
+        " same place in the quarter (first, second or third month) won, against all past"
+        " periods, and not-yet-created as those periods had it"
+    ),
     "auto_ets": "AutoETS on the scope's bookings per period",
     "theta": "standard Theta on the scope's bookings per period",
     "seasonal_run_rate": (
@@ -99,9 +105,12 @@ def company_table(r: Replay) -> list[str]:
 
 
 def weights_table(r: Replay) -> list[str]:
-    lines = ["| origin | " + " | ".join(BLENDED) + " |", "|---|" + "---:|" * len(BLENDED)]
-    for k, w in zip(r.origins, r.company_weights, strict=True):
-        cells = [f"{w.get(m, 0):.2f}" for m in BLENDED]
+    lines = [
+        "| origin | rule | " + " | ".join(BLENDED) + " |",
+        "|---|---|" + "---:|" * len(BLENDED),
+    ]
+    for k, w, rule in zip(r.origins, r.company_weights, r.rules, strict=True):
+        cells = [rule.describe(), *(f"{w.get(m, 0):.2f}" for m in BLENDED)]
         lines.append(f"| {r.periods[k][0]} | " + " | ".join(cells) + " |")
     return lines
 
@@ -160,7 +169,8 @@ def render(*, runs: Sequence[Backtested], holdout: Holdout, command: str, deals:
         lines += [*score_table(b), ""]
         lines += ["Company, forecast against actual:", "", *company_table(b.replay), ""]
         lines += [
-            "Blend weights (from the company's backtest, for every scope), by origin:",
+            "Blend weights (from the company's backtest, for every scope) and the rule chosen"
+            " out of sample, by origin:",
             "",
             *weights_table(b.replay),
             "",

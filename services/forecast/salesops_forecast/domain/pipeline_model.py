@@ -134,6 +134,37 @@ def not_yet_created(
     return NotYetCreated(amounts.mean(axis=0), amounts.std(axis=0, ddof=1), len(used))
 
 
+def quarter_place(day: date, start_month: int = 1) -> int:
+    """0, 1 or 2: the month of ``day`` is the first, second or third of its (fiscal)
+    quarter."""
+    return (day.month - start_month) % 3
+
+
+def same_place(past: Sequence[Period], period: Period, start_month: int = 1) -> list[Period]:
+    """The past periods starting in the same month of their quarter as ``period``."""
+    place = quarter_place(period[0], start_month)
+    return [p for p in past if quarter_place(p[0], start_month) == place]
+
+
+def in_rhythm(
+    nyc: NotYetCreated,
+    bookings: Bookings,
+    *,
+    same: Sequence[Period],
+    offset: timedelta,
+    groups: int,
+) -> NotYetCreated:
+    """Not yet created with its mean from the past periods at the same place in the quarter
+    (``same``, the last ``PAST_PERIODS`` of them) and its spread from all: the first month
+    of a quarter wins most of what is created in it, the others less. Unchanged when none
+    is at the same place or ``nyc`` learned nothing."""
+    used = list(same)[-PAST_PERIODS:]
+    if not used or not nyc.periods:
+        return nyc
+    amounts = np.stack([bookings.created_since(p, offset, groups=groups) for p in used])
+    return NotYetCreated(amounts.mean(axis=0), nyc.sigma, nyc.periods)
+
+
 def close_within(ages: Array, window: float, cycles: Array, *, still_open: Array) -> Array:
     """Per open deal of age ``ages`` (days), the chance it closes within ``window`` days.
     Survival of sales cycles by Kaplan–Meier: ``cycles`` of the deals closed so far are

@@ -61,10 +61,13 @@ remaining months (spreads added). None is below what the period has already won.
 **Weights**: as of the first day of each of the company's last six complete months that
 have three months of bookings before them, each method forecasts that month (the pipeline
 replayed from the deals open then, at the win rate of the deals closed before, with today's
-expected close dates; no stage history); weight ∝ 1 / max(WAPE, 2 %)² for each method scored
-on at least two such months with bookings, and weight 0 (listed, trimmed) for one whose
-WAPE is more than 1.5 times the best one's; the pipeline alone (weight 1) until any is
-scored. The same weights apply to every scope, month and quarter.
+expected close dates; no stage history); weight ∝ 1 / max(WAPE, 2 %)^power for each method
+scored on at least two such months with bookings, and weight 0 (listed, trimmed) for one
+whose WAPE is more than a cut-off times the best one's; the pipeline alone (weight 1) until
+any is scored. Power (2 or 1) and cut-off (1.25, 1.5, 2, 3 or none) are chosen out of
+sample: the rule whose blend of each of those months, weighted by the months before it,
+erred least (1/WAPE² untrimmed until two blends are scored). The same weights apply to
+every scope, month and quarter.
 
 - lo/hi 80 % and 95 % = point ∓ z·σ (z = 1.2816, 1.96), σ = Σ weight × method σ (the
   methods' errors taken as fully correlated); lows never below what is already won;

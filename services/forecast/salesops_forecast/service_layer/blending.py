@@ -7,8 +7,9 @@ Backtest: as of the first day of each of the last six complete months that have 
 months of bookings before them, the pipeline method is replayed (deals open then, counted
 if their expected close date is in that month or unknown, × the win rate of the deals
 closed before it, + not yet created), and the series methods forecast from the months
-before; the weights (inverse squared WAPE, methods with more than 1.5 times the best one's
-trimmed to 0, see domain/blend) apply to every scope and to months and quarters alike.
+before; the weights (inverse WAPE^power, methods beyond a cut-off times the best one's
+WAPE trimmed to 0, power and cut-off chosen by a nested rolling origin over those months,
+see domain/blend) apply to every scope and to months and quarters alike.
 The replay knows no stage history, and uses today's expected close dates: the service keeps
 only a deal's newest expected close date, not what it was at each month's start.
 """
@@ -26,7 +27,7 @@ import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from salesops_forecast.adapters import history
-from salesops_forecast.domain.blend import Backtest, Estimate, backtest_weights, blend
+from salesops_forecast.domain.blend import Estimate, Origin, blend, out_of_sample_weights
 from salesops_forecast.domain.forecast import (
     COMPANY,
     STAGE_WEIGHTED_PIPELINE,
@@ -144,25 +145,22 @@ class _History:
         return cls(as_of, counted, scopes, bookings, months, series, rows, pipeline_method)
 
     def weights(self, closes: Sequence[MonthCloses]) -> dict[str, float]:
-        """Inverse-WAPE weights from the company's last complete months (module doc)."""
+        """Weights from the company's last complete months, by the rule those months choose
+        out of sample (module doc)."""
         company = self.scopes[COMPANY]
-        found: dict[str, tuple[list[float], list[float]]] = {}
-
-        def record(method: str, forecast: float, actual: float) -> None:
-            forecasts, actuals = found.setdefault(method, ([], []))
-            forecasts.append(forecast)
-            actuals.append(actual)
-
+        origins = []
         first = max(MIN_SERIES_MONTHS, len(self.months) - BACKTEST_ORIGINS)
         for k in range(first, len(self.months)):
-            actual = float(self.series_rows[company, k])
-            for name, f in _series(self.series_rows[company : company + 1, :k], 1).items():
-                record(name, float(f.mean[0, 0]), actual)
+            found = {
+                name: float(f.mean[0, 0])
+                for name, f in _series(self.series_rows[company : company + 1, :k], 1).items()
+            }
             replayed = self._replayed_pipeline(k, closes, company)
             if replayed is not None:
-                record(self.pipeline_method, replayed, actual)
-        tests = {m: Backtest(f, a) for m, (f, a) in found.items()}
-        return backtest_weights(tests, fallback=self.pipeline_method)
+                found[self.pipeline_method] = replayed
+            origins.append(Origin(found, float(self.series_rows[company, k])))
+        weights, _ = out_of_sample_weights(origins, fallback=(self.pipeline_method,))
+        return weights
 
     def _replayed_pipeline(
         self, k: int, closes: Sequence[MonthCloses], company: int

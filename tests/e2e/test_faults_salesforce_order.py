@@ -246,7 +246,11 @@ async def assert_newest_everywhere(iso: Isolation) -> None:
         touched = {r[0] for r in await conn.fetch("SELECT lead_id FROM activities")}
         assert touched == {leads[_lead_id(i)] for i in range(LEADS // 2)}
     async with database(iso, "forecast") as conn:
+        leads_kept = await conn.fetch("SELECT lead_id, employees FROM leads")
         rows = await conn.fetch("SELECT deal_id, stage, amount, outcome FROM deals")
+    assert {r["lead_id"]: str(r["employees"]) for r in leads_kept} == {
+        lead: v.fields["NumberOfEmployees"] for lead, v in newest_leads.items()
+    }
     assert {r["deal_id"]: (r["stage"], r["outcome"], r["amount"]) for r in rows} == {
         deal: (*_closed(v), Decimal(v.fields["Amount"])) for deal, v in newest_deals.items()
     }

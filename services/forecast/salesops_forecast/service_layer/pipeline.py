@@ -3,9 +3,10 @@ family)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol, TypeVar
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -50,10 +51,18 @@ class _Pending:
         await repository.record_stages_reached(session, self.stages)
 
 
-def _pending(ctx: HandlerContext) -> _Pending:
-    pending: _Pending | None = ctx.state.get(_PENDING)
+class _Written(Protocol):
+    async def write(self, session: AsyncSession) -> None: ...
+
+
+_W = TypeVar("_W", bound=_Written)
+
+
+def _batched(ctx: HandlerContext, key: str, new: Callable[[], _W]) -> _W:
+    """The batch's pending changes kept under ``key``, written just before it commits."""
+    pending: _W | None = ctx.state.get(key)
     if pending is None:
-        pending = ctx.state[_PENDING] = _Pending()
+        pending = ctx.state[key] = new()
         batch = pending
 
         async def write() -> None:
@@ -61,6 +70,10 @@ def _pending(ctx: HandlerContext) -> _Pending:
 
         ctx.before_commit(write)
     return pending
+
+
+def _pending(ctx: HandlerContext) -> _Pending:
+    return _batched(ctx, _PENDING, _Pending)
 
 
 async def apply_deal_event(
@@ -134,15 +147,7 @@ class _PendingLeads:
 async def apply_lead_event(
     ctx: HandlerContext, *, event_type: str, lead: Lead, at: datetime, present: Collection[str]
 ) -> None:
-    pending: _PendingLeads | None = ctx.state.get(_PENDING_LEADS)
-    if pending is None:
-        pending = ctx.state[_PENDING_LEADS] = _PendingLeads()
-        batch = pending
-
-        async def write() -> None:
-            await batch.write(ctx.session)
-
-        ctx.before_commit(write)
+    pending = _batched(ctx, _PENDING_LEADS, _PendingLeads)
     pending.changes.append((lead.id, lead_changes(event_type, lead, present=present), at))
 
 

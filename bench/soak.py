@@ -43,6 +43,7 @@ import asyncpg
 import httpx
 import uvloop
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench import payloads
 from bench.load import LoadResult, Post, RequestMaker, run_load
@@ -58,6 +59,7 @@ ARRAY = 10  # events per POST /v1/events
 SAMPLE_EVERY = 10.0
 DRAIN_TARGET = 10.0
 DRAIN_LIMIT = 120.0
+LAG_TRACE_EVERY = 10.0
 BROKER_LIMIT_MIB = 8 * 1024
 FORECAST_DATABASE = "bench_forecast"
 GROUPS = (
@@ -173,6 +175,29 @@ class Drain:
     outbox: dict[str, float | None] = field(default_factory=dict)
     lag: dict[str, float | None] = field(default_factory=dict)
     initial: dict[str, int] = field(default_factory=dict)
+    # (seconds after the stop, lag per group), about every LAG_TRACE_EVERY s: draining
+    # slowly or stuck?
+    trace: list[tuple[float, dict[str, int]]] = field(default_factory=list)
+    # per consumer service: its consumer counters when the load stopped and at the end
+    work: dict[str, tuple[ConsumerWork, ConsumerWork]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ConsumerWork:
+    """A service's consumer counters (its /metrics): events by outcome, batches, and the
+    seconds spent applying them."""
+
+    events: dict[str, float]
+    batches: float
+    seconds: float
+
+    def since(self, before: ConsumerWork) -> ConsumerWork:
+        outcomes = self.events.keys() | before.events.keys()
+        return ConsumerWork(
+            {o: self.events.get(o, 0) - before.events.get(o, 0) for o in outcomes},
+            self.batches - before.batches,
+            self.seconds - before.seconds,
+        )
 
 
 @dataclass
@@ -183,6 +208,7 @@ class SoakRun:
     rss: list[RssSample] = field(default_factory=list)
     drain: Drain = field(default_factory=Drain)
     stopped_early: str = ""
+    drain_limit: float = DRAIN_LIMIT
     load_average: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
 
@@ -302,16 +328,42 @@ async def _group_lags(bootstrap: str) -> dict[str, int]:
     return lags
 
 
+async def _consumer_work(http: httpx.AsyncClient, url: str) -> ConsumerWork:
+    text = (await http.get(url + "/metrics")).text
+    events: dict[str, float] = {}
+    batches = seconds = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.endswith("_consumer_events_total"):
+                outcome = sample.labels["outcome"]
+                events[outcome] = events.get(outcome, 0) + sample.value
+            elif sample.name.endswith("_consumer_processing_seconds_count"):
+                batches += sample.value
+            elif sample.name.endswith("_consumer_processing_seconds_sum"):
+                seconds += sample.value
+    return ConsumerWork(events, batches, seconds)
+
+
 async def _drained(
-    probe: Callable[[], Awaitable[dict[str, int]]], into: dict[str, float | None], start: float
+    probe: Callable[[], Awaitable[dict[str, int]]],
+    into: dict[str, float | None],
+    start: float,
+    limit: float,
+    trace: list[tuple[float, dict[str, int]]] | None = None,
 ) -> dict[str, int]:
-    """Poll ``probe`` until every count is zero (or DRAIN_LIMIT); the first counts seen."""
+    """Poll ``probe`` until every count is zero (or ``limit``); the first counts seen.
+    ``trace`` gets the counts about every LAG_TRACE_EVERY s."""
     first = await probe()
     pending = {name for name, count in first.items() if count}
     for name in set(first) - pending:
         into[name] = time.monotonic() - start
-    while pending and time.monotonic() - start < DRAIN_LIMIT:
+    traced = -LAG_TRACE_EVERY
+    while pending and time.monotonic() - start < limit:
         counts = await probe()
+        at = time.monotonic() - start
+        if trace is not None and at - traced >= LAG_TRACE_EVERY:
+            trace.append((at, counts))
+            traced = at
         for name in list(pending):
             if counts[name] == 0:
                 into[name] = time.monotonic() - start
@@ -427,11 +479,27 @@ async def run(args: argparse.Namespace) -> SoakRun:
                 "metrics": stack.metrics_dsn,
                 "forecast": database_dsn(stack.pg.url, FORECAST_DATABASE),
             }
-            outbox, lag = await asyncio.gather(
-                _drained(lambda: _outbox_backlogs(dsns), result.drain.outbox, stopped),
-                _drained(lambda: _group_lags(stack.broker.bootstrap), result.drain.lag, stopped),
-            )
+            consumers = {"ingest": ingest, "routing": routing, "metrics": metrics}
+            consumers["forecast"] = forecast
+            async with httpx.AsyncClient(timeout=60) as http:
+                at_stop = {n: await _consumer_work(http, s.url) for n, s in consumers.items()}
+                outbox, lag = await asyncio.gather(
+                    _drained(
+                        lambda: _outbox_backlogs(dsns), result.drain.outbox, stopped, args.drain
+                    ),
+                    _drained(
+                        lambda: _group_lags(stack.broker.bootstrap),
+                        result.drain.lag,
+                        stopped,
+                        args.drain,
+                        result.drain.trace,
+                    ),
+                )
+                for name, server in consumers.items():
+                    end = await _consumer_work(http, server.url)
+                    result.drain.work[name] = (at_stop[name], end)
             result.drain.initial = {**outbox, **lag}
+            result.drain_limit = args.drain
             await asyncio.sleep(SAMPLE_EVERY)  # one more RSS sample, at rest
         finally:
             sampler.cancel()
@@ -456,8 +524,48 @@ def _ms(value: float) -> str:
     return "–" if value != value else f"{value:,.0f}"
 
 
-def _seconds(value: float | None) -> str:
-    return f"not within {DRAIN_LIMIT:.0f} s" if value is None else f"{value:.1f} s"
+def _seconds(value: float | None, limit: float = DRAIN_LIMIT) -> str:
+    return f"not within {limit:.0f} s" if value is None else f"{value:.1f} s"
+
+
+def drain_details(d: Drain) -> list[str]:
+    """How the lag went down after the stop, and what each consumer did meanwhile."""
+    groups = list(d.lag)
+    out = [
+        "",
+        "Consumer lag after the stop:",
+        "",
+        table(
+            ("seconds after the stop", *groups),
+            [[f"{at:.0f}", *(f"{lags.get(g, 0):,}" for g in groups)] for at, lags in d.trace],
+        ),
+        "",
+        "Each service's consumer from the stop to the end of the drain (its /metrics):",
+        "",
+    ]
+    rows = []
+    for name, (before, after) in d.work.items():
+        w = after.since(before)
+        applied = w.events.get("applied", 0)
+        per_batch = w.seconds / w.batches * 1000 if w.batches else float("nan")
+        rows.append(
+            [
+                name,
+                f"{applied:,.0f}",
+                f"{w.events.get('duplicate', 0):,.0f}",
+                f"{w.events.get('ignored', 0):,.0f}",
+                f"{w.batches:,.0f}",
+                _ms(per_batch),
+                f"{w.seconds:,.1f}",
+            ]
+        )
+    out.append(
+        table(
+            ("service", "applied", "duplicates", "ignored", "batches", "ms a batch", "busy s"),
+            rows,
+        )
+    )
+    return out
 
 
 def report(r: SoakRun) -> str:
@@ -499,6 +607,7 @@ def report(r: SoakRun) -> str:
     if r.stopped_early:
         out += ["", f"Stopped early: {r.stopped_early}."]
     since = first.seconds
+    limit = r.drain_limit
     mem_rows = [
         [name, f"{a:,.0f}", f"{b:,.0f}", f"{peak:,.0f}", f"{b - a:+,.0f}"]
         for name, (a, b, peak) in growth(r.rss, since).items()
@@ -515,14 +624,15 @@ def report(r: SoakRun) -> str:
         table(
             ("backlog", "when the load stopped", "zero after"),
             [
-                [f"{name} outbox", f"{r.drain.initial.get(name, 0):,}", _seconds(t)]
+                [f"{name} outbox", f"{r.drain.initial.get(name, 0):,}", _seconds(t, limit)]
                 for name, t in r.drain.outbox.items()
             ]
             + [
-                [f"{name} lag", f"{r.drain.initial.get(name, 0):,}", _seconds(t)]
+                [f"{name} lag", f"{r.drain.initial.get(name, 0):,}", _seconds(t, limit)]
                 for name, t in r.drain.lag.items()
             ],
         ),
+        *drain_details(r.drain),
     ]
     return "\n".join(out)
 
@@ -535,6 +645,12 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--arrays", type=float, default=20.0, help=f"arrays of {ARRAY} events/s (20)")
     p.add_argument("--reads", type=float, default=5.0, help="GETs/s to each service (5)")
     p.add_argument("--ruleset-every", type=float, default=20.0, help="seconds (20)")
+    p.add_argument(
+        "--drain",
+        type=float,
+        default=DRAIN_LIMIT,
+        help=f"seconds to wait for the backlogs after the load ({DRAIN_LIMIT:g})",
+    )
     return p.parse_args(argv)
 
 

@@ -127,13 +127,9 @@ async def kpi_values(http: httpx.AsyncClient, metrics_url: str) -> dict[str, Any
 
 
 async def rebuild(http: httpx.AsyncClient, metrics_url: str) -> httpx.Response:
-    """POST /v1/rebuild, tried up to three times: a rebuild can still meet a deadlock in
-    PostgreSQL with metrics' own background work (seen in these tests; reported, not fixed
-    here), which rolls it back whole and answers 500."""
-    for _ in range(3):
-        resp = await http.post(metrics_url + "/v1/rebuild")
-        if resp.status_code != 500:
-            break
+    """POST /v1/rebuild, once: a 500 (it used to meet deadlocks with KPI reads) fails the
+    reconciliation."""
+    resp = await http.post(metrics_url + "/v1/rebuild")
     assert resp.status_code == 200, resp.text
     return resp
 

@@ -13,7 +13,8 @@ import asyncpg
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Result
+from sqlalchemy import Connection, Result, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -46,12 +47,29 @@ async def ensure_database(url: str, database: str) -> None:
 def create_engine(dsn: str, *, pool_size: int = 20) -> AsyncEngine:
     # No pre-ping: it costs a round trip per checkout on the hot path. A connection broken
     # by a server restart is invalidated on first use and the request answers 503.
-    return create_async_engine(
+    engine = create_async_engine(
         sqlalchemy_url(dsn),
         pool_size=pool_size,
         max_overflow=pool_size // 2,
         pool_recycle=1800,
     )
+    event.listen(engine.sync_engine, "checkout", _refuse_unfinished_transaction)
+    return engine
+
+
+def _refuse_unfinished_transaction(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """A connection handed out must be outside any transaction. asyncpg marks a connection as
+    inside a transaction before it sends BEGIN, and a cancellation while BEGIN is on its way
+    (``driver.transaction()`` on the raw connection, which SQLAlchemy does not watch) leaves
+    the mark and, once BEGIN ran, a transaction nobody ends: the next user's transaction
+    became a SAVEPOINT in it ("SAVEPOINT can only be used in transaction blocks", or old
+    data, or "read-only transaction"). Such a connection is replaced (no round trip: two
+    attributes read)."""
+    driver = record.driver_connection
+    if driver is not None and (
+        driver.is_in_transaction() or getattr(driver, "_top_xact", None) is not None
+    ):
+        raise DisconnectionError("connection returned inside a transaction")
 
 
 async def driver_connection(session: AsyncSession) -> asyncpg.Connection:

@@ -3,13 +3,16 @@ of order, partly twice, to two copies of another; and again after a rebuild from
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
 from salesops_cli.infra import EmbeddedBroker, EmbeddedPostgres
+from salesops_common.settings import database_dsn
 from salesops_metrics.bootstrap import create_app
 from tests.metrics.scenario import QUOTAS, RATES, Scenario, snapshot
 from tests.metrics.support import ADMIN, NOW, fixed_clock, metrics_settings, publish_all
@@ -37,10 +40,8 @@ async def configure(client: httpx.AsyncClient) -> None:
 
 
 @pytest.fixture(scope="module")
-async def in_order(
-    postgres: EmbeddedPostgres, broker: EmbeddedBroker
-) -> AsyncIterator[httpx.AsyncClient]:
-    iso = Isolation(database_url=postgres.url, bootstrap=broker.bootstrap)
+async def in_order(module_iso: Isolation) -> AsyncIterator[httpx.AsyncClient]:
+    iso = module_iso
     async with running(create_app(metrics_settings(iso), clock=fixed_clock(NOW))) as client:
         await configure(client)
         await publish_all(iso, [*SCENARIO.events, *SCENARIO.poison])
@@ -108,6 +109,43 @@ async def test_a_rebuild_from_the_log_gives_the_same_numbers(
     differing = [key for key in expected if rebuilt[key] != expected[key]]
     assert differing == [], {key: (expected[key], rebuilt[key]) for key in differing[:3]}
     assert _kpi_lines((await in_order.get("/metrics")).text) == scrape_before
+
+
+async def test_a_rebuild_while_a_kpi_read_is_under_way_neither_deadlocks_nor_waits_for_it(
+    expected: dict[str, Any], in_order: httpx.AsyncClient, module_iso: Isolation
+) -> None:
+    """A KPI read is one repeatable-read transaction over many tables (GET /v1/kpis reads
+    the projections, then event_counts; a snapshot reads event_counts, then the rest). A
+    rebuild that emptied the projections with TRUNCATE took an exclusive lock on each table
+    in turn: holding event_counts, it waited for the read's hold on another table, and the
+    read, going on to event_counts, waited for the rebuild: PostgreSQL killed one of them
+    ("deadlock detected", a 500 from POST /v1/rebuild). The rebuild must not lock readers
+    out: they see the numbers from before it until it commits."""
+    dsn = database_dsn(module_iso.database_url, module_iso.database("metrics"))
+    reader, watcher = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
+    try:
+        async with reader.transaction(isolation="repeatable_read", readonly=True):
+            before = await reader.fetchval("SELECT count(*) FROM forecasts")
+            rebuilding = asyncio.ensure_future(in_order.post("/v1/rebuild", headers=ADMIN))
+
+            async def rebuilt_or_waiting() -> bool:
+                waiting = await watcher.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+                return rebuilding.done() or waiting > 0
+
+            await eventually(rebuilt_or_waiting, within=60)
+            counts = await reader.fetch("SELECT type, count FROM event_counts")
+            assert await reader.fetchval("SELECT count(*) FROM forecasts") == before
+        resp = await rebuilding
+    finally:
+        await reader.close()
+        await watcher.close()
+    assert resp.status_code == 200, resp.text
+    assert {r["type"]: r["count"] for r in counts} == expected["events_by_type"]
+    rebuilt = await snapshot(in_order)
+    assert [key for key in expected if rebuilt[key] != expected[key]] == []
 
 
 def _kpi_lines(scrape: str) -> list[str]:

@@ -9,6 +9,8 @@ import httpx
 import pytest
 
 from salesops_common.envelope import deterministic_event_id
+from salesops_routing.bootstrap import create_app
+from tests.routing.integration.conftest import routing_settings
 from tests.routing.integration.helpers import (
     applied,
     assigned_facts,
@@ -23,7 +25,7 @@ from tests.routing.integration.helpers import (
     rep_change,
     roster,
 )
-from tests.support import AUTH, Isolation, eventually
+from tests.support import AUTH, Isolation, eventually, running
 
 pytestmark = pytest.mark.integration
 
@@ -221,3 +223,26 @@ async def test_events_about_a_lead_in_one_batch_apply_in_their_order(
     assert by_lead[str(twin.id)]["status"] == "merged"
     assert by_lead[str(kept.id)]["status"] == "open"
     assert [r["assigned_leads"] for r in await roster(routing)] == [3]
+
+
+async def test_changes_to_other_leads_do_not_split_a_batch_of_new_leads(
+    iso: Isolation,
+) -> None:
+    """New leads of one batch are decided in one pass (one ``assigned_at``) even with changes
+    to other, older leads between them; a change to a waiting lead still comes after its
+    assignment (test above)."""
+    older = [new_lead(f"OLDER{i}") for i in range(20)]
+    async with running(create_app(routing_settings(iso))) as routing:
+        await hire(iso, routing, [new_rep("ANN")])
+        await put_on_crm(iso, [crm("lead.created", lead) for lead in older])
+        await assignments(routing, older)
+    new = [new_lead(f"NEW{i}") for i in range(20)]
+    interleaved = []
+    for lead, old in zip(new, older, strict=True):
+        interleaved.append(crm("lead.created", lead))
+        interleaved.append(crm("lead.updated", old.model_copy(update={"company": "Renamed"})))
+    # Put on the topic while no consumer runs: the next one reads them as one batch.
+    await put_on_crm(iso, interleaved)
+    async with running(create_app(routing_settings(iso))) as routing:
+        found = await assignments(routing, new)
+    assert len({a["assigned_at"] for a in found}) == 1, sorted(a["assigned_at"] for a in found)

@@ -3,7 +3,7 @@ activity per deal and lead, and routing's territory model."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -12,7 +12,12 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from salesops_forecast.adapters.repository import lock_record, save_record
+from salesops_forecast.adapters.repository import (
+    lock_record,
+    lock_records,
+    save_record,
+    save_records,
+)
 from salesops_forecast.domain.pipeline import ACCOUNT_FIELDS, LEAD_FIELDS, VersionedRecord
 
 _ACCOUNT_COLUMNS = (*ACCOUNT_FIELDS, "territory_id", "deleted")
@@ -43,6 +48,16 @@ async def save_lead(session: AsyncSession, lead_id: UUID, record: VersionedRecor
     await save_record(
         session, "leads", "lead_id", lead_id, record, _LEAD_COLUMNS, {"lifecycle": "open"}
     )
+
+
+async def lock_leads(
+    session: AsyncSession, lead_ids: Collection[UUID]
+) -> dict[UUID, VersionedRecord]:
+    return await lock_records(session, "leads", "lead_id", lead_ids, _LEAD_COLUMNS)
+
+
+async def save_leads(session: AsyncSession, records: Mapping[UUID, VersionedRecord]) -> None:
+    await save_records(session, "leads", "lead_id", records, _LEAD_COLUMNS, {"lifecycle": "open"})
 
 
 async def count_duplicate(session: AsyncSession, lead_id: UUID) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -68,6 +68,52 @@ async def lock_record(
     )
     row = (await session.execute(upsert, {"id": record_id})).mappings().one()
     return _versioned(row, columns)
+
+
+async def lock_records(
+    session: AsyncSession, table: str, key: str, ids: Collection[UUID], columns: Sequence[str]
+) -> dict[UUID, VersionedRecord]:
+    """``lock_record`` for several records in one statement, locked in id order (copies
+    locking shared rows take them in the same order)."""
+    upsert = text(
+        f"INSERT INTO {table} ({key}) SELECT id FROM unnest(CAST(:ids AS uuid[])) AS u(id) "
+        f"ORDER BY id ON CONFLICT ({key}) DO UPDATE SET {key} = EXCLUDED.{key} "
+        f"RETURNING {key}, {', '.join(columns)}, field_times"
+    )
+    rows = (await session.execute(upsert, {"ids": sorted(set(ids))})).mappings().all()
+    return {row[key]: _versioned(row, columns) for row in rows}
+
+
+async def save_records(
+    session: AsyncSession,
+    table: str,
+    key: str,
+    records: Mapping[UUID, VersionedRecord],
+    columns: Sequence[str],
+    defaults: Mapping[str, Any],
+) -> None:
+    """``save_record`` for several (locked) records in one statement; the rows travel as
+    JSON and take the table's column types (jsonb_populate_recordset)."""
+    if not records:
+        return
+    rows = [
+        {
+            key: record_id,
+            **{c: record.values.get(c, defaults.get(c)) for c in columns},
+            "field_times": {k: v.isoformat() for k, v in record.times.items()},
+            "last_event_at": record.last_event_at,
+        }
+        for record_id, record in records.items()
+    ]
+    sets = ", ".join(f"{c} = r.{c}" for c in (*columns, "field_times", "last_event_at"))
+    await session.execute(
+        text(
+            f"UPDATE {table} t SET {sets} "
+            f"FROM jsonb_populate_recordset(NULL::{table}, CAST(:rows AS jsonb)) AS r "
+            f"WHERE t.{key} = r.{key}"
+        ),
+        {"rows": orjson.dumps(rows, default=str).decode()},
+    )
 
 
 async def save_record(

@@ -78,7 +78,7 @@ async def on_account_event(ctx: HandlerContext, envelope: Envelope) -> None:
 
 async def on_lead_event(ctx: HandlerContext, envelope: Envelope) -> None:
     await pipeline.apply_lead_event(
-        ctx.session,
+        ctx,
         event_type=envelope.type,
         lead=envelope.parsed_as(Lead),
         at=_event_time(envelope),

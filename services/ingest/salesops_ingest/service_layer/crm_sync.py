@@ -357,61 +357,76 @@ async def expect_owner(conn: asyncpg.Connection, job: Mapping[str, Any]) -> None
     )
 
 
-async def plan_writeback(
+@dataclass(frozen=True)
+class Assigned:
+    """One assignment to write back: its event, the lead and the rep (None: fallback)."""
+
+    event_id: UUID
+    lead_id: UUID
+    rep_id: UUID | None
+
+
+async def plan_writebacks(
     conn: asyncpg.Connection,
+    assignments: Sequence[Assigned],
     *,
-    event_id: UUID,
-    lead_id: UUID,
-    rep_id: UUID | None,
     apis: Mapping[str, CrmApi],
     object_types: Mapping[str, str],
 ) -> list[tuple[str, str]]:
-    """Record the write-backs one assignment needs (idempotent by event id); returns
-    (source, status) pairs for metrics."""
-    leads = await conn.fetch(
-        "SELECT source, tenant, source_id, object_type FROM entities "
-        "WHERE id = $1 AND kind = 'lead' AND status = 'live' ORDER BY source, tenant",
-        lead_id,
-    )
-    planned: list[tuple[str, str]] = []
-    for lead in leads[:1]:
-        source = lead["source"]
+    """Record the write-backs a batch of assignments needs (idempotent by event id), in three
+    statements whatever the batch's size (one round trip per assignment made the write-back
+    consumer the slowest to drain on a busy machine); returns (source, status) pairs for
+    metrics."""
+    leads = {
+        row["id"]: row
+        for row in await conn.fetch(
+            "SELECT DISTINCT ON (id) id, source, tenant, source_id, object_type FROM entities "
+            "WHERE id = ANY($1::uuid[]) AND kind = 'lead' AND status = 'live' "
+            "ORDER BY id, source, tenant",
+            list({a.lead_id for a in assignments}),
+        )
+    }
+    reps = {a.rep_id for a in assignments if a.rep_id is not None}
+    owners = {
+        (row["id"], row["source"], row["tenant"]): row["source_id"]
+        for row in await conn.fetch(
+            "SELECT DISTINCT ON (id, source, tenant) id, source, tenant, source_id "
+            "FROM entities WHERE id = ANY($1::uuid[]) AND kind = 'rep'",
+            list(reps),
+        )
+    }
+    rows: list[tuple[Any, ...]] = []
+    for a in assignments:
+        lead = leads.get(a.lead_id)
+        if lead is None:
+            continue
+        source, tenant = lead["source"], lead["tenant"]
         status, detail, owner = "pending", None, None
         if source not in OWNER_FIELD:
             status, detail = "skipped", f"the lead came from {source}: no CRM to write to"
         elif source not in apis:
             status, detail = "skipped", f"no {source} API configured"
-        elif rep_id is None:
+        elif a.rep_id is None:
             status, detail = "skipped", "the lead went to the fallback queue"
         else:
-            owner = await conn.fetchval(
-                "SELECT source_id FROM entities WHERE id = $1 AND kind = 'rep' AND source = $2 "
-                "AND tenant = $3 LIMIT 1",
-                rep_id,
-                source,
-                lead["tenant"],
-            )
+            owner = owners.get((a.rep_id, source, tenant))
             if owner is None:
                 status, detail = "skipped", f"the rep has no {source} user in this account"
         object_type = lead["object_type"] or object_types.get(source, "lead")
-        inserted = await conn.fetchval(
-            """
-            INSERT INTO writebacks (event_id, lead_id, rep_id, source, tenant, object_type,
-                                    source_id, owner_source_id, status, detail)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-            ON CONFLICT (event_id) DO NOTHING RETURNING 1
-            """,
-            event_id,
-            lead_id,
-            rep_id,
-            source,
-            lead["tenant"],
-            object_type,
-            lead["source_id"],
-            owner,
-            status,
-            detail,
+        rows.append(
+            (a.event_id, a.lead_id, a.rep_id, source, tenant, object_type)
+            + (lead["source_id"], owner, status, detail)
         )
-        if inserted:
-            planned.append((source, status))
-    return planned
+    if not rows:
+        return []
+    inserted = await conn.fetch(
+        """
+        INSERT INTO writebacks (event_id, lead_id, rep_id, source, tenant, object_type,
+                                source_id, owner_source_id, status, detail)
+        SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[],
+                             $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
+        ON CONFLICT (event_id) DO NOTHING RETURNING source, status
+        """,
+        *(list(column) for column in zip(*rows, strict=True)),
+    )
+    return [(row["source"], row["status"]) for row in inserted]

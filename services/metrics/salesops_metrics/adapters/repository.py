@@ -124,8 +124,13 @@ def envelope_of(row: Any) -> Envelope:
     )
 
 
-async def truncate_projections(conn: asyncpg.Connection) -> None:
-    await conn.execute(f"TRUNCATE {', '.join(PROJECTIONS)}")
+async def empty_projections(conn: asyncpg.Connection) -> None:
+    """DELETE, not TRUNCATE: TRUNCATE locks each table exclusively, one after the other, and
+    a KPI read (one repeatable-read transaction over many tables) holding one of them while
+    going on to another the rebuild already holds was a deadlock (a 500 from the rebuild).
+    DELETE leaves readers alone: they see the old rows until the rebuild commits."""
+    for table in PROJECTIONS:
+        await conn.execute(f"DELETE FROM {table}")
 
 
 # --- projections ---------------------------------------------------------------------------------

@@ -49,7 +49,7 @@ async def rebuild(uow: UnitOfWork) -> Rebuilt:
     async with uow() as session:
         conn = await driver_connection(session)
         await conn.execute("SELECT pg_advisory_xact_lock($1)", REBUILD_LOCK_ID)
-        await repository.truncate_projections(conn)
+        await repository.empty_projections(conn)
         applied = await _replay(conn)
         await repository.recount_events(conn)
     return Rebuilt(applied, time.perf_counter() - started)

@@ -100,6 +100,19 @@ def build_handlers(routing: RoutingContext) -> dict[str, Handler]:
         "account.deleted": on_account_deleted,
         "activity.logged": on_activity,
     }
-    return {"lead.created": on_lead_created} | {
-        name: after_waiting(handler) for name, handler in handlers.items()
-    }
+
+    async def on_lead_updated_in_order(ctx: HandlerContext, envelope: Envelope) -> None:
+        """A change to a lead waits for the waiting leads' assignment only when it is about
+        one of them: no decision reads another lead's attributes, and flushing for every
+        change cut a batch's assignment into one pass per change (webhooks bring many: in
+        the soak, about 100 passes for a batch of 500 records, 6.8 s a batch)."""
+        lead_id = envelope.parsed_as(Lead).id
+        if any(lead.id == lead_id for lead in ctx.state.get(_NEW_LEADS, ())):
+            await assign_waiting(ctx)
+        await on_lead_updated(ctx, envelope)
+
+    return (
+        {"lead.created": on_lead_created}
+        | {name: after_waiting(handler) for name, handler in handlers.items()}
+        | {"lead.updated": on_lead_updated_in_order}
+    )

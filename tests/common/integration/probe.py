@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from sqlalchemy import func, select, text
 
 from salesops_common.envelope import Envelope
 from salesops_common.events import CRM_TOPIC
-from salesops_common.inbox import HandlerContext
+from salesops_common.inbox import Handler, HandlerContext
 from salesops_common.runtime import ServiceRuntime
 from salesops_common.settings import CommonSettings
 from tests.support import Isolation
@@ -29,7 +30,7 @@ async def explode_on_boom(ctx: HandlerContext, event: Envelope) -> None:
     await record_effect(ctx, event)
 
 
-def probe_runtime(iso: Isolation) -> ServiceRuntime:
+def probe_runtime(iso: Isolation, handlers: Mapping[str, Handler] | None = None) -> ServiceRuntime:
     runtime = ServiceRuntime(
         service="probe",
         settings=CommonSettings(**iso.settings_kwargs()),
@@ -39,7 +40,7 @@ def probe_runtime(iso: Isolation) -> ServiceRuntime:
     runtime.add_consumer(
         name="crm",
         subscribe=[CRM_TOPIC],
-        handlers={"lead.created": record_effect, "lead.updated": explode_on_boom},
+        handlers=handlers or {"lead.created": record_effect, "lead.updated": explode_on_boom},
     )
     return runtime
 

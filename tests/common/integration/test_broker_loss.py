@@ -3,17 +3,21 @@ topics again and re-publishes its outbox's history; the consumer's inbox drops t
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import text
 
 from salesops_cli.infra import EmbeddedBroker, EmbeddedPostgres
+from salesops_common.envelope import Envelope
+from salesops_common.inbox import HandlerContext
 from salesops_common.kafka import topic_exists
 from salesops_common.outbox import add_to_outbox
 from salesops_common.runtime import ServiceRuntime
-from tests.common.integration.probe import effects, probe_runtime
+from tests.common.integration.probe import effects, probe_runtime, record_effect
 from tests.common.integration.test_messaging import all_sent, effects_once_applied, lead_event
-from tests.support import Isolation, eventually, read_topic
+from tests.support import Isolation, eventually, publish, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -63,3 +67,58 @@ async def test_after_the_broker_restarts_empty_the_outbox_history_is_published_a
     finally:
         await probe.stop()
     assert set((await effects(probe)).values()) == {1}
+
+
+async def test_a_batch_applied_across_the_broker_restart_commits_no_offset_of_the_old_log(
+    postgres: EmbeddedPostgres, own_broker: EmbeddedBroker
+) -> None:
+    """A consumer is applying a batch when the broker restarts empty; before the batch ends,
+    the member has rejoined the group on the new broker under a new generation. Committing
+    the batch's offsets then would succeed and point past records of the new log that no one
+    has read: the next member to take the partition (here, the service restarted) would skip
+    them. So a batch during which the group rebalanced commits nothing."""
+    iso = Isolation(database_url=postgres.url, bootstrap=own_broker.bootstrap)
+    applying, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_on_hold(ctx: HandlerContext, event: Envelope) -> None:
+        if event.data.get("first_name") == "hold":
+            applying.set()
+            await release.wait()
+        await record_effect(ctx, event)
+
+    topic = iso.topic("salesops.crm.v1")
+    probe = probe_runtime(iso, {"lead.created": slow_on_hold})
+    await probe.start()
+    try:
+        before = [lead_event() for _ in range(150)]  # about 50 records a partition
+        await publish(iso.bootstrap, topic, before)
+        await eventually(lambda: effects_once_applied(probe, 150), within=60)
+        await publish(iso.bootstrap, topic, [lead_event(first_name="hold")])
+        async with asyncio.timeout(30):
+            await applying.wait()
+        runner = probe.consumers[0]
+        seen = runner.rebalances.count
+        own_broker.stop()
+        own_broker.start()  # same port, nothing on it
+
+        async def rejoined() -> bool:
+            return runner.rebalances.count > seen and bool(runner.rebalances.assigned)
+
+        await eventually(rejoined, within=60)
+        release.set()  # the batch ends, under the new generation
+        await eventually(lambda: effects_once_applied(probe, 151), within=30)
+    finally:
+        release.set()
+        await probe.stop()
+
+    # Records the new log holds at offsets below the old log's: a stale commit skips them.
+    fresh = [lead_event() for _ in range(30)]
+    await publish(iso.bootstrap, topic, fresh)
+    again = probe_runtime(iso, {"lead.created": record_effect})
+    await again.start()
+    try:
+        applied = await eventually(lambda: effects_once_applied(again, 181), within=60)
+        assert {str(e.id) for e in fresh} <= set(applied)
+        assert set(applied.values()) == {1}
+    finally:
+        await again.stop()

@@ -27,17 +27,94 @@ def match(new: LeadIdentity, existing: LeadIdentity) -> Match | None:
 
 
 def test_blocking_keys_are_the_present_identifiers_in_order() -> None:
-    lead = LeadIdentity(email="j@acme.com", phone="+14155552671", domain="acme.com")
+    lead = person("John", "Smith", email="j@acme.com", phone="+14155552671", domain="acme.com")
+    last = ["mith", "sith", "smih", "smit", "smith", "smth"]  # itself and one letter left out
     assert blocking_keys(lead) == [
         ("email", "j@acme.com"),
-        ("phone", "+14155552671"),
-        ("domain", "acme.com"),
+        *[("phone_name", f"+14155552671/{v}") for v in last],
+        ("phone_names", "+14155552671/john/smith"),
+        *[("domain_name", f"acme.com/{v}") for v in last],
+        ("domain_names", "acme.com/john/smith"),
     ]
-    assert blocking_keys(LeadIdentity(phone="+14155552671", first_name="J")) == [
-        ("phone", "+14155552671")
-    ]
+    assert blocking_keys(LeadIdentity(phone="+14155552671", first_name="J")) == []
     assert blocking_keys(LeadIdentity(first_name="Jane", last_name="Doe", company="Acme")) == []
     assert blocking_keys(lead) == blocking_keys(lead)
+
+
+def shares_a_key(a: LeadIdentity, b: LeadIdentity) -> bool:
+    return not set(blocking_keys(a)).isdisjoint(blocking_keys(b))
+
+
+def test_phone_and_domain_keys_need_both_names() -> None:
+    """Neither phone_name nor domain_name matches without a first and a last name, so a lead
+    without them is indexed by its e-mail alone: the leads of a company without names (as the
+    soak posts them) are not one growing bucket every new lead is compared with."""
+    nameless = LeadIdentity(email="j@acme.com", phone="+14155552671", domain="acme.com")
+    assert blocking_keys(nameless) == [("email", "j@acme.com")]
+    assert blocking_keys(person("Jane", None, domain="acme.com")) == []
+    assert blocking_keys(person(None, "Doe", phone="+14155552671")) == []
+    assert blocking_keys(person("Jane", "Doe", domain="acme.com"))  # both names: keyed
+
+
+def test_a_short_last_name_is_keyed_by_itself_only() -> None:
+    """Under four letters a last name takes no typo: only its own spelling is a key."""
+    assert [v for t, v in blocking_keys(person("Jane", "Doe", domain="a.com"))] == [
+        "a.com/doe",
+        "a.com/doe/jane",
+    ]
+
+
+def test_colleagues_with_other_last_names_share_no_key() -> None:
+    """What bounds the candidates: a new lead is compared with the leads of its company whose
+    last name is one typo from its own (or its names swapped), not with the whole company."""
+    new = person("Jane", "Doe", email="jane@acme.com", domain="acme.com")
+    for first, last in [("John", "Miller"), ("Jane", "Smith"), ("Ann", "Dorsey"), ("Doe", "X")]:
+        assert not shares_a_key(new, person(first, last, email="x@acme.com", domain="acme.com"))
+    for first, last in [("John", "Doe"), ("Jane", "Does"), ("Doe", "Jane"), ("J.", "Doe")]:
+        assert shares_a_key(new, person(first, last, domain="acme.com"))
+
+
+_NAME_ALPHABET = "abcdeilmnorstuy"
+
+
+def _typos(name: str) -> list[str]:
+    """Every spelling one substitution, transposition, insertion or deletion away."""
+    out = []
+    for i in range(len(name) + 1):
+        out += [name[:i] + c + name[i:] for c in _NAME_ALPHABET]  # insertion
+        if i < len(name):
+            out.append(name[:i] + name[i + 1 :])  # deletion
+            out += [name[:i] + c + name[i + 1 :] for c in _NAME_ALPHABET]  # substitution
+        if i < len(name) - 1:
+            out.append(name[:i] + name[i + 1] + name[i] + name[i + 2 :])  # transposition
+    return [t for t in out if t]
+
+
+@pytest.mark.parametrize("rule", ["phone", "domain"])
+def test_every_pair_the_rules_match_shares_a_key(rule: str) -> None:
+    """Blocking loses no match: for names with every single typo in the first name, the last
+    name, both, swapped, as an initial, with accents and case, each pair that phone_name or
+    domain_name would match shares a blocking key (checked without blocking, pair by pair)."""
+    ident = {"phone": PHONE} if rule == "phone" else {"domain": "acme.com"}
+    bases = [
+        ("John", "Smith"), ("Ann", "Lee"), ("Mary", "Doe"), ("Jonathan", "Oneil"),
+        ("Søren", "Ørsted"), ("Anne", "van der Berg"), ("Li", "Wu"), ("Maria", "Rossi"),
+    ]  # fmt: skip
+    checked = 0
+    for first, last in bases:
+        existing = person(first, last, **ident)
+        f, lname = first.lower(), last.lower().replace(" ", "")
+        variants = [(t, last) for t in _typos(f)] + [(first, t) for t in _typos(lname)]
+        variants += [(t, u) for t in _typos(f)[:20] for u in _typos(lname)[:20]]
+        variants += [(last, first), (first[0] + ".", last), (first.upper(), last.title())]
+        for new_first, new_last in variants:
+            new = person(new_first, new_last, **ident)
+            found = match(new, existing)
+            if found is not None:
+                checked += 1
+                assert found.rule == f"{rule}_name"
+                assert shares_a_key(new, existing), (new, existing)
+    assert checked > 300  # the variants do exercise the rules
 
 
 def test_a_phone_that_is_not_e164_is_no_key_and_no_match() -> None:

@@ -91,16 +91,53 @@ def _is_e164(phone: str | None) -> TypeGuard[str]:
 
 
 def blocking_keys(lead: LeadIdentity) -> list[tuple[str, str]]:
-    """The keys leads are indexed by to find candidates: ``("email", ...)``,
-    ``("phone", ...)``, ``("domain", ...)``, in that order, for those present."""
+    """The keys leads are indexed by to find candidates, in this order, for those present:
+
+    * ``("email", email)``;
+    * for an E.164 phone and for a company domain, only when the lead has a first and a last
+      name (neither rule matches without both): ``("phone_name", "<phone>/<v>")`` and
+      ``("domain_name", "<domain>/<v>")`` for ``v`` the folded last name and, when it is long
+      enough for a typo, each spelling of it with one letter left out; and
+      ``("phone_names", "<phone>/<a>/<b>")``, ``("domain_names", ...)`` with the two folded
+      names in alphabetical order.
+
+    Two leads share a key whenever one of the rules could match them: the same e-mail; or the
+    same phone or domain and last names one typo apart (a substitution, a transposition, an
+    insertion or a deletion leaves both spellings one deletion from a common string), or the
+    same two names swapped. So a lead is compared only with the leads of its phone or its
+    company whose last name is close to its own, not with every lead of the company: the
+    candidates' number stays bounded as a domain's leads grow (issue 7's soak)."""
     keys: list[tuple[str, str]] = []
     if lead.email:
         keys.append(("email", lead.email))
-    if _is_e164(lead.phone):
-        keys.append(("phone", lead.phone))
-    if lead.domain:
-        keys.append(("domain", lead.domain))
+    names = _name_keys(lead)
+    if names is None:
+        return keys
+    spellings, pair = names
+    for rule, value in (
+        ("phone", lead.phone if _is_e164(lead.phone) else None),
+        ("domain", lead.domain),
+    ):
+        if value:
+            keys.extend((f"{rule}_name", f"{value}/{v}") for v in spellings)
+            keys.append((f"{rule}_names", f"{value}/{pair}"))
     return keys
+
+
+def _name_keys(lead: LeadIdentity) -> tuple[list[str], str] | None:
+    """The last name's spellings (itself, and with one letter left out when it is long enough
+    for a typo to count), and the two names in order; None without both names (as
+    :func:`name_similarity`, which is then 0)."""
+    first = _compact(_name_part(lead.first_name))
+    last = _compact(_name_part(lead.last_name))
+    if not (first and last):
+        return None
+    spellings = {last}
+    if len(last) >= min(LAST_NAME_TYPO_MIN_LEN, TRANSPOSITION_MIN_LEN):
+        # One typo is accepted only when the longer spelling has this many letters: shorter
+        # names must be identical, and so share their own spelling.
+        spellings.update(last[:i] + last[i + 1 :] for i in range(len(last)))
+    return sorted(spellings), "/".join(sorted((first, last)))
 
 
 @lru_cache(maxsize=65536)

@@ -4,8 +4,10 @@ commit offsets only after it, skip duplicates, dead-letter poison records."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +21,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from salesops_common.aio import wait_event
 from salesops_common.db import UnitOfWork
 from salesops_common.envelope import Envelope, EnvelopeError, deterministic_event_id
 from salesops_common.events import EventData, dlq_topic
@@ -117,6 +120,71 @@ class Item:
     error: str | None
 
 
+Records = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+
+
+class Fetched:
+    """Records read ahead of the batch being applied, in the order read, at most about
+    ``limit`` of them (the reader waits for room); a reader's failure is raised to the
+    taker."""
+
+    def __init__(self, *, limit: int) -> None:
+        self._limit = limit
+        self._chunks: deque[Records] = deque()
+        self._count = 0
+        self._error: BaseException | None = None
+        self._ready = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+
+    def put(self, batches: Records) -> None:
+        if not batches:
+            return
+        self._chunks.append(batches)
+        self._count += _size(batches)
+        self._ready.set()
+        if self._count >= self._limit:
+            self._room.clear()
+
+    def fail(self, exc: BaseException) -> None:
+        self._error = exc
+        self._ready.set()
+
+    @property
+    def count(self) -> int:
+        """Records read and not taken yet."""
+        return self._count
+
+    async def room(self) -> None:
+        await self._room.wait()
+
+    async def take(self, max_records: int, *, within: float) -> Records:
+        """What was read so far, whole reads up to ``max_records`` records (at least one
+        read), each partition's records in offset order; waits up to ``within`` seconds
+        for a first read. Empty if none came."""
+        if not self._chunks and self._error is None:
+            await wait_event(self._ready, within)
+        if self._error is not None:
+            raise self._error
+        taken: Records = {}
+        count = 0
+        while self._chunks and (not count or count + _size(self._chunks[0]) <= max_records):
+            chunk = self._chunks.popleft()
+            count += _size(chunk)
+            for tp, records in chunk.items():
+                taken.setdefault(tp, []).extend(records)
+        self._count -= count
+        if not self._chunks:
+            self._ready.clear()
+        if self._count < self._limit:
+            self._room.set()
+        return taken
+
+
+def _size(batches: Records) -> int:
+    return sum(len(records) for records in batches.values())
+
+
 class ConsumerRunner:
     """Runs one consumer group member: the handlers registry decides what is applied."""
 
@@ -149,6 +217,7 @@ class ConsumerRunner:
         self._max_records = max_records
         self._options = dict(consumer_options or {})
         self._consumer: AIOKafkaConsumer | None = None
+        self._fetched: Fetched | None = None
         self._stopping = asyncio.Event()
         self.assigned = False
         # Each topic's dead-letter series exists from the first scrape, at 0: a series that
@@ -173,6 +242,11 @@ class ConsumerRunner:
     def stop(self) -> None:
         self._stopping.set()
 
+    @property
+    def read_ahead(self) -> int:
+        """Records read from the broker and not yet taken into a batch."""
+        return self._fetched.count if self._fetched is not None else 0
+
     async def _consume(self) -> None:
         consumer = AIOKafkaConsumer(
             *self._subscribe,
@@ -185,10 +259,15 @@ class ConsumerRunner:
         )
         await consumer.start()
         self._consumer = consumer
+        fetched = self._fetched = Fetched(limit=self._max_records)
+        reader = asyncio.create_task(self._read(consumer, fetched), name=f"{self.name}-reader")
         try:
             while not self._stopping.is_set():
-                batches = await consumer.getmany(timeout_ms=250, max_records=self._max_records)
-                self.assigned = bool(consumer.assignment())
+                batches = await fetched.take(self._max_records, within=0.25)
+                # A partition taken from this member since its records were read is read
+                # again by its new owner from the committed offset: drop them here.
+                assignment = consumer.assignment()
+                batches = {tp: records for tp, records in batches.items() if tp in assignment}
                 if not batches:
                     continue
                 # Every partition's records in one transaction: per key, order holds (a key
@@ -198,8 +277,27 @@ class ConsumerRunner:
                     consumer, {tp: records[-1].offset + 1 for tp, records in batches.items()}
                 )
         finally:
-            self._consumer = None
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            self._consumer = self._fetched = None
             await consumer.stop()
+
+    async def _read(self, consumer: AIOKafkaConsumer, fetched: Fetched) -> None:
+        """Keep reading while a batch is applied. aiokafka's fetcher sends no fetch to a
+        broker while any partition's records from it wait to be taken, so a consumer that
+        took records only between batches got, after each batch, what one fetch early in
+        it had brought, and the rest one fetch and one batch later."""
+        try:
+            while True:
+                await fetched.room()
+                batches = await consumer.getmany(timeout_ms=250, max_records=self._max_records)
+                self.assigned = bool(consumer.assignment())
+                fetched.put(batches)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - raised where the batches are taken
+            fetched.fail(exc)
 
     async def _commit(
         self, consumer: AIOKafkaConsumer, offsets: Mapping[TopicPartition, int]

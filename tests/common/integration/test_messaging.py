@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
@@ -11,9 +12,16 @@ from sqlalchemy import text
 
 from salesops_common.envelope import Envelope
 from salesops_common.events import Lead
+from salesops_common.inbox import HandlerContext
 from salesops_common.outbox import add_to_outbox
 from salesops_common.runtime import ServiceRuntime
-from tests.common.integration.probe import effects, probe_runtime
+from salesops_common.settings import CommonSettings
+from tests.common.integration.probe import (
+    MIGRATIONS,
+    effects,
+    probe_runtime,
+    record_effect,
+)
 from tests.support import Isolation, eventually, publish, read_records, read_topic
 
 pytestmark = pytest.mark.integration
@@ -140,3 +148,51 @@ async def test_a_relay_crash_after_publishing_republishes_and_effects_stay_once(
     applied = await eventually(lambda: effects_once_applied(probe, 20))
     await eventually(lambda: all_sent(probe))
     assert set(applied.values()) == {1}
+
+
+async def test_records_are_read_while_a_batch_is_being_applied(iso: Isolation) -> None:
+    """aiokafka sends no fetch while records it fetched wait to be taken: a consumer that took
+    records only between batches read, after each batch, only what one fetch early in it had
+    brought. The runner's reader keeps reading while a batch is applied."""
+    entered, release = asyncio.Event(), asyncio.Event()
+    first = lead_event()
+
+    async def hold_the_first(ctx: HandlerContext, event: Envelope) -> None:
+        if event.id == first.id:
+            entered.set()
+            await release.wait()
+        await record_effect(ctx, event)
+
+    runtime = ServiceRuntime(
+        service="probe",
+        settings=CommonSettings(**iso.settings_kwargs()),
+        database=iso.database("probe"),
+        migrations=MIGRATIONS,
+    )
+    runner = runtime.add_consumer(
+        name="crm", subscribe=["salesops.crm.v1"], handlers={"lead.created": hold_the_first}
+    )
+    await runtime.start()
+    try:
+        topic = iso.topic("salesops.crm.v1")
+        await publish(iso.bootstrap, topic, [first])
+        assert await eventually(lambda: _is_set(entered))
+        later = [lead_event() for _ in range(5)]
+        await publish(iso.bootstrap, topic, later)
+
+        async def read_while_held() -> bool | None:
+            return runner.read_ahead == len(later) or None
+
+        assert await eventually(read_while_held)
+        assert not release.is_set()
+        release.set()
+        applied = await eventually(lambda: effects_once_applied(runtime, 1 + len(later)))
+        assert set(applied) == {str(e.id) for e in [first, *later]}
+        assert set(applied.values()) == {1}
+    finally:
+        release.set()
+        await runtime.stop()
+
+
+async def _is_set(event: asyncio.Event) -> bool | None:
+    return event.is_set() or None

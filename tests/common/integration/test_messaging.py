@@ -13,7 +13,8 @@ from sqlalchemy import text
 from salesops_common.envelope import Envelope
 from salesops_common.events import Lead
 from salesops_common.inbox import HandlerContext
-from salesops_common.outbox import add_to_outbox
+from salesops_common.kafka import new_producer
+from salesops_common.outbox import OutboxRelay, add_to_outbox
 from salesops_common.runtime import ServiceRuntime
 from salesops_common.settings import CommonSettings
 from tests.common.integration.probe import (
@@ -196,3 +197,37 @@ async def test_records_are_read_while_a_batch_is_being_applied(iso: Isolation) -
 
 async def _is_set(event: asyncio.Event) -> bool | None:
     return event.is_set() or None
+
+
+async def test_a_relay_publishing_batch_after_batch_sends_each_row_once_in_order(
+    iso: Isolation,
+) -> None:
+    """A full batch is marked sent in the statement that reads the next one: every row goes
+    out once, in order per key, and every row ends marked sent."""
+    runtime = probe_runtime(iso)
+    runtime.relay = OutboxRelay(
+        dsn=runtime.dsn,
+        producer_factory=lambda: new_producer(iso.bootstrap),
+        metrics=runtime.metrics,
+        batch_size=10,
+    )
+    leads = [uuid.uuid4() for _ in range(3)]
+    staged = [
+        lead_event("lead.updated", lead_id=leads[i % 3], first_name=f"v{i}") for i in range(25)
+    ]
+    await runtime.start()
+    try:
+        async with runtime.uow() as session:
+            await add_to_outbox(session, staged, topics=runtime.topics)
+        topic = iso.topic("salesops.crm.v1")
+        assert await eventually(lambda: all_sent(runtime))
+        got = await read_topic(
+            iso.bootstrap, topic, until=lambda seen: len(seen) >= 25, settle=True
+        )
+        assert sorted(str(e.id) for e in got) == sorted(str(e.id) for e in staged)
+        for lead in leads:
+            assert [e.id for e in got if e.subject == str(lead)] == [
+                e.id for e in staged if e.subject == str(lead)
+            ]
+    finally:
+        await runtime.stop()

@@ -261,6 +261,9 @@ class ConsumerRunner:
         self._consumer = consumer
         fetched = self._fetched = Fetched(limit=self._max_records)
         reader = asyncio.create_task(self._read(consumer, fetched), name=f"{self.name}-reader")
+        # A batch's offsets are committed while the next batch is applied (the broker's round
+        # trip is off the path of the records waiting); one commit at a time, in order.
+        committing: asyncio.Task[None] | None = None
         try:
             while not self._stopping.is_set():
                 batches = await fetched.take(self._max_records, within=0.25)
@@ -273,13 +276,19 @@ class ConsumerRunner:
                 # Every partition's records in one transaction: per key, order holds (a key
                 # lives in one partition); across keys none is promised.
                 await self._process([r for records in batches.values() for r in records])
-                await self._commit(
-                    consumer, {tp: records[-1].offset + 1 for tp, records in batches.items()}
-                )
+                if committing is not None:
+                    await committing
+                offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
+                committing = asyncio.create_task(self._commit(consumer, offsets))
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
+            if committing is not None:
+                try:
+                    await committing  # the last batch's offsets, before leaving the group
+                except Exception as exc:  # noqa: BLE001 - its records' effects are in the inbox
+                    log.info("consumer %s: last offset commit failed: %r", self.name, exc)
             self._consumer = self._fetched = None
             await consumer.stop()
 

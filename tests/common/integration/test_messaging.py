@@ -7,7 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import text
 
 from salesops_common.envelope import Envelope
@@ -231,3 +231,27 @@ async def test_a_relay_publishing_batch_after_batch_sends_each_row_once_in_order
             ]
     finally:
         await runtime.stop()
+
+
+async def test_the_offsets_of_every_applied_batch_are_committed(iso: Isolation) -> None:
+    """A batch's offsets are committed while the next one is applied, the last batch's
+    before the consumer leaves: once stopped, the group's offsets are past every record."""
+    runtime = probe_runtime(iso)
+    await runtime.start()
+    staged = [lead_event() for _ in range(6)]
+    try:
+        await publish(iso.bootstrap, iso.topic("salesops.crm.v1"), staged)
+        await eventually(lambda: effects_once_applied(runtime, len(staged)))
+    finally:
+        await runtime.stop()
+    topic = iso.topic("salesops.crm.v1")
+    group = AIOKafkaConsumer(
+        bootstrap_servers=iso.bootstrap, group_id=iso.topic_prefix + "salesops-probe-crm"
+    )
+    await group.start()  # not subscribed: it only reads the group's committed offsets
+    try:
+        partitions = range(iso.settings_kwargs()["kafka_partitions"])
+        committed = [await group.committed(TopicPartition(topic, p)) for p in partitions]
+    finally:
+        await group.stop()
+    assert sum(offset or 0 for offset in committed) == len(staged)

@@ -4,8 +4,10 @@ commit offsets only after it, skip duplicates, dead-letter poison records."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +21,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from salesops_common.aio import wait_event
 from salesops_common.db import UnitOfWork
 from salesops_common.envelope import Envelope, EnvelopeError, deterministic_event_id
 from salesops_common.events import EventData, dlq_topic
@@ -133,6 +136,76 @@ class Item:
     error: str | None
 
 
+Records = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+
+
+class Fetched:
+    """Records read ahead of the batch being applied, in the order read, at most about
+    ``limit`` of them (the reader waits for room); a reader's failure is raised to the
+    taker. Each read keeps the group generation it was made in (the count of rebalances the
+    member had seen), and a take tells the oldest of those it took: ``taken_generation``."""
+
+    def __init__(self, *, limit: int) -> None:
+        self._limit = limit
+        self._chunks: deque[tuple[int, Records]] = deque()
+        self._count = 0
+        self._error: BaseException | None = None
+        self._ready = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self.taken_generation = 0
+
+    def put(self, batches: Records, *, generation: int = 0) -> None:
+        if not batches:
+            return
+        self._chunks.append((generation, batches))
+        self._count += _size(batches)
+        self._ready.set()
+        if self._count >= self._limit:
+            self._room.clear()
+
+    def fail(self, exc: BaseException) -> None:
+        self._error = exc
+        self._ready.set()
+
+    @property
+    def count(self) -> int:
+        """Records read and not taken yet."""
+        return self._count
+
+    async def room(self) -> None:
+        await self._room.wait()
+
+    async def take(self, max_records: int, *, within: float) -> Records:
+        """What was read so far, whole reads up to ``max_records`` records (at least one
+        read), each partition's records in offset order; waits up to ``within`` seconds
+        for a first read. Empty if none came."""
+        if not self._chunks and self._error is None:
+            await wait_event(self._ready, within)
+        if self._error is not None:
+            raise self._error
+        taken: Records = {}
+        count = 0
+        generations: list[int] = []
+        while self._chunks and (not count or count + _size(self._chunks[0][1]) <= max_records):
+            generation, chunk = self._chunks.popleft()
+            generations.append(generation)
+            count += _size(chunk)
+            for tp, records in chunk.items():
+                taken.setdefault(tp, []).extend(records)
+        self.taken_generation = min(generations, default=self.taken_generation)
+        self._count -= count
+        if not self._chunks:
+            self._ready.clear()
+        if self._count < self._limit:
+            self._room.set()
+        return taken
+
+
+def _size(batches: Records) -> int:
+    return sum(len(records) for records in batches.values())
+
+
 class ConsumerRunner:
     """Runs one consumer group member: the handlers registry decides what is applied."""
 
@@ -166,6 +239,7 @@ class ConsumerRunner:
         self._options = dict(consumer_options or {})
         self._consumer: AIOKafkaConsumer | None = None
         self.rebalances = Rebalances()
+        self._fetched: Fetched | None = None
         self._stopping = asyncio.Event()
         self.assigned = False
         # Each topic's dead-letter series exists from the first scrape, at 0: a series that
@@ -190,6 +264,11 @@ class ConsumerRunner:
     def stop(self) -> None:
         self._stopping.set()
 
+    @property
+    def read_ahead(self) -> int:
+        """Records read from the broker and not yet taken into a batch."""
+        return self._fetched.count if self._fetched is not None else 0
+
     async def _consume(self) -> None:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap,
@@ -202,39 +281,73 @@ class ConsumerRunner:
         consumer.subscribe(self._subscribe, listener=self.rebalances)
         await consumer.start()
         self._consumer = consumer
+        fetched = self._fetched = Fetched(limit=self._max_records)
+        reader = asyncio.create_task(self._read(consumer, fetched), name=f"{self.name}-reader")
+        # A batch's offsets are committed while the next batch is applied (the broker's round
+        # trip is off the path of the records waiting); one commit at a time, in order.
+        committing: asyncio.Task[None] | None = None
         try:
             while not self._stopping.is_set():
-                generation = self.rebalances.count
-                batches = await consumer.getmany(timeout_ms=250, max_records=self._max_records)
-                self.assigned = bool(consumer.assignment())
+                batches = await fetched.take(self._max_records, within=0.25)
+                read_in = fetched.taken_generation
+                # A partition taken from this member since its records were read is read
+                # again by its new owner from the committed offset: drop them here.
+                assignment = consumer.assignment()
+                batches = {tp: records for tp, records in batches.items() if tp in assignment}
                 if not batches:
                     continue
                 # Every partition's records in one transaction: per key, order holds (a key
                 # lives in one partition); across keys none is promised.
                 await self._process([r for records in batches.values() for r in records])
-                if self.rebalances.count != generation:
-                    # The group rebalanced while the batch was fetched or applied. Its offsets
-                    # may no longer describe the log: after the broker lost its topics (the
-                    # dev broker restarted empty), the member rejoins under a new generation
-                    # and a commit would pass, pointing past records of the new log that no
-                    # one has read. Not committing costs at most a re-read, which the inbox
-                    # drops.
-                    log.info(
-                        "consumer %s: the group rebalanced during the batch; its offsets are "
-                        "not committed",
-                        self.name,
-                    )
-                    continue
-                await self._commit(
-                    consumer, {tp: records[-1].offset + 1 for tp, records in batches.items()}
-                )
+                if committing is not None:
+                    await committing
+                offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
+                committing = asyncio.create_task(self._commit(consumer, offsets, read_in))
         finally:
-            self._consumer = None
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            if committing is not None:
+                try:
+                    await committing  # the last batch's offsets, before leaving the group
+                except Exception as exc:  # noqa: BLE001 - its records' effects are in the inbox
+                    log.info("consumer %s: last offset commit failed: %r", self.name, exc)
+            self._consumer = self._fetched = None
             await consumer.stop()
 
+    async def _read(self, consumer: AIOKafkaConsumer, fetched: Fetched) -> None:
+        """Keep reading while a batch is applied. aiokafka's fetcher sends no fetch to a
+        broker while any partition's records from it wait to be taken, so a consumer that
+        took records only between batches got, after each batch, what one fetch early in
+        it had brought, and the rest one fetch and one batch later."""
+        try:
+            while True:
+                await fetched.room()
+                generation = self.rebalances.count
+                batches = await consumer.getmany(timeout_ms=250, max_records=self._max_records)
+                self.assigned = bool(consumer.assignment())
+                fetched.put(batches, generation=generation)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - raised where the batches are taken
+            fetched.fail(exc)
+
     async def _commit(
-        self, consumer: AIOKafkaConsumer, offsets: Mapping[TopicPartition, int]
+        self, consumer: AIOKafkaConsumer, offsets: Mapping[TopicPartition, int], read_in: int
     ) -> None:
+        if self.rebalances.count != read_in:
+            # The group rebalanced since these records were read. Their offsets may no
+            # longer describe the log: after the broker lost its topics (the dev broker
+            # restarted empty), the member rejoins under a new generation and a commit would
+            # pass, pointing past records of the new log that no one has read, which the
+            # next owner of the partition would skip. Not committing costs at most a
+            # re-read, which the inbox drops.
+            log.info(
+                "consumer %s: the group rebalanced since the batch was read; its offsets are "
+                "not committed",
+                self.name,
+            )
+            return
         try:
             await consumer.commit(dict(offsets))
         except (CommitFailedError, KafkaError) as exc:

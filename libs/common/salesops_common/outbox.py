@@ -32,6 +32,18 @@ log = logging.getLogger(__name__)
 
 RELAY_LOCK_ID = 0x0B7B0C5
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_UNSENT = (
+    "SELECT id, topic, key, headers, payload, created_at FROM outbox "
+    "WHERE sent_at IS NULL ORDER BY id LIMIT $1"
+)
+_MARK_SENT = "UPDATE outbox SET sent_at = clock_timestamp() WHERE id = ANY($1::bigint[])"
+# The rows just published marked sent and the next unsent ones read, in one round trip: the
+# statement's SELECT sees the snapshot from before its UPDATE, so it leaves those rows out.
+_MARK_SENT_AND_NEXT = (
+    "WITH sent AS (" + _MARK_SENT + ") "
+    "SELECT id, topic, key, headers, payload, created_at FROM outbox "
+    "WHERE sent_at IS NULL AND NOT id = ANY($1::bigint[]) ORDER BY id LIMIT $2"
+)
 _INSERT = """
     INSERT INTO outbox (event_id, topic, key, headers, payload)
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::bytea[], $5::bytea[])
@@ -98,7 +110,7 @@ class OutboxRelay:
         metrics: ServiceMetrics,
         batch_size: int = 1000,
         poll_interval: float = 1.0,
-        gather_delay: float = 0.005,
+        gather_delay: float = 0.0,
         retention: timedelta = timedelta(days=7),
         broker_loss: BrokerLossWatch | None = None,
     ) -> None:
@@ -146,11 +158,13 @@ class OutboxRelay:
             await self._become_leader(conn)
             await conn.add_listener(OUTBOX_CHANNEL, self._on_notify)
             self._last_broker_check = 0.0  # a new leader checks at once
+            rows: Sequence[asyncpg.Record] = []
             while True:
-                await self._recover_broker_loss(conn)
-                published = await self._publish_batch(conn)
+                if await self._recover_broker_loss(conn):
+                    rows = []  # older rows are unsent again: read in order from the start
+                rows = await self._publish_batch(conn, rows)
                 await self._housekeeping(conn)
-                if published < self._batch_size:
+                if not rows:
                     await self._wait_for_work()
         finally:
             await conn.close(timeout=2)
@@ -167,8 +181,7 @@ class OutboxRelay:
         self._wake.set()
 
     async def _wait_for_work(self) -> None:
-        if await wait_event(self._wake, self._poll_interval):
-            # Under load every commit notifies: a few ms lets one batch carry many of them.
+        if await wait_event(self._wake, self._poll_interval) and self._gather_delay:
             await asyncio.sleep(self._gather_delay)
         self._wake.clear()
 
@@ -187,22 +200,29 @@ class OutboxRelay:
             except Exception:  # noqa: BLE001 - a broken producer is replaced, not repaired
                 log.debug("error stopping producer", exc_info=True)
 
-    async def _publish_batch(self, conn: asyncpg.Connection) -> int:
-        rows = await conn.fetch(
-            "SELECT id, topic, key, headers, payload, created_at FROM outbox "
-            "WHERE sent_at IS NULL ORDER BY id LIMIT $1",
-            self._batch_size,
-        )
+    async def _publish_batch(
+        self, conn: asyncpg.Connection, rows: Sequence[asyncpg.Record] = ()
+    ) -> Sequence[asyncpg.Record]:
+        """Publish ``rows`` (else the oldest unsent rows) and mark them sent; the next unsent
+        rows when more are known to wait (a commit notified meanwhile, or a full batch), read
+        in the statement that marks these (no rows: wait for a notification)."""
         if not rows:
-            return 0
+            rows = await conn.fetch(_UNSENT, self._batch_size)
+        if not rows:
+            return []
         producer = await self._ensure_producer()
         await asyncio.gather(*await self._send_batches(producer, rows))
-        await conn.execute(
-            "UPDATE outbox SET sent_at = clock_timestamp() WHERE id = ANY($1::bigint[])",
-            [r["id"] for r in rows],
-        )
+        ids = [r["id"] for r in rows]
         self._observe(rows)
-        return len(rows)
+        if self._wake.is_set() or len(rows) >= self._batch_size:
+            # Cleared before the read: a commit notified during it wakes the next round.
+            self._wake.clear()
+            following: Sequence[asyncpg.Record] = await conn.fetch(
+                _MARK_SENT_AND_NEXT, ids, self._batch_size
+            )
+            return following
+        await conn.execute(_MARK_SENT, ids)
+        return []
 
     async def _send_batches(
         self, producer: AIOKafkaProducer, rows: Sequence[asyncpg.Record]
@@ -242,7 +262,7 @@ class OutboxRelay:
             self._metrics.outbox_latency.observe(max(0.0, now - created.timestamp()))
             self._metrics.outbox_published.labels(row["topic"]).inc()
 
-    async def _recover_broker_loss(self, conn: asyncpg.Connection) -> None:
+    async def _recover_broker_loss(self, conn: asyncpg.Connection) -> bool:
         """When the broker has lost the service's marker topic, it lost what the relay
         published to it: create the topics again, hand the outbox's whole retained history
         back to the relay (consumers' inboxes drop what they had applied) and set the marker.
@@ -250,16 +270,17 @@ class OutboxRelay:
         watch = self._broker_loss
         now = time.monotonic()
         if watch is None or now - self._last_broker_check < watch.interval:
-            return
+            return False
         self._last_broker_check = now
         if not await watch.lost():
-            return
+            return False
         await watch.recreate_topics()
         count = await republish_since(conn, _EPOCH)
         await watch.mark()
         if count:
             log.warning("broker lost its topics: re-publishing %d outbox events", count)
         self._metrics.outbox_republished.inc(count)
+        return True
 
     async def _housekeeping(self, conn: asyncpg.Connection) -> None:
         now = time.monotonic()

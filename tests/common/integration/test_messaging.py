@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import text
 
 from salesops_common.envelope import Envelope
 from salesops_common.events import Lead
-from salesops_common.outbox import add_to_outbox
+from salesops_common.inbox import HandlerContext
+from salesops_common.kafka import new_producer
+from salesops_common.outbox import OutboxRelay, add_to_outbox
 from salesops_common.runtime import ServiceRuntime
-from tests.common.integration.probe import effects, probe_runtime
+from salesops_common.settings import CommonSettings
+from tests.common.integration.probe import (
+    MIGRATIONS,
+    effects,
+    probe_runtime,
+    record_effect,
+)
 from tests.support import Isolation, eventually, publish, read_records, read_topic
 
 pytestmark = pytest.mark.integration
@@ -140,3 +149,109 @@ async def test_a_relay_crash_after_publishing_republishes_and_effects_stay_once(
     applied = await eventually(lambda: effects_once_applied(probe, 20))
     await eventually(lambda: all_sent(probe))
     assert set(applied.values()) == {1}
+
+
+async def test_records_are_read_while_a_batch_is_being_applied(iso: Isolation) -> None:
+    """aiokafka sends no fetch while records it fetched wait to be taken: a consumer that took
+    records only between batches read, after each batch, only what one fetch early in it had
+    brought. The runner's reader keeps reading while a batch is applied."""
+    entered, release = asyncio.Event(), asyncio.Event()
+    first = lead_event()
+
+    async def hold_the_first(ctx: HandlerContext, event: Envelope) -> None:
+        if event.id == first.id:
+            entered.set()
+            await release.wait()
+        await record_effect(ctx, event)
+
+    runtime = ServiceRuntime(
+        service="probe",
+        settings=CommonSettings(**iso.settings_kwargs()),
+        database=iso.database("probe"),
+        migrations=MIGRATIONS,
+    )
+    runner = runtime.add_consumer(
+        name="crm", subscribe=["salesops.crm.v1"], handlers={"lead.created": hold_the_first}
+    )
+    await runtime.start()
+    try:
+        topic = iso.topic("salesops.crm.v1")
+        await publish(iso.bootstrap, topic, [first])
+        assert await eventually(lambda: _is_set(entered))
+        later = [lead_event() for _ in range(5)]
+        await publish(iso.bootstrap, topic, later)
+
+        async def read_while_held() -> bool | None:
+            return runner.read_ahead == len(later) or None
+
+        assert await eventually(read_while_held)
+        assert not release.is_set()
+        release.set()
+        applied = await eventually(lambda: effects_once_applied(runtime, 1 + len(later)))
+        assert set(applied) == {str(e.id) for e in [first, *later]}
+        assert set(applied.values()) == {1}
+    finally:
+        release.set()
+        await runtime.stop()
+
+
+async def _is_set(event: asyncio.Event) -> bool | None:
+    return event.is_set() or None
+
+
+async def test_a_relay_publishing_batch_after_batch_sends_each_row_once_in_order(
+    iso: Isolation,
+) -> None:
+    """A full batch is marked sent in the statement that reads the next one: every row goes
+    out once, in order per key, and every row ends marked sent."""
+    runtime = probe_runtime(iso)
+    runtime.relay = OutboxRelay(
+        dsn=runtime.dsn,
+        producer_factory=lambda: new_producer(iso.bootstrap),
+        metrics=runtime.metrics,
+        batch_size=10,
+    )
+    leads = [uuid.uuid4() for _ in range(3)]
+    staged = [
+        lead_event("lead.updated", lead_id=leads[i % 3], first_name=f"v{i}") for i in range(25)
+    ]
+    await runtime.start()
+    try:
+        async with runtime.uow() as session:
+            await add_to_outbox(session, staged, topics=runtime.topics)
+        topic = iso.topic("salesops.crm.v1")
+        assert await eventually(lambda: all_sent(runtime))
+        got = await read_topic(
+            iso.bootstrap, topic, until=lambda seen: len(seen) >= 25, settle=True
+        )
+        assert sorted(str(e.id) for e in got) == sorted(str(e.id) for e in staged)
+        for lead in leads:
+            assert [e.id for e in got if e.subject == str(lead)] == [
+                e.id for e in staged if e.subject == str(lead)
+            ]
+    finally:
+        await runtime.stop()
+
+
+async def test_the_offsets_of_every_applied_batch_are_committed(iso: Isolation) -> None:
+    """A batch's offsets are committed while the next one is applied, the last batch's
+    before the consumer leaves: once stopped, the group's offsets are past every record."""
+    runtime = probe_runtime(iso)
+    await runtime.start()
+    staged = [lead_event() for _ in range(6)]
+    try:
+        await publish(iso.bootstrap, iso.topic("salesops.crm.v1"), staged)
+        await eventually(lambda: effects_once_applied(runtime, len(staged)))
+    finally:
+        await runtime.stop()
+    topic = iso.topic("salesops.crm.v1")
+    group = AIOKafkaConsumer(
+        bootstrap_servers=iso.bootstrap, group_id=iso.topic_prefix + "salesops-probe-crm"
+    )
+    await group.start()  # not subscribed: it only reads the group's committed offsets
+    try:
+        partitions = range(iso.settings_kwargs()["kafka_partitions"])
+        committed = [await group.committed(TopicPartition(topic, p)) for p in partitions]
+    finally:
+        await group.stop()
+    assert sum(offset or 0 for offset in committed) == len(staged)

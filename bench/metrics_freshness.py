@@ -44,6 +44,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -55,7 +56,7 @@ from bench.load import LoadResult, Post, run_load
 from bench.metrics_org import SOURCES, STAGES, Org, Size, rep_source_id
 from bench.readers import EndReader
 from bench.report import errors, table, verdict
-from bench.stack import TOKEN, Server, Stack
+from bench.stack import PROFILE_ENV, TOKEN, Server, Stack
 from salesops_common.events import CE_TYPE_PREFIX, CRM_TOPIC
 
 RATE = 2_000.0  # events per second
@@ -70,6 +71,7 @@ REST_EVERY = 0.1
 GIVE_UP = 30.0  # s after its 202 a marker not seen counts as never
 TARGET_P99_MS = 1000.0
 TENANT = "bench-metrics"
+METRICS_PROFILE_ENV = "SALESOPS_BENCH_METRICS_PROFILE"
 API = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 _WON = (CE_TYPE_PREFIX + "deal.won").encode()
 _LOST = (CE_TYPE_PREFIX + "deal.lost").encode()
@@ -380,7 +382,7 @@ async def run(
     stack = Stack.start()
     reader: MarkerReader | None = None
     try:
-        ingest, metrics = stack.ingest(), stack.metrics()
+        ingest, metrics = stack.ingest(), _metrics_server(stack)
         run_id = uuid.uuid4().hex[:8]
         team_rep = f"probe-{run_id}"
         org = Org(size, datetime.now(UTC))
@@ -410,6 +412,7 @@ async def run(
         markers: list[Marker] = []  # numbered across the runs: after marker i, 1/i
         runs = []
         for rate in rates:
+            metrics.profile_mark(None)  # profiling only: one profile per run
             runs.append(
                 await _measure(
                     ingest,
@@ -425,11 +428,22 @@ async def run(
                     since=since,
                 )  # fmt: skip
             )
+            metrics.profile_mark(f"metrics-{rate:.0f}")
         return FreshnessResults(size, idle, filled, fill_seconds, runs)
     finally:
         if reader is not None:
             await reader.stop()
         stack.stop()
+
+
+def _metrics_server(stack: Stack) -> Server:
+    """``SALESOPS_BENCH_METRICS_PROFILE=DIR``: metrics under bench/profiled.py's CPU sampler,
+    ``metrics-<rate>.txt`` in DIR for each run (``python -m bench.profiled --summary FILE``)."""
+    profile = os.environ.get(METRICS_PROFILE_ENV)
+    if not profile:
+        return stack.metrics()
+    Path(profile).mkdir(parents=True, exist_ok=True)
+    return stack.metrics(env={PROFILE_ENV: profile}, module="bench.profiled")
 
 
 def _probe_rep(source_id: str) -> dict[str, Any]:

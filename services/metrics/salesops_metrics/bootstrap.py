@@ -79,9 +79,11 @@ def create_app(settings: MetricsSettings | None = None, *, clock: Clock = utcnow
 
     grouping = groupings(rep_labels=settings.rep_labels)
 
-    async def exposition(previous: Exposition | None) -> Exposition:
+    async def exposition(previous: Exposition | None, paced: bool) -> Exposition:
         window = window_of(settings.exposition_window, None, None)
-        return await kpis.exposition(groupings=grouping, window=window, previous=previous)
+        return await kpis.exposition(
+            groupings=grouping, window=window, previous=previous, paced=paced
+        )
 
     took = Histogram(
         "salesops_metrics_kpi_snapshot_seconds",

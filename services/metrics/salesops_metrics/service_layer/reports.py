@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from bisect import bisect_left, bisect_right
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -92,6 +93,9 @@ class Report:
         self._context: Context | None = None
         self._roster: Roster | None = None
         self.distributions: dict[tuple[str, str | None], Distribution] = {}
+        # seconds each family computed took, on its lane (waits for the loop and the
+        # database included)
+        self.took: dict[str, float] = {}
 
     async def context(self) -> Context:
         if self._context is None:
@@ -128,9 +132,11 @@ class Report:
 
         async def run(basis: str) -> Rows:
             conn = await lanes.get()
+            started = time.perf_counter()
             try:
                 return await FAMILIES[basis](self, conn, families[basis])
             finally:
+                self.took[basis] = time.perf_counter() - started
                 lanes.put_nowait(conn)
 
         found: Rows = {}

@@ -204,7 +204,7 @@ async def test_paced_a_family_that_changed_keeps_its_rows_until_it_rested_as_lon
     database: tuple[Database, dict[str, list[Envelope]]],
 ) -> None:
     """The background task's snapshots are paced: a family whose tables changed is read
-    again only once as much time passed since its read began as twice the read took; until
+    again only once it rested, from the end of its read, as long as the read took; until
     then the snapshot keeps its rows and says it is not complete. Unpaced, or once due, the
     snapshot equals one computed whole."""
     db, _ = database
@@ -215,12 +215,12 @@ async def test_paced_a_family_that_changed_keeps_its_rows_until_it_rested_as_lon
     first = await kpis.exposition(groupings=EVERY_GROUPING, window=ALL_TIME)
     read = first.stamps["quota"]
     assert first.complete
-    assert read.began == 1000.0
     assert read.took > 0
+    assert 1000.0 + read.took <= read.ended < 1010.0
     async with db.pool.acquire() as conn, conn.transaction():
         quota = QuotaFact("2026-Q4", "territory", "paced", Decimal("1000"), "USD")
         await repository.save_quotas(conn, [quota])
-    clock[0] = read.began + 1.9 * read.took
+    clock[0] = read.ended + 0.9 * read.took
     held = await kpis.exposition(
         groupings=EVERY_GROUPING, window=ALL_TIME, previous=first, paced=True
     )
@@ -232,7 +232,7 @@ async def test_paced_a_family_that_changed_keeps_its_rows_until_it_rested_as_lon
     assert unpaced.complete
     assert read_again(unpaced, held) == {"quota"}
     assert same(unpaced, whole)
-    clock[0] = read.began + 2 * read.took
+    clock[0] = read.ended + read.took
     due = await kpis.exposition(
         groupings=EVERY_GROUPING, window=ALL_TIME, previous=held, paced=True
     )

@@ -24,8 +24,8 @@ def previous(**stamps: Stamp) -> Exposition:
     return Exposition({}, {}, {}, version=version(), stamps=stamps)
 
 
-def stamp(v: DataVersion, *, began: float = 100.0, took: float = 1.0, at: datetime = AT) -> Stamp:
-    return Stamp(1, at, v, began, took)
+def stamp(v: DataVersion, *, ended: float = 100.0, took: float = 1.0, at: datetime = AT) -> Stamp:
+    return Stamp(1, at, v, ended, took)
 
 
 def test_a_family_whose_tables_did_not_change_is_kept_paced_or_not() -> None:
@@ -39,10 +39,11 @@ def test_a_family_whose_tables_did_not_change_is_kept_paced_or_not() -> None:
 
 
 def test_paced_a_family_that_changed_is_read_again_once_it_rested_as_long_as_it_took() -> None:
-    before = previous(forecast=stamp(version(), began=100.0, took=1.5))
+    """Rested: from the end of its last read."""
+    before = previous(forecast=stamp(version(), ended=100.0, took=1.5))
     now = version(forecasts=2)
-    assert _keepable(before, now, SINCE, paced_at=102.9) == ({"forecast"}, {"forecast"})
-    assert _keepable(before, now, SINCE, paced_at=103.0) == (set(), set())
+    assert _keepable(before, now, SINCE, paced_at=101.4) == ({"forecast"}, {"forecast"})
+    assert _keepable(before, now, SINCE, paced_at=101.5) == (set(), set())
     assert _keepable(before, now, SINCE) == (set(), set())  # not paced: read at once
 
 
@@ -60,8 +61,8 @@ def test_a_family_kept_while_it_had_changed_is_judged_by_the_version_it_was_read
         {}, {}, {}, version=version(forecasts=2), stamps={"forecast": stamp(version())}
     )
     now = version(forecasts=2)
-    assert _keepable(before, now, SINCE, paced_at=101.0) == ({"forecast"}, {"forecast"})
-    assert _keepable(before, now, SINCE, paced_at=102.0) == (set(), set())
+    assert _keepable(before, now, SINCE, paced_at=100.5) == ({"forecast"}, {"forecast"})
+    assert _keepable(before, now, SINCE, paced_at=101.0) == (set(), set())
     assert _keepable(before, now, SINCE) == (set(), set())
 
 

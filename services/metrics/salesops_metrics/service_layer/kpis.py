@@ -47,13 +47,13 @@ class Listing:
 class Stamp:
     """When a family's rows were read: ``serial`` tells reads apart (unique in the process),
     ``at`` is the clock's time then, ``version`` what the data was (queries.version),
-    ``began`` the pacing clock's time (monotonic seconds) and ``took`` how long the family's
-    read took (seconds)."""
+    ``ended`` the pacing clock's time (monotonic seconds) when the family's read ended and
+    ``took`` how long it took (seconds)."""
 
     serial: int
     at: datetime
     version: Hashable = None
-    began: float = 0.0
+    ended: float = 0.0
     took: float = 0.0
 
 
@@ -159,7 +159,7 @@ class Kpis:
         as its last read took (each family at its own pace: a cheap one is not held back by
         the dearest); until then it keeps its rows, at most ``keep_for``, and the exposition
         is not ``complete``."""
-        began = self._pace_clock()
+        began, started = self._pace_clock(), time.perf_counter()
         async with self._read(LANES) as conns:
             conn = conns[0]
             version = await queries.version(conn)
@@ -178,8 +178,14 @@ class Kpis:
         histograms = report.distributions
         serial = next(_SERIALS)
         stamps: dict[str, Stamp] = {
-            kpi.basis: Stamp(serial, report.now, version, began, report.took.get(kpi.basis, 0.0))
-            for kpi, _ in wanted
+            basis: Stamp(
+                serial,
+                report.now,
+                version,
+                began + report.ended.get(basis, started) - started,
+                report.took.get(basis, 0.0),
+            )
+            for basis in {kpi.basis for kpi, _ in wanted}
         }
         if previous is not None and kept:
             rows |= {key: r for key, r in previous.rows.items() if KPIS[key[0]].basis in kept}
@@ -208,7 +214,8 @@ def _keepable(
 ) -> tuple[set[str], set[str]]:
     """The families of ``previous`` that need not be read again, and of those the ones whose
     tables changed since they were read but that are not due (with ``paced_at``, the pacing
-    clock's time now: a family is due once it rested as long as its last read took)."""
+    clock's time now: a family is due once it rested, from the end of its last read, as long
+    as that read took)."""
     if previous is None:
         return set(), set()
     kept: set[str] = set()
@@ -221,6 +228,6 @@ def _keepable(
             stale_since[stamp.version] = stale_families(stamp.version, version)
         if basis not in stale_since[stamp.version]:
             kept.add(basis)
-        elif paced_at is not None and paced_at < stamp.began + 2 * stamp.took:
+        elif paced_at is not None and paced_at < stamp.ended + stamp.took:
             deferred.add(basis)
     return kept | deferred, deferred

@@ -96,6 +96,7 @@ class Report:
         # seconds each family computed took, on its lane (waits for the loop and the
         # database included)
         self.took: dict[str, float] = {}
+        self.ended: dict[str, float] = {}  # time.perf_counter() when each family's read ended
 
     async def context(self) -> Context:
         if self._context is None:
@@ -136,7 +137,8 @@ class Report:
             try:
                 return await FAMILIES[basis](self, conn, families[basis])
             finally:
-                self.took[basis] = time.perf_counter() - started
+                self.ended[basis] = time.perf_counter()
+                self.took[basis] = self.ended[basis] - started
                 lanes.put_nowait(conn)
 
         found: Rows = {}

@@ -72,6 +72,7 @@ GIVE_UP = 30.0  # s after its 202 a marker not seen counts as never
 TARGET_P99_MS = 1000.0
 TENANT = "bench-metrics"
 METRICS_PROFILE_ENV = "SALESOPS_BENCH_METRICS_PROFILE"
+FAMILY_READS = "salesops_metrics_kpi_family_reads_total"
 API = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 _WON = (CE_TYPE_PREFIX + "deal.won").encode()
 _LOST = (CE_TYPE_PREFIX + "deal.lost").encode()
@@ -366,6 +367,9 @@ def _plumbing(text: str) -> dict[str, float]:
         name = line.split("{")[0].split(" ")[0]
         if name in out:
             out[name] += float(line.rpartition(" ")[2])
+        elif name == FAMILY_READS:  # one series per family of KPIs
+            family = line.partition('family="')[2].partition('"')[0]
+            out[f"{FAMILY_READS}:{family}"] = float(line.rpartition(" ")[2])
     return out
 
 
@@ -546,7 +550,7 @@ async def _measure(
         m.published = reader.seen.get(m.deal_id, math.nan)
     return LiveRun(
         rate, seconds, sent.load, mine, probes.polls, cpu, wall, sent.accepted_per_second,
-        {k: after[k] - before[k] for k in after},
+        {k: after[k] - before.get(k, 0.0) for k in after},
     )  # fmt: skip
 
 
@@ -688,6 +692,10 @@ def _plumbing_line(p: dict[str, float]) -> str:
     if lagged := p["salesops_metrics_pipeline_lag_seconds_count"]:
         mean = p["salesops_metrics_pipeline_lag_seconds_sum"] / lagged
         parts.append(f"published → applied {mean:.2f} s on average")
+    reads = {k.partition(":")[2]: n for k, n in p.items() if k.startswith(FAMILY_READS + ":") and n}
+    if reads:
+        each = ", ".join(f"{f} {n:,.0f}" for f, n in sorted(reads.items(), key=lambda x: -x[1]))
+        parts.append(f"families read again for them: {each}")
     return "; ".join(parts) or "nothing"
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from fastapi import FastAPI
-from prometheus_client import Histogram
+from prometheus_client import Counter, Histogram
 
 from salesops_common.db import read_snapshots
 from salesops_common.envelope import utcnow
@@ -24,7 +24,7 @@ from salesops_metrics.entrypoints.admin_api import build_admin_router
 from salesops_metrics.entrypoints.api import KpiQuery, build_router
 from salesops_metrics.entrypoints.consumer import dead_letter_handlers, handlers
 from salesops_metrics.service_layer.kpis import Exposition, Kpis, Listing
-from salesops_metrics.service_layer.reports import KpiSettings
+from salesops_metrics.service_layer.reports import FAMILIES, KpiSettings
 from salesops_metrics.service_layer.snapshots import LatestExposition
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -86,11 +86,24 @@ def create_app(settings: MetricsSettings | None = None, *, clock: Clock = utcnow
 
     grouping = groupings(rep_labels=settings.rep_labels)
 
+    family_reads = Counter(
+        "salesops_metrics_kpi_family_reads",
+        "Reads of a family of KPIs for /metrics snapshots (a family none of whose tables "
+        "changed, or paced and not due, is kept rather than read)",
+        ["family"],
+        registry=runtime.metrics.registry,
+    )
+    for family in FAMILIES:  # bounded: the families the code defines
+        family_reads.labels(family)
+
     async def exposition(previous: Exposition | None, paced: bool) -> Exposition:
         window = window_of(settings.exposition_window, None, None)
-        return await kpis.exposition(
+        found = await kpis.exposition(
             groupings=grouping, window=window, previous=previous, paced=paced
         )
+        for family in found.read:
+            family_reads.labels(family).inc()
+        return found
 
     took = Histogram(
         "salesops_metrics_kpi_snapshot_seconds",

@@ -14,6 +14,7 @@ import pytest
 from salesops_cli.infra import EmbeddedBroker, EmbeddedPostgres
 from salesops_common.settings import database_dsn
 from salesops_metrics.bootstrap import create_app
+from salesops_metrics.service_layer.reports import FAMILIES
 from tests.metrics.scenario import QUOTAS, RATES, Scenario, snapshot
 from tests.metrics.support import ADMIN, NOW, fixed_clock, metrics_settings, publish_all
 from tests.support import AUTH, Isolation, eventually, running
@@ -182,6 +183,26 @@ async def test_a_rebuild_while_a_kpi_read_is_under_way_neither_deadlocks_nor_wai
     assert [key for key in expected if rebuilt[key] != expected[key]] == []
 
 
+async def test_the_snapshots_count_the_families_they_read(in_order: httpx.AsyncClient) -> None:
+    """``salesops_metrics_kpi_family_reads_total{family}``: one series per family from the
+    start; a family read for a snapshot counts, one kept from the snapshot before does not."""
+
+    def reads(scrape: str) -> dict[str, float]:
+        return {
+            line.partition('family="')[2].partition('"')[0]: float(line.rpartition(" ")[2])
+            for line in scrape.splitlines()
+            if line.startswith("salesops_metrics_kpi_family_reads_total{")
+        }
+
+    first = reads((await in_order.get("/metrics")).text)
+    assert set(first) == set(FAMILIES)
+    assert first["deal_closed"] >= 1
+    assert first["lead_created"] >= 1
+    await configure(in_order)  # the same quotas and rates again: nothing changes
+    again = reads((await in_order.get("/metrics")).text)
+    assert again == first
+
+
 def _kpi_lines(scrape: str) -> list[str]:
     """The KPI series of a scrape (not the plumbing, which moves with every request)."""
     plumbing = (
@@ -192,6 +213,7 @@ def _kpi_lines(scrape: str) -> list[str]:
         "_dlq_",
         "_created ",
         "_snapshot_",
+        "_family_reads_",
     )
     return sorted(
         line

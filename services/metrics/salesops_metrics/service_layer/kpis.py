@@ -79,6 +79,7 @@ class Exposition:
     complete: bool = True
     # seconds the longest of the families read took (0: none read)
     longest_read: float = 0.0
+    read: frozenset[str] = frozenset()  # the families read for it (the others were kept)
 
 
 class Kpis:
@@ -202,6 +203,7 @@ class Kpis:
             stamps,
             complete=not deferred,
             longest_read=max(report.took.values(), default=0.0),
+            read=frozenset(report.took),
         )
 
 

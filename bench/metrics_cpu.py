@@ -115,6 +115,15 @@ class Metered:
     async def fetchrow(self, query: str, *args: Any) -> Any:
         return await self._metered("fetchrow", query, *args)
 
+    async def copy_records_to_table(self, table: str, **kwargs: Any) -> Any:
+        before = process_cpu(self._pid)
+        try:
+            return await self._conn.copy_records_to_table(table, **kwargs)
+        finally:
+            key = f"COPY {table}"
+            self._into.statements[key] += process_cpu(self._pid) - before
+            self._into.calls[key] += 1
+
 
 async def _write(conn: Any, events: Sequence[Envelope]) -> None:
     async with conn.transaction():

@@ -44,6 +44,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -55,7 +56,7 @@ from bench.load import LoadResult, Post, run_load
 from bench.metrics_org import SOURCES, STAGES, Org, Size, rep_source_id
 from bench.readers import EndReader
 from bench.report import errors, table, verdict
-from bench.stack import TOKEN, Server, Stack
+from bench.stack import PROFILE_ENV, TOKEN, Server, Stack
 from salesops_common.events import CE_TYPE_PREFIX, CRM_TOPIC
 
 RATE = 2_000.0  # events per second
@@ -70,6 +71,8 @@ REST_EVERY = 0.1
 GIVE_UP = 30.0  # s after its 202 a marker not seen counts as never
 TARGET_P99_MS = 1000.0
 TENANT = "bench-metrics"
+METRICS_PROFILE_ENV = "SALESOPS_BENCH_METRICS_PROFILE"
+FAMILY_READS = "salesops_metrics_kpi_family_reads_total"
 API = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 _WON = (CE_TYPE_PREFIX + "deal.won").encode()
 _LOST = (CE_TYPE_PREFIX + "deal.lost").encode()
@@ -364,6 +367,9 @@ def _plumbing(text: str) -> dict[str, float]:
         name = line.split("{")[0].split(" ")[0]
         if name in out:
             out[name] += float(line.rpartition(" ")[2])
+        elif name == FAMILY_READS:  # one series per family of KPIs
+            family = line.partition('family="')[2].partition('"')[0]
+            out[f"{FAMILY_READS}:{family}"] = float(line.rpartition(" ")[2])
     return out
 
 
@@ -380,7 +386,7 @@ async def run(
     stack = Stack.start()
     reader: MarkerReader | None = None
     try:
-        ingest, metrics = stack.ingest(), stack.metrics()
+        ingest, metrics = stack.ingest(), _metrics_server(stack)
         run_id = uuid.uuid4().hex[:8]
         team_rep = f"probe-{run_id}"
         org = Org(size, datetime.now(UTC))
@@ -410,6 +416,7 @@ async def run(
         markers: list[Marker] = []  # numbered across the runs: after marker i, 1/i
         runs = []
         for rate in rates:
+            metrics.profile_mark(None)  # profiling only: one profile per run
             runs.append(
                 await _measure(
                     ingest,
@@ -425,11 +432,22 @@ async def run(
                     since=since,
                 )  # fmt: skip
             )
+            metrics.profile_mark(f"metrics-{rate:.0f}")
         return FreshnessResults(size, idle, filled, fill_seconds, runs)
     finally:
         if reader is not None:
             await reader.stop()
         stack.stop()
+
+
+def _metrics_server(stack: Stack) -> Server:
+    """``SALESOPS_BENCH_METRICS_PROFILE=DIR``: metrics under bench/profiled.py's CPU sampler,
+    ``metrics-<rate>.txt`` in DIR for each run (``python -m bench.profiled --summary FILE``)."""
+    profile = os.environ.get(METRICS_PROFILE_ENV)
+    if not profile:
+        return stack.metrics()
+    Path(profile).mkdir(parents=True, exist_ok=True)
+    return stack.metrics(env={PROFILE_ENV: profile}, module="bench.profiled")
 
 
 def _probe_rep(source_id: str) -> dict[str, Any]:
@@ -532,7 +550,7 @@ async def _measure(
         m.published = reader.seen.get(m.deal_id, math.nan)
     return LiveRun(
         rate, seconds, sent.load, mine, probes.polls, cpu, wall, sent.accepted_per_second,
-        {k: after[k] - before[k] for k in after},
+        {k: after[k] - before.get(k, 0.0) for k in after},
     )  # fmt: skip
 
 
@@ -674,6 +692,10 @@ def _plumbing_line(p: dict[str, float]) -> str:
     if lagged := p["salesops_metrics_pipeline_lag_seconds_count"]:
         mean = p["salesops_metrics_pipeline_lag_seconds_sum"] / lagged
         parts.append(f"published → applied {mean:.2f} s on average")
+    reads = {k.partition(":")[2]: n for k, n in p.items() if k.startswith(FAMILY_READS + ":") and n}
+    if reads:
+        each = ", ".join(f"{f} {n:,.0f}" for f, n in sorted(reads.items(), key=lambda x: -x[1]))
+        parts.append(f"families read again for them: {each}")
     return "; ".join(parts) or "nothing"
 
 

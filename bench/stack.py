@@ -215,8 +215,10 @@ class Stack:
         _wait_ready(server.url, process, "/readyz")
         return server
 
-    def metrics(self, *, env: dict[str, str] | None = None) -> Server:
-        """``salesops serve metrics`` on its own database (``env``: more variables)."""
+    def metrics(self, *, env: dict[str, str] | None = None, module: str | None = None) -> Server:
+        """``salesops serve metrics`` on its own database (``env``: more variables; ``module``:
+        ``python -m module serve metrics``, e.g. bench/profiled.py with
+        ``SALESOPS_BENCH_PROFILE`` in ``env``)."""
         port = free_port()
         base = {k: v for k, v in self.env.items() if k != PROFILE_ENV}
         env = {
@@ -226,13 +228,13 @@ class Stack:
             **(env or {}),
         }
         args = ["serve", "metrics"]
-        cmd = [sys.executable, "-m", "salesops_cli.main", *args]
+        cmd = [sys.executable, "-m", module or "salesops_cli.main", *args]
         log = self.root / f"metrics-{len(self.servers)}.log"
         with log.open("ab") as out:
             process = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-        server = Server(
-            process, f"http://127.0.0.1:{port}", "salesops " + " ".join(args), None, log
-        )
+        name = f"python -m {module} " if module else "salesops "
+        profile = Path(env[PROFILE_ENV]) if module and PROFILE_ENV in env else None
+        server = Server(process, f"http://127.0.0.1:{port}", name + " ".join(args), profile, log)
         self.servers.append(server)
         _wait_ready(server.url, process, "/readyz")
         return server

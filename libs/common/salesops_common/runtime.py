@@ -90,8 +90,16 @@ class ServiceRuntime:
         self._on_stop.append(action)
 
     def add_consumer(
-        self, *, name: str, subscribe: Sequence[str], handlers: Mapping[str, Handler]
+        self,
+        *,
+        name: str,
+        subscribe: Sequence[str],
+        handlers: Mapping[str, Handler],
+        max_records: int | None = None,
     ) -> ConsumerRunner:
+        """``max_records``: the most records a batch (one transaction) takes, when that many
+        are waiting (ConsumerRunner's default otherwise)."""
+        more = {} if max_records is None else {"max_records": max_records}
         runner = ConsumerRunner(
             name=f"{self.service}.{name}",
             topics=self.topics,
@@ -103,6 +111,7 @@ class ServiceRuntime:
             metrics=self.metrics,
             source=self.source,
             consumer_options=self._consumer_options,
+            **more,
         )
         self.consumers.append(runner)
         return runner

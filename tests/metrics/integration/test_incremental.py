@@ -31,7 +31,7 @@ from salesops_metrics.domain.facts import QuotaFact
 from salesops_metrics.domain.kpis import KPIS
 from salesops_metrics.domain.periods import ALL_TIME
 from salesops_metrics.domain.projection import effects_of
-from salesops_metrics.service_layer.kpis import Exposition, Kpis
+from salesops_metrics.service_layer.kpis import Exposition, Kpis, Reader
 from salesops_metrics.service_layer.reports import KpiSettings, Report
 from tests.metrics.edges import edge_events
 from tests.metrics.scenario import QUOTAS, RATES, Scenario
@@ -93,6 +93,7 @@ class Database:
     dsn: str
     pool: asyncpg.Pool
     kpis: Kpis
+    read: Reader
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +128,8 @@ async def database(
             yield [reader]
 
     try:
-        yield Database(dsn, pool, Kpis(read, settings=KpiSettings(), clock=fixed_clock(NOW))), later
+        kpis = Kpis(read, settings=KpiSettings(), clock=fixed_clock(NOW))
+        yield Database(dsn, pool, kpis, read), later
     finally:
         await pool.close()
 
@@ -196,6 +198,47 @@ async def test_each_change_reads_again_what_it_names_and_the_snapshot_equals_a_w
     await check("a dead letter", families=False)  # the counter only
     # the incremental path was taken: some change left each family alone
     assert kept_somewhere == EXPOSED
+
+
+async def test_paced_a_family_that_changed_keeps_its_rows_until_it_rested_as_long_as_it_took(
+    database: tuple[Database, dict[str, list[Envelope]]],
+) -> None:
+    """The background task's snapshots are paced: a family whose tables changed is read
+    again only once it rested, from the end of its read, as long as the read took; until
+    then the snapshot keeps its rows and says it is not complete. Unpaced, or once due, the
+    snapshot equals one computed whole."""
+    db, _ = database
+    clock = [1000.0]
+    kpis = Kpis(
+        db.read, settings=KpiSettings(), clock=fixed_clock(NOW), pace_clock=lambda: clock[0]
+    )
+    first = await kpis.exposition(groupings=EVERY_GROUPING, window=ALL_TIME)
+    read = first.stamps["quota"]
+    assert first.complete
+    assert read.took > 0
+    assert 1000.0 + read.took <= read.ended < 1010.0
+    async with db.pool.acquire() as conn, conn.transaction():
+        quota = QuotaFact("2026-Q4", "territory", "paced", Decimal("1000"), "USD")
+        await repository.save_quotas(conn, [quota])
+    clock[0] = read.ended + 0.9 * read.took
+    held = await kpis.exposition(
+        groupings=EVERY_GROUPING, window=ALL_TIME, previous=first, paced=True
+    )
+    assert not held.complete
+    assert held.stamps["quota"] == read
+    assert read_again(held, first) == set()
+    whole = await kpis.exposition(groupings=EVERY_GROUPING, window=ALL_TIME)
+    unpaced = await kpis.exposition(groupings=EVERY_GROUPING, window=ALL_TIME, previous=held)
+    assert unpaced.complete
+    assert read_again(unpaced, held) == {"quota"}
+    assert same(unpaced, whole)
+    clock[0] = read.ended + read.took
+    due = await kpis.exposition(
+        groupings=EVERY_GROUPING, window=ALL_TIME, previous=held, paced=True
+    )
+    assert due.complete
+    assert read_again(due, held) == {"quota"}
+    assert same(due, whole)
 
 
 async def test_a_snapshot_with_nothing_changed_reads_nothing_again(

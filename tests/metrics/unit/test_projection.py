@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
 from pydantic import ValidationError
 
 from salesops_common.envelope import Envelope
-from salesops_common.events import Deal, Lead, LeadMerged
+from salesops_common.events import Deal, Lead, LeadMerged, WorkingHours
 from salesops_metrics.domain.facts import StageEntry
 from salesops_metrics.domain.projection import (
     EntityChange,
     Merged,
     combine,
     effects_of,
+    jsonable,
     micros,
 )
 
@@ -118,3 +119,18 @@ def test_a_batch_merges_an_entitys_changes_as_one_by_one_would() -> None:
     assert len(combined) == 1
     assert combined[0].fields == {"stage": None, "amount": "12", "currency": "USD"}
     assert combined[0].stamps == {"stage": 9, "amount": 5, "currency": 3}
+
+
+def test_jsonable_keeps_plain_json_as_is_and_converts_the_rest() -> None:
+    """Plain JSON values pass through untouched (``True`` stays a bool, not 1); times become
+    microseconds, dates ISO text, amounts and ids text, models and lists their JSON."""
+    for plain in ("Web", "", 7, 2.5, True, False, None):
+        assert jsonable(plain) is plain
+    some = uuid.uuid4()
+    assert jsonable(T0) == micros(T0)
+    assert jsonable(date(2026, 6, 1)) == "2026-06-01"
+    assert jsonable(Decimal("10.50")) == "10.50"
+    assert jsonable(some) == str(some)
+    hours = WorkingHours(start="08:00", end="16:00", days=[1, 2])
+    assert jsonable(hours) == {"start": "08:00", "end": "16:00", "days": [1, 2]}
+    assert jsonable([T0, some, ("x", Decimal("1"))]) == [micros(T0), str(some), ["x", "1"]]

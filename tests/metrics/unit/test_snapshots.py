@@ -26,6 +26,9 @@ class Data:
         self.takes = 0.0
         self.release: asyncio.Event | None = None
         self.previous: list[Hashable] = []  # the version of the snapshot each was computed from
+        self.paced: list[bool] = []  # whether each was asked for paced
+        self.deferring = False  # paced computations keep a family that changed
+        self.longest_read = 0.0  # clock time of the longest family's read in each
 
     def clock(self) -> float:
         return self.now
@@ -33,14 +36,18 @@ class Data:
     async def read_version(self) -> Hashable:
         return self.version
 
-    async def compute(self, previous: Exposition | None) -> Exposition:
+    async def compute(self, previous: Exposition | None, paced: bool = False) -> Exposition:
         self.computed += 1
         self.previous.append(previous.version if previous else None)
+        self.paced.append(paced)
         seen = self.version
         if self.release is not None:
             await self.release.wait()
         self.now += self.takes
-        return Exposition({}, {}, {}, version=seen)
+        complete = not (paced and self.deferring)
+        return Exposition(
+            {}, {}, {}, version=seen, complete=complete, longest_read=self.longest_read
+        )
 
     def latest(self, *, staleness: float = 0.5, max_age: float = 10.0) -> LatestExposition:
         return LatestExposition(
@@ -164,3 +171,57 @@ async def test_each_snapshot_is_computed_from_the_one_before_but_none_from_befor
     data.version, data.now = 4, 1.0
     await latest.text()
     assert data.previous == [None, 1, None, 3]
+
+
+async def test_the_task_rests_as_long_as_its_snapshot_took_outside_the_families_it_read() -> None:
+    """Each family rests as long as its own read took (Kpis.exposition, paced); the task
+    rests as long as the rest of the snapshot took (version, roster, totals, rendering)."""
+    data = Data()
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        data.version += 1
+        raise asyncio.CancelledError
+
+    latest = LatestExposition(
+        data.compute,
+        data.read_version,
+        render=lambda e: b"",
+        interval=0.25,
+        staleness=0.5,
+        clock=data.clock,
+        sleep=sleep,
+    )
+    data.takes, data.longest_read = 2.0, 1.5
+    with pytest.raises(asyncio.CancelledError):
+        await latest.keep_current()
+    assert slept == [pytest.approx(0.5)]
+    assert data.paced == [True]
+
+
+async def test_a_snapshot_that_kept_a_changed_family_is_taken_again_and_never_shown_whole() -> None:
+    """The background task's snapshots are paced and may keep a family that changed: the
+    next run takes another though nothing changed since; a scrape that must show everything
+    committed before it (no staleness) never settles for one, in flight or done."""
+    data = Data()
+    data.deferring = True
+    latest = data.latest(staleness=0.0)
+    paced = await latest.refresh(paced=True)
+    assert not paced.exposition.complete
+    again = await latest.refresh(paced=True)  # nothing changed, but a family was kept
+    assert data.computed == 2
+    assert again is not paced
+    assert await latest.text() == b"1"
+    assert data.paced == [True, True, False]
+    data.release = asyncio.Event()
+    data.version, data.now = 2, 1.0
+    background = asyncio.create_task(latest.refresh(paced=True))
+    for _ in range(2):
+        await asyncio.sleep(0)
+    scrape = asyncio.create_task(latest.text())  # asked after the paced one began
+    await asyncio.sleep(0)
+    data.release.set()
+    await background
+    assert await scrape == b"2"
+    assert data.paced == [True, True, False, True, False]

@@ -76,28 +76,23 @@ async def recount_events(conn: asyncpg.Connection) -> None:
     )
 
 
-_LOG = """
-    INSERT INTO event_log (event_id, type, source, subject, key, time, data)
-    SELECT id, type, source, subject, key, time, data
-    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
-                $6::timestamptz[], $7::jsonb[]) WITH ORDINALITY
-         AS e (id, type, source, subject, key, time, data, arrival)
-    ORDER BY arrival
-    ON CONFLICT (event_id) DO NOTHING
-"""
+_LOG_COLUMNS = ("event_id", "type", "source", "subject", "key", "time", "data")
 
 
 async def log_events(conn: asyncpg.Connection, events: Sequence[Envelope]) -> None:
-    """Keep the batch's events in arrival order: a rebuild applies them in the same order."""
-    await conn.execute(
-        _LOG,
-        [e.id for e in events],
-        [e.type for e in events],
-        [e.source for e in events],
-        [e.subject for e in events],
-        [e.key for e in events],
-        [e.time for e in events],
-        [orjson.dumps(e.data).decode() for e in events],
+    """Keep the batch's events in arrival order: a rebuild applies them in the same order.
+
+    ``COPY``, no conflict check: the inbox, in the same transaction, lets each event through
+    once (migration 0004)."""
+    if not events:
+        return
+    await conn.copy_records_to_table(
+        "event_log",
+        records=[
+            (e.id, e.type, e.source, e.subject, e.key, e.time, orjson.dumps(e.data).decode())
+            for e in events
+        ],
+        columns=_LOG_COLUMNS,
     )
 
 

@@ -101,7 +101,14 @@ def micros(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
+# What JSON holds as it is: most fields of most events (checked first, by exact type: a
+# pydantic model's isinstance goes through its metaclass, slow on the consumer's hot path).
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def jsonable(value: Any) -> Any:
+    if type(value) in _PLAIN:
+        return value
     if isinstance(value, datetime):
         return micros(value)
     if isinstance(value, date):

@@ -5,6 +5,7 @@ numbers and an answer made of several statements agrees with itself."""
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -45,10 +46,15 @@ class Listing:
 @dataclass(frozen=True)
 class Stamp:
     """When a family's rows were read: ``serial`` tells reads apart (unique in the process),
-    ``at`` is the clock's time then."""
+    ``at`` is the clock's time then, ``version`` what the data was (queries.version),
+    ``ended`` the pacing clock's time (monotonic seconds) when the family's read ended and
+    ``took`` how long it took (seconds)."""
 
     serial: int
     at: datetime
+    version: Hashable = None
+    ended: float = 0.0
+    took: float = 0.0
 
 
 _SERIALS = itertools.count(1)
@@ -68,15 +74,29 @@ class Exposition:
     # What the data was when it was read (queries.version): equal versions, equal numbers.
     version: Hashable = None
     stamps: dict[str, Stamp] = field(default_factory=dict)
+    # False: a family that changed was kept, not read again (paced: not due yet); the
+    # families are then not all as of ``version``
+    complete: bool = True
+    # seconds the longest of the families read took (0: none read)
+    longest_read: float = 0.0
+    read: frozenset[str] = frozenset()  # the families read for it (the others were kept)
 
 
 class Kpis:
     """The KPIs of one service instance's database."""
 
-    def __init__(self, read: Reader, *, settings: KpiSettings, clock: Clock) -> None:
+    def __init__(
+        self,
+        read: Reader,
+        *,
+        settings: KpiSettings,
+        clock: Clock,
+        pace_clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._reader = read
         self._settings = settings
         self._clock = clock
+        self._pace_clock = pace_clock
         self._territories = Territories()
 
     @asynccontextmanager
@@ -127,18 +147,27 @@ class Kpis:
         window: Window,
         previous: Exposition | None = None,
         keep_for: timedelta = KEEP_FOR,
+        paced: bool = False,
     ) -> Exposition:
         """Every KPI but the counters by every grouping over ``window``. With ``previous`` (the
         exposition before, over the same window and groupings), the families none of whose
         tables changed since (domain/dependencies.py) and read less than ``keep_for`` ago
         keep its rows: they would read the same rows again, so the exposition is still
         what one snapshot of the data shows, but for rolling windows read up to ``keep_for``
-        earlier."""
+        earlier.
+
+        ``paced``: a family whose tables changed is read again only once it rested as long
+        as its last read took (each family at its own pace: a cheap one is not held back by
+        the dearest); until then it keeps its rows, at most ``keep_for``, and the exposition
+        is not ``complete``."""
+        began, started = self._pace_clock(), time.perf_counter()
         async with self._read(LANES) as conns:
             conn = conns[0]
             version = await queries.version(conn)
             report = self._report(conns, window)
-            kept = _keepable(previous, version, report.now - keep_for)
+            kept, deferred = _keepable(
+                previous, version, report.now - keep_for, paced_at=began if paced else None
+            )
             wanted = [
                 (kpi, by)
                 for kpi in KPIS.values()
@@ -148,21 +177,59 @@ class Kpis:
             rows = await report.compute(wanted) if wanted else {}
             totals = await queries.totals(conn)
         histograms = report.distributions
-        stamp = Stamp(next(_SERIALS), report.now)
-        stamps: dict[str, Stamp] = {kpi.basis: stamp for kpi, _ in wanted}
+        serial = next(_SERIALS)
+        stamps: dict[str, Stamp] = {
+            basis: Stamp(
+                serial,
+                report.now,
+                version,
+                began + report.ended.get(basis, started) - started,
+                report.took.get(basis, 0.0),
+            )
+            for basis in {kpi.basis for kpi, _ in wanted}
+        }
         if previous is not None and kept:
             rows |= {key: r for key, r in previous.rows.items() if KPIS[key[0]].basis in kept}
             histograms |= {
                 key: d for key, d in previous.histograms.items() if DISTRIBUTIONS[key[0]] in kept
             }
             stamps |= {basis: previous.stamps[basis] for basis in kept}
-        return Exposition(rows, totals, dict(version.events), histograms, version, stamps)
+        return Exposition(
+            rows,
+            totals,
+            dict(version.events),
+            histograms,
+            version,
+            stamps,
+            complete=not deferred,
+            longest_read=max(report.took.values(), default=0.0),
+            read=frozenset(report.took),
+        )
 
 
-def _keepable(previous: Exposition | None, version: DataVersion, since: datetime) -> set[str]:
-    """The families of ``previous`` that need not be read again."""
-    if previous is None or not isinstance(previous.version, DataVersion):
-        return set()
-    stale = stale_families(previous.version, version)
-    recent = {basis for basis, stamp in previous.stamps.items() if stamp.at >= since}
-    return recent - stale
+def _keepable(
+    previous: Exposition | None,
+    version: DataVersion,
+    since: datetime,
+    *,
+    paced_at: float | None = None,
+) -> tuple[set[str], set[str]]:
+    """The families of ``previous`` that need not be read again, and of those the ones whose
+    tables changed since they were read but that are not due (with ``paced_at``, the pacing
+    clock's time now: a family is due once it rested, from the end of its last read, as long
+    as that read took)."""
+    if previous is None:
+        return set(), set()
+    kept: set[str] = set()
+    deferred: set[str] = set()
+    stale_since: dict[DataVersion, frozenset[str]] = {}
+    for basis, stamp in previous.stamps.items():
+        if stamp.at < since or not isinstance(stamp.version, DataVersion):
+            continue
+        if stamp.version not in stale_since:
+            stale_since[stamp.version] = stale_families(stamp.version, version)
+        if basis not in stale_since[stamp.version]:
+            kept.add(basis)
+        elif paced_at is not None and paced_at < stamp.ended + stamp.took:
+            deferred.add(basis)
+    return kept | deferred, deferred

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from bisect import bisect_left, bisect_right
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -92,6 +93,10 @@ class Report:
         self._context: Context | None = None
         self._roster: Roster | None = None
         self.distributions: dict[tuple[str, str | None], Distribution] = {}
+        # seconds each family computed took, on its lane (waits for the loop and the
+        # database included)
+        self.took: dict[str, float] = {}
+        self.ended: dict[str, float] = {}  # time.perf_counter() when each family's read ended
 
     async def context(self) -> Context:
         if self._context is None:
@@ -128,9 +133,12 @@ class Report:
 
         async def run(basis: str) -> Rows:
             conn = await lanes.get()
+            started = time.perf_counter()
             try:
                 return await FAMILIES[basis](self, conn, families[basis])
             finally:
+                self.ended[basis] = time.perf_counter()
+                self.took[basis] = self.ended[basis] - started
                 lanes.put_nowait(conn)
 
         found: Rows = {}

@@ -16,7 +16,6 @@ import numpy as np  # noqa: E402
 from salesops_forecast.backtest.replay import (  # noqa: E402
     BLEND,
     BLENDED,
-    PIPELINE,
     Replay,
     methods,
 )
@@ -28,6 +27,7 @@ from salesops_forecast.backtest.scores import (  # noqa: E402
     Score,
     target,
 )
+from salesops_forecast.domain.method import PIPELINE  # noqa: E402
 
 CHART = "forecast-vs-actual.png"
 REPORT = "report.md"

@@ -129,5 +129,7 @@ class ServiceWinOdds:
             at_times[max(start_of_day, d.created_at)].append(k)
         odds = np.empty(len(scored))
         for at, ks in at_times.items():
-            odds[ks] = score_deals(model, [scored[k] for k in ks], as_of=at, periods=()).win
+            odds[ks] = score_deals(
+                model, [scored[k] for k in ks], as_of=at, periods=(), reasons=False
+            ).win
         return odds

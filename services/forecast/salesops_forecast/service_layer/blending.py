@@ -217,7 +217,7 @@ class _Run:
             y = self.series_rows[company : company + 1, :k]
             series = series_at(y, frequency="month", horizon=1)
             try:
-                _, scored = fit_and_score(facts, as_of=at.as_of, periods=())
+                _, scored = fit_and_score(facts, as_of=at.as_of, periods=(), reasons=False)
             except NoClosedDeals:
                 pipeline = None
             else:

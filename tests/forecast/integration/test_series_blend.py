@@ -24,7 +24,7 @@ from tests.support import AUTH, Isolation, running
 pytestmark = pytest.mark.integration
 
 TODAY = datetime.now(UTC).date()
-SERIES = {"auto_ets", "theta", "seasonal_run_rate"}
+SERIES = {"auto_ets", "theta", "seasonal_run_rate", "seasonal_naive"}
 # The pipeline's estimate is named by how its open deals were weighed.
 PIPELINE = {
     "logistic_regression_platt": "win_model_pipeline",

@@ -91,11 +91,12 @@ def test_open_deals_count_by_their_odds_and_closing_chances() -> None:
 
     june = [result.periods[k][0] for k in result.origins].index(date(2017, 6, 1))
     pipeline = result.method_forecasts("pipeline")[june]
-    # Kaplan–Meier over cycles of 5 days (8 closed) with the two open deals censored at 2
-    # days: S(2) = 1, S(32) = floor 1/11, so each closes in June with chance 10/11; the
-    # fake odds give 0.5; the amount is the list price × 0.8 realised so far. Not yet
-    # created: 800 in each of Feb–May.
-    open_part = 2 * 0.5 * (10 / 11) * 1000 * 0.8
+    # Kaplan–Meier over cycles of 5 days (8 closed) with the two open deals censored at 1.5
+    # days (engaged at noon, seen at midnight): S(1.5) = 1, S(31.5) = floor 1/11, so each
+    # closes in June with chance 10/11; the fake odds give 0.5; the amount is the list
+    # price, what the sample says an open deal is worth. Not yet created: 800 in each of
+    # Feb–May.
+    open_part = 2 * 0.5 * (10 / 11) * 1000
     assert pipeline[0] == pytest.approx(800 + open_part)  # company
     ann = result.scopes.names.index(("rep", "ann"))
     zoe = result.scopes.names.index(("rep", "zoe"))

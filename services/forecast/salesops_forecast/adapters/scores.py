@@ -22,7 +22,10 @@ _DEAL_FACTS = """
            d.product, d.created_at, d.closed_at, d.expected_close_date, d.owner_id,
            r.manager_id, r.team, a.industry, a.employees, a.annual_revenue, a.country,
            a.territory_id AS account_territory, coalesce(s.activities, 0) AS activities,
-           s.last_at AS last_activity_at, h.stages, h.stage_times
+           s.last_at AS last_activity_at, h.stages, h.stage_times,
+           CASE WHEN d.created_at IS NULL THEN (
+               SELECT min(CAST(f.value AS timestamptz)) FROM jsonb_each_text(d.field_times) f
+           ) END AS first_seen_at
     FROM deals d
     LEFT JOIN reps r ON r.rep_id = d.owner_id
     LEFT JOIN accounts a ON a.account_id = d.account_id AND NOT a.deleted
@@ -71,6 +74,7 @@ def _deal(r: asyncpg.Record) -> DealRow:
         country=r["country"],
         activities=r["activities"],
         last_activity_at=r["last_activity_at"],
+        first_seen_at=r["first_seen_at"],
     )
     return DealRow(facts, r["account_territory"])
 

@@ -2,51 +2,62 @@
 period's bookings from what was known then, for every scope; the blend weighs them by how
 they did at the earlier origins.
 
-Methods: ``pipeline`` (deals open at the origin × P(win) × P(close within the period) ×
-the quarter's rhythm × list price × the won-to-list-price ratio so far, plus the
-not-yet-created bookings of past periods at the same place in the quarter),
-``auto_ets``, ``theta`` and ``seasonal_run_rate`` on the scope's bookings per period (see
-series/methods); the blend of those four, every scope with the weights the company's
-earlier origins give (as a service run weighs every scope).
-Baselines: ``naive`` (same as last period), ``mean_3`` (mean of the last three periods),
-``seasonal_naive`` and ``stage_weighted`` (open deals × a fixed probability for their stage;
-the sample's open deals are all Engaging until closed, and have no expected close date, so
-every one counts in the current period, as the service counts undated deals).
+The methods and the blend are the forecast service's own (domain/method.py: the same code a
+forecast run publishes with): ``pipeline`` (deals open at the origin × P(win) × P(close
+within the period) × the quarter's rhythm × amount, plus not yet created in the rhythm),
+``auto_ets``, ``theta``, ``seasonal_run_rate`` and ``seasonal_naive`` on the scope's
+bookings per period (series/methods); the blend of those five, every scope with the weights
+the company's last ``ORIGINS`` earlier origins give (as a service run weighs every scope).
+The deal table is seen as the service would see the Maven import: a day's events at noon
+UTC, and "as of day d" at midnight starting it (nothing of day d is known).
+Baselines: ``naive`` (same as last period), ``mean_3`` (mean of the last three periods) and
+``stage_weighted`` (open deals × a fixed probability for their stage; the sample's open
+deals are all Engaging until closed, and have no expected close date, so every one counts in
+the current period, as the service counts undated deals); seasonal naive is a baseline and
+a member of the blend.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 
 import numpy as np
 
 from salesops_forecast.backtest.deals import DealTable
 from salesops_forecast.backtest.win_odds import WinOdds
-from salesops_forecast.domain.blend import Estimate, Origin, Rule, blend, out_of_sample_weights
+from salesops_forecast.domain.blend import Origin, Rule
+from salesops_forecast.domain.method import (
+    DAY,
+    MIN_HISTORY,
+    PIPELINE,
+    AsOf,
+    DealHistory,
+    PipelineEstimate,
+    blend_points,
+    estimates,
+    midnight,
+    pipeline_estimate,
+    series_at,
+    weights_at,
+)
 from salesops_forecast.domain.pipeline_model import (
     Array,
     Bookings,
+    Days,
     Period,
     PeriodKind,
-    close_within,
-    in_rhythm,
-    not_yet_created,
     periods_between,
-    same_place,
 )
-from salesops_forecast.series.baselines import mean_of_last, naive, seasonal_naive
-from salesops_forecast.series.ets import SeriesForecast
-from salesops_forecast.series.methods import SERIES_METHODS, series_forecasts
-from salesops_forecast.series.seasons import season_length
+from salesops_forecast.series.baselines import mean_of_last, naive
+from salesops_forecast.series.methods import SERIES_METHODS
 
-PIPELINE, BLEND = "pipeline", "blend"
+BLEND = "blend"
 BLENDED = (PIPELINE, *SERIES_METHODS)
-PRIOR_BLEND = (PIPELINE,)  # weighs the first origins, before any method is scored
-BASELINES = ("naive", "mean_3", "seasonal_naive", "stage_weighted")
+BASELINES = ("naive", "mean_3", "stage_weighted")
 FIXED_STAGE_PROBABILITY = {"Prospecting": 0.1, "Engaging": 0.4}
-MIN_HISTORY = 3  # periods of bookings before an origin is scored
+NOON = 0.5 * DAY
 COMPANY = 0  # the company's scope group
 
 
@@ -91,6 +102,8 @@ class Replay:
     forecasts: dict[str, list[Array]] = field(default_factory=dict)
     company_weights: list[dict[str, float]] = field(default_factory=list)
     rules: list[Rule] = field(default_factory=list)  # per origin, the blend's chosen rule
+    # per origin, the company's forecast by each blended method that forecast it
+    company: list[dict[str, float]] = field(default_factory=list)
     series: Array = field(default_factory=lambda: np.zeros((0, 0)))
 
     def method_forecasts(self, method: str) -> Array:
@@ -101,88 +114,64 @@ class Replay:
         return np.stack(self.actual)
 
 
-def bookings_of(deals: DealTable, scopes: Scopes) -> Bookings:
-    won = deals.won & ~np.isnat(deals.closed)
-    return Bookings(
-        created=np.concatenate([deals.engaged[won]] * 3),
-        closed=np.concatenate([deals.closed[won]] * 3),
-        amount=np.concatenate([deals.value[won]] * 3),
-        group=np.concatenate([r[won] for r in scopes.rows]),
+def _noon(values: Days) -> Array:
+    """A day's events at noon UTC, in POSIX seconds (NaN: no day)."""
+    out = np.full(len(values), np.nan)
+    known = ~np.isnat(values)
+    out[known] = values[known].astype("datetime64[s]").astype(np.int64) + NOON
+    return out
+
+
+def deal_history(deals: DealTable, scopes: Scopes) -> DealHistory:
+    """The deal table as the forecast method takes it: open deals at their list price (the
+    sample's only amount for an open deal), won ones booking their close value."""
+    return DealHistory(
+        created=_noon(deals.engaged),
+        closed=_noon(deals.closed),
+        won=deals.won,
+        booked=deals.value,
+        amount=deals.list_price,
+        expected_close=np.full(len(deals), np.datetime64("NaT"), dtype="datetime64[D]"),
+        levels=scopes.rows,
+        groups=len(scopes),
     )
+
+
+def bookings_of(deals: DealTable, scopes: Scopes) -> Bookings:
+    return deal_history(deals, scopes).bookings
 
 
 @dataclass(frozen=True)
 class _Origin:
     deals: DealTable
+    history: DealHistory
     scopes: Scopes
-    bookings: Bookings
-    history: list[Period]
-    period: Period
+    at: AsOf
     win_odds: WinOdds
 
     @property
     def start(self) -> np.datetime64:
-        return np.datetime64(self.period[0], "D")
+        return np.datetime64(self.at.period[0], "D")
 
 
-def _pipeline(o: _Origin) -> tuple[Array, Array, Array]:
-    """Pipeline model point and sigma, and the fixed-stage baseline, per scope."""
+def _pipeline(o: _Origin) -> tuple[PipelineEstimate, Array]:
+    """The method's pipeline estimate, and the fixed-stage baseline, per scope."""
     deals, start = o.deals, o.start
     trained = deals.closed_before(start) & ~np.isnat(deals.engaged)
     open_now = deals.open_at(start)
-    p_win = o.win_odds(deals, train=trained, score=open_now, as_of=start)
-    cycles = (deals.closed[trained] - deals.engaged[trained]).astype(float)
-    ages = (start - deals.engaged[open_now]).astype(float)
-    window = float((o.period[1] - o.period[0]).days + 1)
-    p_close = close_within(ages, window, cycles, still_open=ages)
-    won_before = trained & deals.won
-    realised = deals.value[won_before].sum() / max(deals.list_price[won_before].sum(), 1.0)
-    amount = deals.list_price[open_now] * realised
-    p = np.minimum(p_win * p_close * _rhythm(o), 1.0)
-    groups = len(o.scopes)
-    nyc = not_yet_created(o.bookings, past=o.history, offset=timedelta(0), groups=groups)
-    same = same_place(o.history, o.period)
-    nyc = in_rhythm(nyc, o.bookings, same=same, offset=timedelta(0), groups=groups)
-    point = o.scopes.total(p * amount, open_now) + nyc.mean
-    variance = o.scopes.total(p * (1 - p) * amount**2, open_now) + nyc.sigma**2
+    p_win = np.zeros(len(deals))
+    p_win[open_now] = o.win_odds(deals, train=trained, score=open_now, as_of=start)
     fixed = o.scopes.total(
         FIXED_STAGE_PROBABILITY["Engaging"] * deals.list_price[open_now], open_now
     )
-    return point, np.sqrt(variance), fixed
+    return pipeline_estimate(o.history, p_win, o.at), fixed
 
 
-def _rhythm(o: _Origin) -> float:
-    """The quarter's rhythm in open deals closing: how much of the open deals' list value
-    was won within past periods at the same place in the quarter as this one (first, second
-    or third month), against within all past periods; 1 when no past period is at the same
-    place. Learned from periods before the origin only."""
-    same = same_place(o.history, o.period)
-    if not same:
-        return 1.0
-    overall = _won_from_open(o.deals, o.history)
-    return _won_from_open(o.deals, same) / overall if overall > 0 else 1.0
-
-
-def _won_from_open(deals: DealTable, periods: list[Period]) -> float:
-    won, open_value = 0.0, 0.0
-    for first, last in periods:
-        start = np.datetime64(first, "D")
-        open_then = deals.open_at(start)
-        won += deals.value[open_then & deals.won & (deals.closed <= np.datetime64(last, "D"))].sum()
-        open_value += deals.list_price[open_then].sum()
-    return won / open_value if open_value else 0.0
-
-
-def _series(y: Array, kind: PeriodKind) -> dict[str, SeriesForecast]:
-    m = season_length(kind, y.shape[1])
-    out = {
-        **series_forecasts(y, frequency=kind, horizon=1),
-        "naive": naive(y, horizon=1),
-        "mean_3": mean_of_last(y, horizon=1),
+def _baselines(y: Array) -> dict[str, Array]:
+    return {
+        "naive": naive(y, horizon=1).mean[:, 0],
+        "mean_3": mean_of_last(y, horizon=1).mean[:, 0],
     }
-    if y.shape[1] >= m:
-        out["seasonal_naive"] = seasonal_naive(y, season_length=m, horizon=1)
-    return out
 
 
 def replay(
@@ -193,48 +182,42 @@ def replay(
     progress: Callable[[str], None] = lambda _: None,
 ) -> Replay:
     scopes = Scopes.of(deals)
-    bookings = bookings_of(deals, scopes)
+    history = deal_history(deals, scopes)
     closes = deals.closed[~np.isnat(deals.closed)]
     first, last = closes.min().astype(date), closes.max().astype(date)
     periods = periods_between(first, last, kind)
-    result = Replay(kind, periods, scopes, series=bookings.series(periods, groups=len(scopes)))
+    series = history.bookings.series(periods, groups=len(scopes))
+    result = Replay(kind, periods, scopes, series=series)
     for k in range(MIN_HISTORY, len(periods)):
         progress(f"{kind} {periods[k][0]}")
-        origin = _Origin(deals, scopes, bookings, periods[:k], periods[k], win_odds)
-        _replay_origin(result, origin, k)
+        at = AsOf(midnight(periods[k][0]), periods[k], periods[:k], rhythm=True)
+        _replay_origin(result, _Origin(deals, history, scopes, at, win_odds), k)
     return result
 
 
 def _replay_origin(result: Replay, origin: _Origin, k: int) -> None:
     y = result.series[:, :k]
-    series = _series(y, result.kind)
-    point, sigma, fixed = _pipeline(origin)
-    found: dict[str, Array] = {PIPELINE: point, "stage_weighted": fixed}
-    spreads: dict[str, Array] = {PIPELINE: sigma}
-    for name, f in series.items():
-        found[name] = f.mean[:, 0]
-        spreads[name] = f.sigma[:, 0]
+    pipeline, fixed = _pipeline(origin)
+    found = estimates(pipeline, series_at(y, frequency=result.kind, horizon=1))
     # One set of weights, from the company's earlier origins, for every scope: as the
     # service weighs a run (reps have too few bookings for weights of their own).
-    past = [
-        Origin({m: float(result.forecasts[m][i][COMPANY]) for m in BLENDED}, float(a[COMPANY]))
-        for i, a in enumerate(result.actual)
-    ]
-    weights, rule = out_of_sample_weights(past, fallback=PRIOR_BLEND)
+    done = zip(result.company, result.actual, strict=True)
+    past = [Origin(f, float(a[COMPANY])) for f, a in done]
+    weights, rule = weights_at(past)
     result.rules.append(rule)
     result.company_weights.append(weights)
-    found[BLEND] = np.array(
-        [
-            blend(
-                [Estimate(m, float(found[m][g]), float(spreads[m][g])) for m in BLENDED], weights
-            ).point
-            for g in range(len(result.scopes))
-        ]
-    )
+    blended = {m: found[m] for m in BLENDED if m in found}
+    # A method that could not forecast here (seasonal naive before a full season) is NaN.
+    values = {name: np.full(len(result.scopes), np.nan) for name in BLENDED}
+    values |= {name: point for name, (point, _) in found.items()}
+    values[BLEND] = blend_points(blended, weights)[0]
+    values |= _baselines(y)
+    values["stage_weighted"] = fixed
+    result.company.append({m: float(p[COMPANY]) for m, (p, _) in blended.items()})
     result.origins.append(k)
     result.actual.append(result.series[:, k])
-    for name, values in found.items():
-        result.forecasts.setdefault(name, []).append(values)
+    for name, v in values.items():
+        result.forecasts.setdefault(name, []).append(v)
 
 
 def methods(result: Replay) -> list[str]:
@@ -244,4 +227,5 @@ def methods(result: Replay) -> list[str]:
 
 
 def _complete(result: Replay, method: str) -> bool:
-    return len(result.forecasts[method]) == len(result.origins)
+    forecasts = result.forecasts[method]
+    return len(forecasts) == len(result.origins) and bool(np.isfinite(forecasts).all())

@@ -16,7 +16,6 @@ import numpy as np  # noqa: E402
 from salesops_forecast.backtest.replay import (  # noqa: E402
     BLEND,
     BLENDED,
-    PIPELINE,
     Replay,
     methods,
 )
@@ -28,21 +27,24 @@ from salesops_forecast.backtest.scores import (  # noqa: E402
     Score,
     target,
 )
+from salesops_forecast.domain.method import PIPELINE  # noqa: E402
 
 CHART = "forecast-vs-actual.png"
 REPORT = "report.md"
 DESCRIPTIONS = {
     BLEND: (
-        "blend of pipeline, auto_ets, theta and seasonal_run_rate (weights ∝ 1/WAPE^power over"
-        " the earlier origins only, 0 for a method beyond a cut-off times the best one's WAPE;"
-        " power and cut-off chosen at each origin by a nested rolling origin over the earlier"
-        " origins, 1/WAPE² untrimmed until two blends are scored)"
+        "blend of pipeline, auto_ets, theta, seasonal_run_rate and seasonal_naive (weights ∝"
+        " 1/WAPE^power over the last six earlier origins only, 0 for a method beyond a cut-off"
+        " times the best one's WAPE; power and cut-off chosen at each origin by a nested"
+        " rolling origin over those origins, 1/WAPE² untrimmed until two blends are scored;"
+        " the pipeline alone before two origins are scored)"
     ),
     PIPELINE: (
-        "open deals × P(win) × P(close in period) × the quarter's rhythm × amount, plus"
-        " not-yet-created; the rhythm: how much of the open list value past periods at the"
-        " same place in the quarter (first, second or third month) won, against all past"
-        " periods, and not-yet-created as those periods had it"
+        "won so far + open deals × P(win) × P(close in period) × the quarter's rhythm ×"
+        " amount (the list price: the sample's only amount for an open deal), plus not yet"
+        " created; the rhythm: the share of deals open at the start of past periods at the"
+        " same place in the quarter (first, second or third month) won within them, against"
+        " over all past periods, and not yet created as those periods had it"
     ),
     "auto_ets": "AutoETS on the scope's bookings per period",
     "theta": "standard Theta on the scope's bookings per period",
@@ -52,7 +54,10 @@ DESCRIPTIONS = {
     ),
     "naive": "baseline: same as last period",
     "mean_3": "baseline: mean of the last three periods",
-    "seasonal_naive": "baseline: same period one season ago (a quarter: 3 months, 13 weeks)",
+    "seasonal_naive": (
+        "baseline, and a member of the blend: same period one season ago (a quarter: 3"
+        " months, 13 weeks)"
+    ),
     "stage_weighted": "baseline: open deals × fixed stage probability (Engaging 0.4)",
 }
 
@@ -159,7 +164,10 @@ def render(*, runs: Sequence[Backtested], holdout: Holdout, command: str, deals:
         f"Made by `{command}` from {deals:,} deals. Rolling origin: as of the first day of "
         "each period, every method forecasts that period's bookings (won amount by close "
         "day) from what was known then, for the company, each regional office (team) and "
-        "each agent (rep). An origin is scored once three periods of bookings precede it.",
+        "each agent (rep). An origin is scored once three periods of bookings precede it. "
+        "The methods and the blend are the forecast service's own (domain/method.py): the "
+        "code a forecast run publishes with, tested to publish what this replay forecasts "
+        "at the same origin (tests/forecast/integration/test_backtest_parity.py).",
         "",
     ]
     if monthly is not None:
@@ -188,7 +196,7 @@ def chart(runs: Sequence[Backtested], path: Path) -> None:
         r = b.replay
         when = [r.periods[k][0] for k in r.origins]
         ax.plot(when, r.actuals()[:, 0], "k-o", label="actual", linewidth=2)
-        for m in (BLEND, *BLENDED, "mean_3", "seasonal_naive"):
+        for m in dict.fromkeys((BLEND, *BLENDED, "mean_3")):
             if m in methods(r):
                 style = "-s" if m == BLEND else "--"
                 ax.plot(when, r.method_forecasts(m)[:, 0], style, label=m, alpha=0.85)

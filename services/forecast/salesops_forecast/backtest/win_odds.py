@@ -8,7 +8,8 @@ regional office the team, the account's sector the industry. A deal closed befor
 is seen closed, with its close value as its amount (0 for a lost deal, which the model reads
 as its product's typical amount); a deal open then is seen open, in stage Engaging since its
 engage date, with its product's list price as its amount. The table's days are whole days:
-"as of day d" is the end of the day before d, so a deal closed on d is still open then.
+a day's events are stamped at noon UTC and "as of day d" is midnight starting d, so a deal
+closed on d is still open then (as in domain/method, which the replay forecasts with).
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ def _midnight(day: np.datetime64) -> datetime:
     return datetime(d.year, d.month, d.day, tzinfo=UTC)
 
 
+def _noon(day: np.datetime64) -> datetime:
+    return _midnight(day) + timedelta(hours=12)
+
+
 def _person(kind: str, name: str) -> UUID:
     return uuid5(NAMESPACE_URL, f"maven:{kind}:{name}")
 
@@ -56,7 +61,7 @@ def deal_facts(deals: DealTable, rows: Flags, as_of: np.datetime64) -> list[Deal
     closed_then = deals.closed_before(as_of)
     out = []
     for i in np.flatnonzero(rows):
-        created = _midnight(deals.engaged[i])
+        created = _noon(deals.engaged[i])
         facts = DealFacts(
             deal_id=UUID(int=int(i) + 1),
             outcome="open",
@@ -75,7 +80,7 @@ def deal_facts(deals: DealTable, rows: Flags, as_of: np.datetime64) -> list[Deal
             industry=str(deals.sector[i]),
         )
         if closed_then[i]:
-            closed_at = _midnight(deals.closed[i])
+            closed_at = _noon(deals.closed[i])
             stage = "Won" if deals.won[i] else "Lost"
             facts = replace(
                 facts,
@@ -114,15 +119,17 @@ class ServiceWinOdds:
             return np.zeros(0)
         fitted_on = deal_facts(deals, train, as_of)
         scored = deal_facts(deals, score, as_of)
-        end_of_previous_day = _midnight(as_of) - timedelta(microseconds=1)
-        model = fit_deal_model([*fitted_on, *scored], as_of=end_of_previous_day)
+        start_of_day = _midnight(as_of)
+        model = fit_deal_model([*fitted_on, *scored], as_of=start_of_day)
         self.last_model = model
         # Deals engaged after as_of are scored as of their engagement, the others as of as_of.
         at_times: dict[datetime, list[int]] = defaultdict(list)
         for k, d in enumerate(scored):
             assert d.created_at is not None
-            at_times[max(end_of_previous_day, d.created_at)].append(k)
+            at_times[max(start_of_day, d.created_at)].append(k)
         odds = np.empty(len(scored))
         for at, ks in at_times.items():
-            odds[ks] = score_deals(model, [scored[k] for k in ks], as_of=at, periods=()).win
+            odds[ks] = score_deals(
+                model, [scored[k] for k in ks], as_of=at, periods=(), reasons=False
+            ).win
         return odds

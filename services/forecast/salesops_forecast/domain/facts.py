@@ -34,6 +34,8 @@ class DealFacts:
     territory: str | None = None
     activities: int = 0
     last_activity_at: datetime | None = None
+    # When forecast first heard of the deal, for a deal without ``created_at`` (else None).
+    first_seen_at: datetime | None = None
 
     @property
     def closed(self) -> bool:

@@ -19,10 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from decimal import Decimal
+from datetime import date, timedelta
 from typing import Literal
-from uuid import UUID
 
 import numpy as np
 import numpy.typing as npt
@@ -52,29 +50,6 @@ def periods_between(first: date, last: date, kind: PeriodKind) -> list[Period]:
         out.append((start, following - timedelta(days=1)))
         start = following
     return out
-
-
-@dataclass(frozen=True)
-class PastDeal:
-    """A deal open now or closed since the history's start, with its owner's team."""
-
-    created_at: datetime | None
-    closed_at: datetime | None
-    outcome: str
-    amount: Decimal | None
-    currency: str | None
-    owner_id: UUID | None
-    team: str | None
-    expected_close_date: date | None
-    # Its account's territory as read; blending completes it with the owner's primary one.
-    territory: str | None = None
-
-
-@dataclass(frozen=True)
-class MonthCloses:
-    month: date
-    won: int
-    closed: int
 
 
 def days(values: Sequence[date | None]) -> Days:

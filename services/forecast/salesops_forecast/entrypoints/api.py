@@ -28,7 +28,8 @@ open deals; score every open deal and open lead on the way. Scheduled runs
 (`SALESOPS_FORECAST_RUN_INTERVAL_SECONDS`) do the same. `point` is the period's whole
 bookings: what is already won in it plus what is expected.
 
-Each forecast blends up to four methods; `methods` gives their weights (summing to 1) and,
+Each forecast blends up to five methods, by the method `salesops forecast backtest`
+measures (the same code, `domain/method.py`); `methods` gives their weights (summing to 1) and,
 in this answer only, `method_points` each one's own point: point = Σ weight × method point.
 
 **The pipeline** = won so far in the period + open deals + not yet created. **Each open
@@ -41,33 +42,40 @@ reached s + α·p̄) / (closed deals that reached s + α), with p̄ the overall 
 deals and α = {SHRINKAGE_WEIGHT}. A stage with little history is pulled toward p̄; a stage no
 closed deal ever reached, a deal with no stage, and every deal when the CRM sends no stage
 history (the Maven sample does not: its closed deals show only Won or Lost) all get p̄
-itself. Open deals count when their expected close date falls in the period **or is
-unknown** (an undated deal counts in the current period): Σ P(win) × amount, σ² = Σ
-p(1−p)·amount² (deals win or lose independently). *Not yet created*: the mean, over the last
-(up to 6, at least 2) complete periods of the same kind, of what was won in each from deals
-created on or after the same number of days into it as now; its standard deviation adds to
-σ in quadrature.
+itself. Each open deal counts P(win) × P(close in what is left of the period) × amount:
+P(close) is 1 or 0 when its expected close date is in the period or not; for an undated deal
+it comes from the Kaplan–Meier survival of the sales cycles of closed deals (open ones
+censored at their age; 1 while no cycle is known), and for a month it is multiplied by the
+**quarter's rhythm**: the share of deals open at the same point of past months at the same
+place in the quarter (first, second, third month) that were won within them, against that
+share over all past months (capped at 1). σ² = Σ p(1−p)·amount² (deals win or lose
+independently). *Not yet created*: the mean, over the last (up to 6, at least 2) complete
+periods of the same kind (for a month, those at the same place in the quarter), of what was
+won in each from deals created on or after the same number of days into it as now; the
+standard deviation over all of them adds to σ in quadrature.
 
-**`auto_ets`**, **`theta`** and **`seasonal_run_rate`** forecast the scope's monthly
+**`auto_ets`**, **`theta`**, **`seasonal_run_rate`** and **`seasonal_naive`** forecast the
+scope's monthly
 bookings (complete months, up to 36, from the first month anything was booked; at least 3):
 AutoETS with additive errors (ANN, AAN, AAdN; ANA, AAA, AAdA with two full seasons; chosen
 per scope by AICc) and the standard Theta method, with a season of 12 months once 24 months
 exist, else 3 (a quarter); the seasonal run-rate is the last three months' run-rate × a
 month-in-quarter index (each month's share of its quarter over the complete quarters
-before, shrunk toward 1 by quarters / (quarters + 1)). The month's point is the one-step
+before, shrunk toward 1 by quarters / (quarters + 1)); seasonal naive repeats the month one
+season (AutoETS's) earlier. The month's point is the one-step
 forecast; the quarter's is its complete months as booked plus the forecasts of its
 remaining months (spreads added). None is below what the period has already won.
 
-**Weights**: as of the first day of each of the company's last six complete months that
-have three months of bookings before them, each method forecasts that month (the pipeline
-replayed from the deals open then, at the win rate of the deals closed before, with today's
-expected close dates; no stage history); weight ∝ 1 / max(WAPE, 2 %)^power for each method
-scored on at least two such months with bookings, and weight 0 (listed, trimmed) for one
-whose WAPE is more than a cut-off times the best one's; the pipeline alone (weight 1) until
-any is scored. Power (2 or 1) and cut-off (1.25, 1.5, 2, 3 or none) are chosen out of
-sample: the rule whose blend of each of those months, weighted by the months before it,
-erred least (1/WAPE² untrimmed until two blends are scored). The same weights apply to
-every scope, month and quarter.
+**Weights**: as of the first instant of each of the company's last six complete months that
+have three months of bookings before them, each method forecasts that month as above (the
+deal model refitted on the deals closed before it and scoring the deals open then; today's
+amounts, stages and expected close dates, the only ones kept); weight ∝
+1 / max(WAPE, 2 %)^power for each method scored on at least two such months with bookings,
+and weight 0 (listed, trimmed) for one whose WAPE is more than a cut-off times the best one's; the
+pipeline alone (weight 1) until any is scored. Power (2 or 1) and cut-off (1.25, 1.5, 2, 3
+or none) are chosen out of sample: the rule whose blend of each of those months, weighted by
+the months before it, erred least (1/WAPE² untrimmed until two blends are scored). The same
+weights apply to every scope, month and quarter.
 
 - lo/hi 80 % and 95 % = point ∓ z·σ (z = 1.2816, 1.96), σ = Σ weight × method σ (the
   methods' errors taken as fully correlated); lows never below what is already won;

@@ -1,33 +1,33 @@
-"""The blend of a forecast run: each scope and period gets the stage-weighted pipeline
-(bookings won so far + open deals × stage probability + not yet created), AutoETS, Theta
-and the seasonal run-rate on its monthly bookings (series/methods), weighted by a backtest
-of the company's last months.
+"""The blend of a forecast run, by the method the backtest measures (domain/method.py, the
+same code): each scope and period gets the pipeline estimate (won so far + open deals ×
+P(win) × P(close in what is left of the period) × the quarter's rhythm for a month + not
+yet created) and the time-series methods on its monthly bookings (series/methods), weighted
+by how each did for the company at the last ``ORIGINS`` complete months that have three
+months of bookings before them.
 
-Backtest: as of the first day of each of the last six complete months that have three
-months of bookings before them, the pipeline method is replayed (deals open then, counted
-if their expected close date is in that month or unknown, × the win rate of the deals
-closed before it, + not yet created), and the series methods forecast from the months
-before; the weights (inverse WAPE^power, methods beyond a cut-off times the best one's
-WAPE trimmed to 0, power and cut-off chosen by a nested rolling origin over those months,
-see domain/blend) apply to every scope and to months and quarters alike.
-The replay knows no stage history, and uses today's expected close dates: the service keeps
-only a deal's newest expected close date, not what it was at each month's start.
+At each of those months the run forecasts as the backtest does at an origin: as of the
+month's first instant, the deal model is fitted on the deals closed before it and scores the
+deals open then (``fit_and_score``), the pipeline estimate is made from them, and the series
+methods forecast from the months before. What the service cannot replay as it was: a deal's
+amount, expected close date and stage (it keeps only their newest values; a lost deal whose
+amount was rewritten to 0 counts at a past origin with its product's median amount).
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from statistics import median
 from uuid import UUID
 
 import numpy as np
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from salesops_forecast.adapters import history
-from salesops_forecast.domain.blend import Estimate, Origin, blend, out_of_sample_weights
+from salesops_forecast.domain.blend import Estimate, Origin, blend
+from salesops_forecast.domain.facts import DealFacts
 from salesops_forecast.domain.forecast import (
     COMPANY,
     STAGE_WEIGHTED_PIPELINE,
@@ -39,24 +39,27 @@ from salesops_forecast.domain.forecast import (
     money,
     scopes_of,
 )
-from salesops_forecast.domain.periods import FiscalPeriod, fiscal_quarter
-from salesops_forecast.domain.pipeline_model import (
-    Array,
-    Bookings,
-    MonthCloses,
-    PastDeal,
-    Period,
-    days,
-    not_yet_created,
-    periods_between,
+from salesops_forecast.domain.method import (
+    MIN_HISTORY,
+    ORIGINS,
+    AsOf,
+    DealHistory,
+    PipelineEstimate,
+    estimates,
+    midnight,
+    pipeline_estimate,
+    seconds,
+    series_at,
+    weights_at,
 )
-from salesops_forecast.domain.territories import deal_territory
+from salesops_forecast.domain.periods import FiscalPeriod, fiscal_quarter
+from salesops_forecast.domain.pipeline_model import Array, Period, days, periods_between
+from salesops_forecast.domain.probabilities import NoClosedDeals
+from salesops_forecast.domain.win_probability import fit_and_score
 from salesops_forecast.series.ets import SeriesForecast
-from salesops_forecast.series.methods import series_forecasts
 
 SERIES_MONTHS = 36
-MIN_SERIES_MONTHS = 3
-BACKTEST_ORIGINS = 6
+LEVELS = ("company", "territory", "team", "rep")
 
 
 @dataclass(frozen=True)
@@ -72,66 +75,121 @@ def _month_start(day: date, months_back: int = 0) -> date:
 
 
 async def blend_run(
-    session: AsyncSession,
     *,
     planned: Sequence[ScopeForecast],
+    facts: Sequence[DealFacts],
+    win: Mapping[UUID, float],
     as_of: datetime,
     currency: str,
     start_month: int,
     pipeline_method: str = STAGE_WEIGHTED_PIPELINE,
-    primary_territories: Mapping[UUID, str] | None = None,
 ) -> list[Blended]:
-    """``pipeline_method`` names the pipeline's estimate: how its open deals were weighed
-    (the backtest replays it with the closed deals' win rate either way). A past deal's
-    territory is its account's, or else its owner's in ``primary_territories``."""
-    since = datetime.combine(_month_start(as_of.date(), SERIES_MONTHS), datetime.min.time(), UTC)
-    primary = primary_territories or {}
-    deals = [
-        dataclasses.replace(d, territory=deal_territory(d.territory, d.owner_id, primary))
-        for d in await history.deals_since(session, since=since)
-    ]
-    closes = await history.closes_by_month(session)
-    history_of = _History.of(
-        deals, planned, as_of=as_of, currency=currency, pipeline_method=pipeline_method
+    """``facts``: every deal (with its territory); ``win``: P(win) of each open deal as of
+    ``as_of`` by deal id, from the run's deal model. ``pipeline_method`` names the
+    pipeline's estimate by how its open deals were weighed. CPU work: in a worker thread."""
+    return await asyncio.to_thread(
+        blend_forecasts,
+        planned,
+        facts=facts,
+        win=win,
+        as_of=as_of,
+        currency=currency,
+        start_month=start_month,
+        pipeline_method=pipeline_method,
     )
-    weights = history_of.weights(closes)
-    return [history_of.blend(p, weights, start_month=start_month) for p in planned]
 
 
-def _in_currency(deal: PastDeal, currency: str) -> bool:
+def blend_forecasts(
+    planned: Sequence[ScopeForecast],
+    *,
+    facts: Sequence[DealFacts],
+    win: Mapping[UUID, float],
+    as_of: datetime,
+    currency: str,
+    start_month: int,
+    pipeline_method: str = STAGE_WEIGHTED_PIPELINE,
+) -> list[Blended]:
+    run = _Run.of(
+        facts,
+        planned,
+        as_of=as_of,
+        currency=currency,
+        start_month=start_month,
+        name=pipeline_method,
+    )
+    weights = run.weights(facts)
+    p_now = run.p_win(win)
+    return [run.blend(p, weights, p_now) for p in planned]
+
+
+def _in_currency(deal: DealFacts, currency: str) -> bool:
     return deal.currency is None or deal.currency.upper() == currency.upper()
 
 
-def _day(moment: datetime | None) -> date | None:
-    return moment.astimezone(UTC).date() if moment else None
+def _open_amounts(deals: Sequence[DealFacts]) -> Array:
+    """What each deal would book while open: its amount, except a lost deal's amount of 0 or
+    less (CRMs rewrite it to the close value), which counts as its product's median amount."""
+    positive: dict[str | None, list[float]] = {}
+    for d in deals:
+        if d.amount is not None and d.amount > 0:
+            positive.setdefault(d.product, []).append(d.amount)
+    overall = median([a for v in positive.values() for a in v]) if positive else 0.0
+    typical = {p: median(v) for p, v in positive.items()}
+    return np.array(
+        [
+            typical.get(d.product, overall)
+            if d.outcome == "lost" and (d.amount or 0) <= 0
+            else (d.amount if d.amount is not None else np.nan)
+            for d in deals
+        ]
+    )
 
 
 @dataclass(frozen=True)
-class _History:
+class _Run:
     as_of: datetime
-    deals: list[PastDeal]
+    start_month: int
+    name: str  # the pipeline estimate's method name
+    ids: list[UUID]  # deal ids, the rows of ``history``
     scopes: dict[Scope, int]
-    bookings: Bookings
+    history: DealHistory
     months: list[Period]  # complete months with bookings history, oldest first
     series: dict[str, SeriesForecast]  # h = 1 … 3 from every complete month; {} if too few
     series_rows: Array  # bookings (scopes, months)
-    pipeline_method: str
+    pipelines: dict[Period, PipelineEstimate] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def of(
         cls,
-        deals: list[PastDeal],
+        facts: Sequence[DealFacts],
         planned: Sequence[ScopeForecast],
         *,
         as_of: datetime,
         currency: str,
-        pipeline_method: str,
-    ) -> _History:
-        counted = [d for d in deals if _in_currency(d, currency) and d.amount is not None]
+        start_month: int,
+        name: str,
+    ) -> _Run:
+        counted = [d for d in facts if _in_currency(d, currency) and d.amount is not None]
         scopes = {s: i for i, s in enumerate(dict.fromkeys(p.scope for p in planned))}
         scopes.setdefault(COMPANY, len(scopes))
-        bookings = _bookings([d for d in counted if d.outcome == "won"], scopes)
-        this_month = _month_start(as_of.date())
+        levels = np.full((len(LEVELS), len(counted)), -1, dtype=np.intp)
+        for row, deal in enumerate(counted):
+            for scope in scopes_of(deal):
+                if scope in scopes:
+                    levels[LEVELS.index(scope.kind), row] = scopes[scope]
+        history = DealHistory(
+            created=np.array([seconds(d.created_at or d.first_seen_at) for d in counted]),
+            closed=np.array([seconds(d.closed_at) if d.closed else np.nan for d in counted]),
+            won=np.array([d.outcome == "won" for d in counted], dtype=bool),
+            booked=np.array([float(d.amount or 0) for d in counted]),
+            amount=_open_amounts(counted),
+            expected_close=days([d.expected_close_date for d in counted]),
+            levels=list(levels),
+            groups=len(scopes),
+            created_known=np.array([d.created_at is not None for d in counted], dtype=bool),
+        )
+        bookings = history.bookings
+        this_month = _month_start(as_of.astimezone(UTC).date())
         booked = bookings.closed[~np.isnat(bookings.closed)]
         first = booked.min().astype(date) if booked.size else this_month
         months = periods_between(
@@ -141,60 +199,53 @@ class _History:
         )
         months = [m for m in months if m[0] < this_month]
         rows = bookings.series(months, groups=len(scopes))
-        series = _series(rows, horizon=3) if len(months) >= MIN_SERIES_MONTHS else {}
-        return cls(as_of, counted, scopes, bookings, months, series, rows, pipeline_method)
+        series = series_at(rows, frequency="month", horizon=3) if len(months) >= MIN_HISTORY else {}
+        ids: list[UUID] = [d.deal_id for d in counted]
+        return cls(as_of, start_month, name, ids, scopes, history, months, series, rows)
 
-    def weights(self, closes: Sequence[MonthCloses]) -> dict[str, float]:
-        """Weights from the company's last complete months, by the rule those months choose
-        out of sample (module doc)."""
+    def p_win(self, win: Mapping[UUID, float]) -> Array:
+        return np.array([win.get(i, 0.0) for i in self.ids])
+
+    def weights(self, facts: Sequence[DealFacts]) -> dict[str, float]:
+        """Weights from the company's last complete months, each forecast as of its first
+        instant by the method (module doc), by the rule those months choose out of sample."""
         company = self.scopes[COMPANY]
         origins = []
-        first = max(MIN_SERIES_MONTHS, len(self.months) - BACKTEST_ORIGINS)
-        for k in range(first, len(self.months)):
-            found = {
-                name: float(f.mean[0, 0])
-                for name, f in _series(self.series_rows[company : company + 1, :k], 1).items()
-            }
-            replayed = self._replayed_pipeline(k, closes, company)
-            if replayed is not None:
-                found[self.pipeline_method] = replayed
-            origins.append(Origin(found, float(self.series_rows[company, k])))
-        weights, _ = out_of_sample_weights(origins, fallback=(self.pipeline_method,))
+        for k in range(max(MIN_HISTORY, len(self.months) - ORIGINS), len(self.months)):
+            month = self.months[k]
+            at = AsOf(midnight(month[0]), month, self.months[:k], True, self.start_month)
+            y = self.series_rows[company : company + 1, :k]
+            series = series_at(y, frequency="month", horizon=1)
+            try:
+                _, scored = fit_and_score(facts, as_of=at.as_of, periods=(), reasons=False)
+            except NoClosedDeals:
+                pipeline = None
+            else:
+                win = dict(zip(scored.deal_ids, scored.win.tolist(), strict=True))
+                pipeline = pipeline_estimate(self.history, self.p_win(win), at)
+            found = estimates(
+                pipeline or _nothing(self.history.groups),
+                series,
+                pipeline_name=self.name,
+                rows=[company],
+            )
+            if pipeline is None:
+                del found[self.name]
+            forecasts = {m: float(point[0]) for m, (point, _) in found.items()}
+            origins.append(Origin(forecasts, float(self.series_rows[company, k])))
+        weights, _ = weights_at(origins, fallback=(self.name,))
         return weights
 
-    def _replayed_pipeline(
-        self, k: int, closes: Sequence[MonthCloses], company: int
-    ) -> float | None:
-        start, end = self.months[k]
-        at = datetime.combine(start, datetime.min.time(), UTC)
-        won = sum(c.won for c in closes if c.month < start)
-        closed = sum(c.closed for c in closes if c.month < start)
-        if not closed:
-            return None
-        open_then = sum(
-            float(d.amount or 0)
-            for d in self.deals
-            if (d.created_at is None or d.created_at < at)
-            and (d.outcome == "open" or (d.closed_at is not None and d.closed_at >= at))
-            and (d.expected_close_date is None or start <= d.expected_close_date <= end)
-        )
-        nyc = not_yet_created(
-            self.bookings, past=self.months[:k], offset=timedelta(0), groups=len(self.scopes)
-        )
-        return won / closed * open_then + float(nyc.mean[company])
-
-    def blend(
-        self, planned: ScopeForecast, weights: dict[str, float], *, start_month: int
-    ) -> Blended:
+    def blend(self, planned: ScopeForecast, weights: dict[str, float], p_now: Array) -> Blended:
         g = self.scopes[planned.scope]
-        won = float(
-            self.bookings.booked(
-                _span(planned.period), groups=len(self.scopes), until=self.as_of.date()
-            )[g]
+        pipeline = self._pipeline(planned.period, p_now)
+        won = float(pipeline.won[g])
+        found = (
+            estimates(pipeline, self.series, pipeline_name=self.name)
+            if planned.period.kind == "month"
+            else self._quarter(pipeline)
         )
-        estimates = [self._pipeline(planned, g, won, start_month)]
-        estimates += self._series_estimates(planned.period, g, won)
-        b = blend(estimates, weights)
+        b = blend([Estimate(m, float(p[g]), float(s[g])) for m, (p, s) in found.items()], weights)
         figures = _figures(b.point, b.sigma, floor=won, like=planned.figures)
         return Blended(
             dataclasses.replace(planned, figures=figures),
@@ -202,16 +253,20 @@ class _History:
             {m: money(Decimal(repr(v))) for m, v in b.points.items()},
         )
 
-    def _pipeline(self, planned: ScopeForecast, g: int, won: float, start_month: int) -> Estimate:
-        period, f = planned.period, planned.figures
-        past = self._past(period, start_month)
-        offset = self.as_of.date() - period.starts_on
-        nyc = not_yet_created(self.bookings, past=past, offset=offset, groups=len(self.scopes))
-        point = won + float(f.point) + float(nyc.mean[g])
-        sigma = float(np.hypot(float(f.sigma), nyc.sigma[g]))
-        return Estimate(self.pipeline_method, point, sigma)
+    def _pipeline(self, period: FiscalPeriod, p_now: Array) -> PipelineEstimate:
+        span = _span(period)
+        if span not in self.pipelines:
+            at = AsOf(
+                self.as_of,
+                span,
+                self._past(period),
+                rhythm=period.kind == "month",
+                start_month=self.start_month,
+            )
+            self.pipelines[span] = pipeline_estimate(self.history, p_now, at)
+        return self.pipelines[span]
 
-    def _past(self, period: FiscalPeriod, start_month: int) -> list[Period]:
+    def _past(self, period: FiscalPeriod) -> list[Period]:
         """The complete periods of the same kind before this one, within the history."""
         if period.kind == "month":
             return self.months
@@ -219,30 +274,33 @@ class _History:
         quarters: list[Period] = []
         end = period.starts_on - timedelta(days=1)
         while end >= first:
-            q = fiscal_quarter(end, start_month=start_month)
+            q = fiscal_quarter(end, start_month=self.start_month)
             if q.starts_on < first:
                 break
             quarters.insert(0, _span(q))
             end = q.starts_on - timedelta(days=1)
         return quarters
 
-    def _series_estimates(self, period: FiscalPeriod, g: int, won: float) -> list[Estimate]:
-        """Month: the one-step forecast. Quarter: its complete months as booked, plus the
-        forecasts of the rest. Never below what is already won in the period."""
-        this_month = _month_start(self.as_of.date())
-        ahead = _months(period.ends_on) - _months(this_month) + 1
-        before = 0.0
-        if period.starts_on < this_month:
-            span = (period.starts_on, this_month - timedelta(days=1))
-            before = float(self.bookings.booked(span, groups=len(self.scopes))[g])
-        return [
-            Estimate(
-                name,
-                max(won, before + float(f.mean[g, :ahead].sum())),
-                float(f.sigma[g, :ahead].sum()),
-            )
-            for name, f in self.series.items()
-        ]
+    def _quarter(self, pipeline: PipelineEstimate) -> dict[str, tuple[Array, Array]]:
+        """The quarter's series estimates: its complete months as booked, plus the forecasts
+        of the rest; never below what is already won in it."""
+        this_month = _month_start(self.as_of.astimezone(UTC).date())
+        out = {self.name: (pipeline.point, pipeline.sigma)}
+        quarter = fiscal_quarter(self.as_of.astimezone(UTC).date(), start_month=self.start_month)
+        ahead = _months(quarter.ends_on) - _months(this_month) + 1
+        before = np.zeros(self.history.groups)
+        if quarter.starts_on < this_month:
+            span = (quarter.starts_on, this_month - timedelta(days=1))
+            before = self.history.bookings.booked(span, groups=self.history.groups)
+        for name, f in self.series.items():
+            point = np.maximum(pipeline.won, before + f.mean[:, :ahead].sum(axis=1))
+            out[name] = (point, f.sigma[:, :ahead].sum(axis=1))
+        return out
+
+
+def _nothing(groups: int) -> PipelineEstimate:
+    zero = np.zeros(groups)
+    return PipelineEstimate(zero, zero, zero)
 
 
 def _months(day: date) -> int:
@@ -251,22 +309,6 @@ def _months(day: date) -> int:
 
 def _span(period: FiscalPeriod) -> Period:
     return period.starts_on, period.ends_on
-
-
-def _series(rows: Array, horizon: int) -> dict[str, SeriesForecast]:
-    return series_forecasts(rows, frequency="month", horizon=horizon)
-
-
-def _bookings(won: Sequence[PastDeal], scopes: dict[Scope, int]) -> Bookings:
-    created, closed, amount, group = [], [], [], []
-    for deal in won:
-        for scope in scopes_of(deal):
-            if scope in scopes and deal.closed_at is not None:
-                created.append(_day(deal.created_at))
-                closed.append(_day(deal.closed_at))
-                amount.append(float(deal.amount or 0))
-                group.append(scopes[scope])
-    return Bookings(days(created), days(closed), np.array(amount), np.array(group, dtype=np.intp))
 
 
 def _figures(point: float, sigma: float, *, floor: float, like: Figures) -> Figures:

@@ -96,13 +96,13 @@ async def run_forecast(
         deal_probabilities=scored.forecast_probabilities(),
     )
     blended = await blend_run(
-        session,
         planned=planned,
+        facts=scored.facts,
+        win=dict(zip(scored.deals.deal_ids, scored.deals.win.tolist(), strict=True)),
         as_of=as_of,
         currency=currency,
         start_month=fiscal_year_start_month,
         pipeline_method=scored.pipeline_method(),
-        primary_territories=scored.primary_territories,
     )
     run_id = uuid.uuid4()
     run = ForecastRun(

@@ -51,6 +51,9 @@ class Scoring:
     leads: LeadScores | None
     # Each rep's primary territory in the newest ruleset (a deal's, without an account's).
     primary_territories: Mapping[UUID, str] = field(default_factory=dict)
+    # Every deal the models saw (open, and closed with a close time), with its territory:
+    # the bookings forecast replays them (domain/method).
+    facts: Sequence[DealFacts] = ()
 
     @property
     def model_trained(self) -> bool:
@@ -122,7 +125,7 @@ async def score(
     ]
     leads = await scores.lead_facts(session)
     scored = await asyncio.to_thread(_fit_and_score, deals, leads, as_of=as_of, periods=periods)
-    return replace(scored, primary_territories=primary)
+    return replace(scored, primary_territories=primary, facts=deals)
 
 
 async def publish(

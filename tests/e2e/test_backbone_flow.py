@@ -159,7 +159,8 @@ async def test_deals_give_a_win_rate_and_a_published_forecast(
             until=lambda seen: any(e.type == "forecast.published" for e in seen),
             within=30,
         )
-        assert published[0].data["currency"] == "USD"
+        forecasts = [e for e in published if e.type == "forecast.published"]
+        assert forecasts[0].data["currency"] == "USD"
 
 
 async def test_a_fully_embedded_stack_starts_and_stops_leaving_nothing_behind() -> None:

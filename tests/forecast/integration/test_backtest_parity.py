@@ -7,7 +7,6 @@ both."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -25,14 +24,12 @@ from salesops_common.settings import database_dsn
 from salesops_forecast.backtest.deals import DealTable
 from salesops_forecast.backtest.replay import BLEND, replay
 from salesops_forecast.backtest.win_odds import ServiceWinOdds
-from salesops_forecast.bootstrap import create_app
-from salesops_forecast.config import ForecastSettings
 from salesops_forecast.domain.forecast import IssuedForecast
 from salesops_forecast.domain.method import PIPELINE
 from salesops_forecast.domain.pipeline_model import days
 from salesops_forecast.service_layer.forecasting import run_forecast
 from tests.forecast.integration.test_forecasts import publish_and_wait
-from tests.support import Isolation, running
+from tests.support import Isolation
 
 pytestmark = pytest.mark.integration
 
@@ -169,15 +166,6 @@ def known_at_origin(table: DealTable, sectors: list[str]) -> list[Envelope]:
                 )
             )
     return events
-
-
-@pytest.fixture
-async def forecast(iso: Isolation) -> AsyncIterator[httpx.AsyncClient]:
-    settings = ForecastSettings(
-        database=iso.database("forecast"), run_interval_seconds=0, **iso.settings_kwargs()
-    )
-    async with running(create_app(settings)) as client:
-        yield client
 
 
 async def test_a_run_publishes_what_the_backtest_forecasts_at_the_same_origin(

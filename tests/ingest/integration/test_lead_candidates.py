@@ -5,7 +5,6 @@ finds the duplicates the rules define; migration 0004 re-keys a database indexed
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -14,11 +13,10 @@ import pytest
 
 from salesops_common.db import create_engine, migrate
 from salesops_common.settings import database_dsn
-from salesops_ingest.bootstrap import MIGRATIONS, create_app
-from salesops_ingest.config import IngestSettings
+from salesops_ingest.bootstrap import MIGRATIONS
 from salesops_ingest.domain.matching import LeadIdentity, blocking_keys
 from salesops_ingest.service_layer.pipeline import LeadIndex
-from tests.support import AUTH, Isolation, api_event, downgrade_to, running
+from tests.support import AUTH, Isolation, api_event, downgrade_to
 
 pytestmark = pytest.mark.integration
 DOMAIN = "acme.example"
@@ -49,22 +47,6 @@ def far_apart_names(count: int) -> list[tuple[str, str]]:
 def lead(source_id: str, first: str, last: str, email: str | None = None) -> dict[str, Any]:
     data = {"email": email or f"{source_id.lower()}@{DOMAIN}", "company": "Acme", "domain": DOMAIN}
     return api_event("lead.created", source_id, {**data, "first_name": first, "last_name": last})
-
-
-@pytest.fixture
-async def ingest(iso: Isolation) -> AsyncIterator[httpx.AsyncClient]:
-    settings = IngestSettings(database=iso.database("ingest"), **iso.settings_kwargs())
-    async with running(create_app(settings), consumers=False) as client:
-        yield client
-
-
-@pytest.fixture
-async def db(iso: Isolation, ingest: httpx.AsyncClient) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(database_dsn(iso.database_url, iso.database("ingest")))
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 async def post(ingest: httpx.AsyncClient, events: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import asyncpg
 import httpx
@@ -11,21 +10,11 @@ import pytest
 
 from salesops_common.kafka import Topics
 from salesops_common.settings import database_dsn
-from salesops_ingest.bootstrap import create_app
-from salesops_ingest.config import IngestSettings
 from salesops_ingest.domain.model import ValidEvent
 from salesops_ingest.service_layer.accept import PreparedEvents
-from tests.support import AUTH, Isolation, api_event, eventually, read_topic, running
+from tests.support import AUTH, Isolation, api_event, eventually, read_topic
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def ingest(iso: Isolation) -> AsyncIterator[httpx.AsyncClient]:
-    """Without its writeback consumer: these tests put nothing on routing's topic."""
-    settings = IngestSettings(database=iso.database("ingest"), **iso.settings_kwargs())
-    async with running(create_app(settings), consumers=False) as client:
-        yield client
 
 
 async def stored_counts(iso: Isolation) -> tuple[int, int]:
@@ -178,15 +167,6 @@ async def test_declared_lifecycle_types_publish_once_per_transition(
         until=lambda seen: any(e.type == "lead.converted" for e in seen),
     )
     assert [e.type for e in events] == ["lead.created", "lead.converted"]
-
-
-@pytest.fixture
-async def db(iso: Isolation, ingest: httpx.AsyncClient) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(database_dsn(iso.database_url, iso.database("ingest")))
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 async def _lock_waiters(db: asyncpg.Connection) -> int:

@@ -5,7 +5,7 @@ background task that never spends more than half of the time on snapshots."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable
+from collections.abc import Awaitable, Callable, Hashable
 
 import pytest
 
@@ -49,7 +49,13 @@ class Data:
             {}, {}, {}, version=seen, complete=complete, longest_read=self.longest_read
         )
 
-    def latest(self, *, staleness: float = 0.5, max_age: float = 10.0) -> LatestExposition:
+    def latest(
+        self,
+        *,
+        staleness: float = 0.5,
+        max_age: float = 10.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> LatestExposition:
         return LatestExposition(
             self.compute,
             self.read_version,
@@ -58,6 +64,7 @@ class Data:
             staleness=staleness,
             max_age=max_age,
             clock=self.clock,
+            sleep=sleep,
         )
 
 
@@ -141,15 +148,7 @@ async def test_the_task_rests_as_long_as_its_last_snapshot_took() -> None:
         if len(slept) == 2:
             raise asyncio.CancelledError
 
-    latest = LatestExposition(
-        data.compute,
-        data.read_version,
-        render=lambda e: b"",
-        interval=0.25,
-        staleness=0.5,
-        clock=data.clock,
-        sleep=sleep,
-    )
+    latest = data.latest(sleep=sleep)
     data.takes = 0.1
     with pytest.raises(asyncio.CancelledError):
         await latest.keep_current()
@@ -184,15 +183,7 @@ async def test_the_task_rests_as_long_as_its_snapshot_took_outside_the_families_
         data.version += 1
         raise asyncio.CancelledError
 
-    latest = LatestExposition(
-        data.compute,
-        data.read_version,
-        render=lambda e: b"",
-        interval=0.25,
-        staleness=0.5,
-        clock=data.clock,
-        sleep=sleep,
-    )
+    latest = data.latest(sleep=sleep)
     data.takes, data.longest_read = 2.0, 1.5
     with pytest.raises(asyncio.CancelledError):
         await latest.keep_current()

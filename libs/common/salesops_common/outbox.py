@@ -32,17 +32,16 @@ log = logging.getLogger(__name__)
 
 RELAY_LOCK_ID = 0x0B7B0C5
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_UNSENT = (
-    "SELECT id, topic, key, headers, payload, created_at FROM outbox "
-    "WHERE sent_at IS NULL ORDER BY id LIMIT $1"
+_SELECT_UNSENT = (
+    "SELECT id, topic, key, headers, payload, created_at FROM outbox WHERE sent_at IS NULL"
 )
+_UNSENT = _SELECT_UNSENT + " ORDER BY id LIMIT $1"
 _MARK_SENT = "UPDATE outbox SET sent_at = clock_timestamp() WHERE id = ANY($1::bigint[])"
 # The rows just published marked sent and the next unsent ones read, in one round trip: the
 # statement's SELECT sees the snapshot from before its UPDATE, so it leaves those rows out.
 _MARK_SENT_AND_NEXT = (
-    "WITH sent AS (" + _MARK_SENT + ") "
-    "SELECT id, topic, key, headers, payload, created_at FROM outbox "
-    "WHERE sent_at IS NULL AND NOT id = ANY($1::bigint[]) ORDER BY id LIMIT $2"
+    f"WITH sent AS ({_MARK_SENT}) {_SELECT_UNSENT} "
+    "AND NOT id = ANY($1::bigint[]) ORDER BY id LIMIT $2"
 )
 _INSERT = """
     INSERT INTO outbox (event_id, topic, key, headers, payload)
@@ -110,7 +109,6 @@ class OutboxRelay:
         metrics: ServiceMetrics,
         batch_size: int = 1000,
         poll_interval: float = 1.0,
-        gather_delay: float = 0.0,
         retention: timedelta = timedelta(days=7),
         broker_loss: BrokerLossWatch | None = None,
     ) -> None:
@@ -119,7 +117,6 @@ class OutboxRelay:
         self._metrics = metrics
         self._batch_size = batch_size
         self._poll_interval = poll_interval
-        self._gather_delay = gather_delay
         self._retention = retention
         self._wake = asyncio.Event()
         self._partitioner = DefaultPartitioner()  # the same key -> partition as send()
@@ -181,8 +178,7 @@ class OutboxRelay:
         self._wake.set()
 
     async def _wait_for_work(self) -> None:
-        if await wait_event(self._wake, self._poll_interval) and self._gather_delay:
-            await asyncio.sleep(self._gather_delay)
+        await wait_event(self._wake, self._poll_interval)
         self._wake.clear()
 
     async def _ensure_producer(self) -> AIOKafkaProducer:

@@ -115,7 +115,8 @@ def is_transient(exc: BaseException) -> bool:
 
 class Rebalances(ConsumerRebalanceListener):  # type: ignore[misc]
     """Counts the group's rebalances as this member sees them (each revocation and each
-    assignment), so that a batch can tell whether one happened while it was applied."""
+    assignment), so that a batch can tell whether one happened while it was applied, and
+    keeps the partitions the member holds now."""
 
     def __init__(self) -> None:
         self.count = 0
@@ -123,6 +124,7 @@ class Rebalances(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         self.count += 1
+        self.assigned = frozenset()
 
     def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         self.count += 1
@@ -241,7 +243,6 @@ class ConsumerRunner:
         self.rebalances = Rebalances()
         self._fetched: Fetched | None = None
         self._stopping = asyncio.Event()
-        self.assigned = False
         # Each topic's dead-letter series exists from the first scrape, at 0: a series that
         # first appears at 1 has no increase() in Prometheus, and the alert on dead-letter
         # growth would miss the first poison record of a topic (and of a restarted copy).
@@ -263,6 +264,11 @@ class ConsumerRunner:
 
     def stop(self) -> None:
         self._stopping.set()
+
+    @property
+    def assigned(self) -> bool:
+        """Whether this member holds partitions now (the group's last assignment to it)."""
+        return bool(self.rebalances.assigned)
 
     @property
     def read_ahead(self) -> int:
@@ -314,6 +320,7 @@ class ConsumerRunner:
                     log.info("consumer %s: last offset commit failed: %r", self.name, exc)
             self._consumer = self._fetched = None
             await consumer.stop()
+            self.rebalances.assigned = frozenset()  # a stopped member holds nothing
 
     async def _read(self, consumer: AIOKafkaConsumer, fetched: Fetched) -> None:
         """Keep reading while a batch is applied. aiokafka's fetcher sends no fetch to a
@@ -325,7 +332,6 @@ class ConsumerRunner:
                 await fetched.room()
                 generation = self.rebalances.count
                 batches = await consumer.getmany(timeout_ms=250, max_records=self._max_records)
-                self.assigned = bool(consumer.assignment())
                 fetched.put(batches, generation=generation)
         except asyncio.CancelledError:
             raise

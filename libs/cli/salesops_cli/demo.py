@@ -41,6 +41,20 @@ class Retry:
 DEFAULT_RETRY = Retry()
 
 
+@dataclass(frozen=True)
+class Routed:
+    """What routing did with the leads: given to reps, or waiting in its fallback queue (no
+    rule covered them, or no rep could take them: away, at capacity, outside working hours)."""
+
+    to_reps: int
+    queued: int
+    oldest_reason: str | None = None  # why the oldest queued lead waits
+
+    @property
+    def total(self) -> int:
+        return self.to_reps + self.queued
+
+
 @dataclass
 class DemoReport:
     """What the demo sent and what the stack made of it."""
@@ -52,6 +66,7 @@ class DemoReport:
     generated_leads: int = 0
     forecasts: list[dict[str, Any]] = field(default_factory=list)
     kpis: list[dict[str, Any]] = field(default_factory=list)
+    routed: Routed | None = None  # None: routing did not answer
 
     def __str__(self) -> str:
         return (
@@ -191,16 +206,45 @@ async def wait_until_applied(
     return False
 
 
-def _missing_in_metrics(
-    client: httpx.AsyncClient, metrics_url: str, *, closed: int, leads: int
+async def read_routed(client: httpx.AsyncClient, routing_url: str) -> Routed | None:
+    """Leads routing gave to reps (``GET /v1/reps``) and leads in its fallback queue."""
+    base = routing_url.rstrip("/")
+    reps = await _get_json(client, f"{base}/v1/reps")
+    queue = await _get_json(client, f"{base}/v1/routing/queue?limit=1")
+    if not isinstance(reps, dict) or not isinstance(queue, dict):
+        return None
+    listed = reps.get("reps")
+    rows = [r for r in listed if isinstance(r, dict)] if isinstance(listed, list) else []
+    to_reps = sum(_count(r, "assigned_leads") for r in rows)
+    leads = queue.get("leads")
+    oldest = leads[0] if isinstance(leads, list) and leads else None
+    reason = oldest.get("reason") if isinstance(oldest, dict) else None
+    return Routed(to_reps, _count(queue, "count"), reason if isinstance(reason, str) else None)
+
+
+def _missing_in_routing(
+    client: httpx.AsyncClient, routing_url: str, *, leads: int
 ) -> Callable[[], Awaitable[int | None]]:
+    async def missing() -> int | None:
+        routed = await read_routed(client, routing_url)
+        return None if routed is None else max(leads - routed.total, 0)
+
+    return missing
+
+
+def _missing_in_metrics(
+    client: httpx.AsyncClient, metrics_url: str, *, closed: int, assigned: int
+) -> Callable[[], Awaitable[int | None]]:
+    """Closed deals metrics has not counted yet, and leads routing gave to a rep that metrics
+    has not seen assigned (a lead in the fallback queue is assigned to no one)."""
+
     async def missing() -> int | None:
         kpis = await read_kpis(client, metrics_url)
         if not kpis:
             return None
         values = {str(k.get("kpi")): k.get("value") for k in kpis}
         outcomes = _count(values, "deals_won", "deals_lost")
-        return max(closed - outcomes, 0) + max(leads - _count(values, "leads_assigned"), 0)
+        return max(closed - outcomes, 0) + max(assigned - _count(values, "leads_assigned"), 0)
 
     return missing
 
@@ -254,6 +298,18 @@ def _kpi_text(kpi: dict[str, Any]) -> str:
     return f"{kpi.get('kpi', '?')}={shown}"
 
 
+def _wrapped(first: str, items: Sequence[str], width: int = 100) -> list[str]:
+    """Items two spaces apart, in lines of at most ``width``, continued under the first."""
+    lines, line = [], first
+    for item in items:
+        if line != first and len(line) + 2 + len(item) > width:
+            lines.append(line)
+            line = " " * len(first) + item
+        else:
+            line += ("  " if line != first else "") + item
+    return [*lines, line]
+
+
 def _amount(forecast: dict[str, Any]) -> str:
     point, low, high = (forecast.get(k) for k in ("point", "lo80", "hi80"))
     band = f" (80 %: {low} to {high})" if low is not None and high is not None else ""
@@ -264,20 +320,46 @@ def summary_lines(report: DemoReport, summary: MavenSummary, routing_url: str) -
     """The closing words; built only from what was there, so they cannot fail the demo."""
     lines = [
         f"{report.events:,} events posted in {report.batches} batches: "
-        f"{report.accepted:,} accepted, {report.duplicates:,} duplicates (already loaded)",
+        f"{report.accepted:,} accepted, {report.duplicates:,} duplicates"
+        + (" (already loaded)" if report.duplicates else ""),
         f"  from the sample: {summary.reps} reps and managers, {summary.accounts} accounts, "
         f"{summary.deals:,} deals ({summary.won:,} won, {summary.lost:,} lost)",
         f"  GENERATED: {summary.leads} leads (the sample has none), marked generated: true",
     ]
-    if report.kpis:
-        lines.append("  kpis: " + "  ".join(_kpi_text(k) for k in report.kpis))
+    known = [k for k in report.kpis if k.get("value") is not None]
+    if known:
+        lines.extend(_wrapped("  kpis: ", [_kpi_text(k) for k in known]))
+        if len(known) < len(report.kpis):
+            lines.append(
+                f"    ({len(report.kpis) - len(known)} more are per stage or have no value "
+                "from this data: GET /v1/kpis?kpi=<name> shows one, GET /v1/kpis defines all)"
+            )
+    elif report.kpis:
+        lines.append("  kpis: none has a value yet")
     else:
         lines.append("  kpis: metrics did not answer")
     for f in report.forecasts:
         lines.append(f"  forecast, company, {f.get('period')}: {_amount(f)}")
     if not report.forecasts:
         lines.append("  forecast: none yet (forecast did not answer, or has no closed deals)")
-    lines.append(f"  routing: GET {routing_url.rstrip('/')}/v1/reps lists reps and their leads")
+    base = routing_url.rstrip("/")
+    routed = report.routed
+    if routed is None:
+        lines.append("  routing: did not answer")
+    else:
+        lines.append(
+            f"  routing: {routed.total:,} leads routed: {routed.to_reps:,} to reps, "
+            f"{routed.queued:,} waiting in the fallback queue"
+        )
+        lines.append(f"    GET {base}/v1/reps and GET {base}/v1/routing/queue show them")
+        if routed.queued and routed.oldest_reason:
+            lines.append(f"    the oldest waits because: {routed.oldest_reason}")
+            when = (
+                "when their working day begins"
+                if "outside_hours" in routed.oldest_reason
+                else "as soon as one can take them"
+            )
+            lines.append(f"    queued leads go to a rep {when}")
     return lines
 
 
@@ -308,7 +390,11 @@ async def run_demo(
         report.generated_leads = summary.leads
         out.write("waiting for the services to apply the events...\n")
         closed = summary.won + summary.lost
-        metrics = _missing_in_metrics(client, metrics_url, closed=closed, leads=summary.leads)
+        routing = _missing_in_routing(client, routing_url, leads=summary.leads)
+        await wait_until_applied(routing, within=wait_within)
+        report.routed = await read_routed(client, routing_url)
+        assigned = report.routed.to_reps if report.routed else 0
+        metrics = _missing_in_metrics(client, metrics_url, closed=closed, assigned=assigned)
         forecast = _missing_in_forecast(client, forecast_url, closed=closed)
         for missing in (metrics, forecast):
             await wait_until_applied(missing, within=wait_within)

@@ -16,6 +16,7 @@ from salesops_routing.config import RoutingSettings
 from salesops_routing.entrypoints.api import build_router
 from salesops_routing.entrypoints.consumer import build_handlers
 from salesops_routing.entrypoints.notifications_api import build_notifications_router
+from salesops_routing.entrypoints.queue_api import build_queue_router
 from salesops_routing.entrypoints.ruleset_api import build_ruleset_router
 from salesops_routing.entrypoints.simulate_api import build_simulate_router
 from salesops_routing.service_layer import assignment, notify, sla
@@ -74,5 +75,6 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
             build_ruleset_router(ctx),
             build_simulate_router(ctx),
             build_notifications_router(ctx),
+            build_queue_router(ctx),
         ],
     )

@@ -383,15 +383,20 @@ class FakeStack:
     """Ingest, metrics, forecast and routing on their own hosts: metrics and forecast report
     what ingest has received, as if the consumers were instant."""
 
-    def __init__(self, *, metrics_up: bool = True) -> None:
+    def __init__(self, *, metrics_up: bool = True, reps_on_duty: bool = True) -> None:
         self.ingest = FakeIngest()
         self.metrics_up = metrics_up
+        self.reps_on_duty = reps_on_duty  # else every lead waits in routing's queue
         self.forecast_runs = 0
+        self.routing_reads = 0
 
     def answer(self, request: httpx.Request) -> httpx.Response:
         host, path = request.url.host, request.url.path
         if host == "ingest.test" and path == "/v1/events":
             return self.ingest.answer(request)
+        if host == "routing.test" and path in ("/v1/reps", "/v1/routing/queue"):
+            self.routing_reads += 1
+            return httpx.Response(200, json=self.routing(path))
         if host == "metrics.test" and path == "/v1/kpis" and self.metrics_up:
             return httpx.Response(200, json={"kpis": self.kpis()})
         if host == "forecast.test" and path == "/v1/pipeline":
@@ -404,10 +409,18 @@ class FakeStack:
     def count(self, type_name: str) -> int:
         return sum(1 for e in self.ingest.received if e["type"] == type_name)
 
+    def routing(self, path: str) -> dict[str, Any]:
+        leads = self.count("lead.created")
+        if path == "/v1/reps":
+            return {"reps": [{"assigned_leads": leads if self.reps_on_duty else 0}, {}]}
+        reason = "no eligible rep in territory default (2 outside_hours): fallback queue"
+        queued = [{"lead_id": "x", "reason": reason}] if leads and not self.reps_on_duty else []
+        return {"count": 0 if self.reps_on_duty else leads, "leads": queued}
+
     def kpis(self) -> list[dict[str, Any]]:
         won, lost = self.count("deal.won"), self.count("deal.lost")
         values = {"win_rate": won / max(won + lost, 1), "deals_won": won, "deals_lost": lost}
-        values["leads_assigned"] = self.count("lead.created")
+        values["leads_assigned"] = self.count("lead.created") if self.reps_on_duty else 0
         return [{"kpi": k, "value": v} for k, v in values.items()]
 
     @staticmethod
@@ -444,6 +457,8 @@ async def test_the_demo_loads_forecasts_and_summarizes() -> None:
     assert f"deals_won={summary.won}" in text
     assert "win_rate=0.632" in text
     assert "forecast, company, 2026-Q4: 1000.00 USD" in text
+    assert f"routing: {summary.leads} leads routed: {summary.leads} to reps" in text
+    assert "0 waiting in the fallback queue" in text
     again = await demo(stack, io.StringIO())
     assert (again.accepted, again.duplicates) == (0, report.events)
 
@@ -455,3 +470,21 @@ async def test_the_summary_never_fails_the_demo() -> None:
     assert report.accepted == report.events
     assert report.kpis == []
     assert "kpis: metrics did not answer" in out.getvalue()
+
+
+@pytest.mark.unit
+async def test_leads_routing_queues_are_reported_and_not_waited_for() -> None:
+    """Outside every rep's working hours (a weekend, a night) routing queues the generated
+    leads: the demo says so and why, and does not wait for metrics to see them assigned."""
+    stack, out = FakeStack(reps_on_duty=False), io.StringIO()
+    report = await demo(stack, out)
+    leads = MavenSummary.of(stack.ingest.received).leads
+    assert report.routed is not None
+    assert (report.routed.to_reps, report.routed.queued) == (0, leads)
+    text = out.getvalue()
+    assert f"routing: {leads} leads routed: 0 to reps" in text
+    assert f"{leads} waiting in the fallback queue" in text
+    assert "the oldest waits because: no eligible rep in territory default" in text
+    assert "queued leads go to a rep when their working day begins" in text
+    # Nothing stalled: each service was asked about once per wait, not polled until a timeout.
+    assert stack.routing_reads <= 4

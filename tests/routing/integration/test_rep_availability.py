@@ -259,6 +259,17 @@ async def test_a_lead_queued_out_of_hours_goes_to_the_rep_when_their_day_begins(
     (queued,) = await route(iso, routing, [night])
     assert rep_of(queued) is None
     assert skipped(queued) == {str(ann.id): "outside_hours"}
+    # What an operator sees meanwhile: every queued lead counted, the oldest first, with why.
+    assert (await routing.get("/v1/routing/queue")).status_code == 401
+    waiting = (await routing.get("/v1/routing/queue?limit=500", headers=AUTH)).json()
+    assert waiting["count"] == len(uncovered) + 1
+    assert [w["lead_id"] for w in waiting["leads"]][-1] == str(night.id)
+    times = [w["queued_at"] for w in waiting["leads"]]
+    assert times == sorted(times)
+    assert waiting["leads"][-1]["reason"] == queued["reason"]
+    assert "(1 outside_hours)" in queued["reason"]
+    first = (await routing.get("/v1/routing/queue?limit=3", headers=AUTH)).json()
+    assert (first["count"], first["leads"]) == (waiting["count"], waiting["leads"][:3])
 
     await set_routing(routing, ann, working_hours=hours_around_now("Europe/Berlin"))
 
@@ -273,3 +284,6 @@ async def test_a_lead_queued_out_of_hours_goes_to_the_rep_when_their_day_begins(
     (moved,) = about_lead(events, night.id, "lead.reassigned")
     assert moved.data["rep_id"] == str(ann.id)
     assert moved.data["reason"].startswith("from_queue: ")
+    left = (await routing.get("/v1/routing/queue?limit=500", headers=AUTH)).json()
+    assert left["count"] == len(uncovered)
+    assert str(night.id) not in {w["lead_id"] for w in left["leads"]}

@@ -19,6 +19,11 @@ together on this machine (docs/benchmarks.md, "Metrics (issue 5)"), the highest 
 rate measured as kept up with. The broker keeps every event in memory: its RSS is reported,
 and the load stops early if it passes 8 GiB.
 
+``--capacity 50,100,150,...`` runs a ramp instead (``--step-minutes`` each, 1): the same mix
+at each total rate in turn, on one stack, and reports the highest rate the whole stack kept
+up with (every request due answered, at most 2 s of work left in outboxes and consumer lags
+at the end of the step) and the soak's rates at half of it.
+
 The run is cut into slices (5 minutes; a third of the run when that is shorter) and reports
 each slice's p99 per request kind (first vs last), the RSS of every process sampled every
 10 s (growth from the end of the first slice to the end), then, once the load stops, how
@@ -58,6 +63,8 @@ API = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 ARRAY = 10  # events per POST /v1/events
 SAMPLE_EVERY = 10.0
 DRAIN_TARGET = 10.0
+BACKLOG_SECONDS = 2.0  # --capacity: a step kept up if at most this much work was left
+WEBHOOK_SHARE = 0.2  # --capacity: the events' split, as in the 25 webhooks + 10 arrays/s runs
 DRAIN_LIMIT = 120.0
 LAG_TRACE_EVERY = 10.0
 BROKER_LIMIT_MIB = 8 * 1024
@@ -154,6 +161,21 @@ class Slice:
     loads: dict[str, LoadResult] = field(default_factory=dict)
     ruleset_ms: list[float] = field(default_factory=list)
     ruleset_errors: int = 0
+    webhooks: float = 0.0  # asked, per second
+    arrays: float = 0.0
+    # --capacity: outbox backlogs plus consumer lags when the slice ended
+    backlog: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def events_asked(self) -> float:
+        return self.webhooks + self.arrays * ARRAY
+
+    @property
+    def kept_up(self) -> bool:
+        """Every request due was answered, and what was left to do when the slice ended is
+        at most BACKLOG_SECONDS of its rate."""
+        answered = all(r.kept_up for r in self.loads.values())
+        return answered and sum(self.backlog.values()) <= BACKLOG_SECONDS * self.events_asked
 
     def p99(self, kind: str) -> float:
         if kind == "ruleset PUT":
@@ -209,6 +231,7 @@ class SoakRun:
     drain: Drain = field(default_factory=Drain)
     stopped_early: str = ""
     drain_limit: float = DRAIN_LIMIT
+    capacity: bool = False
     load_average: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
 
@@ -221,6 +244,17 @@ def slice_plan(minutes: float, slice_minutes: float = 5.0) -> list[float]:
     plan = [length] * count
     plan[-1] += total - length * count
     return plan
+
+
+def plan(args: argparse.Namespace) -> list[tuple[float, float, float]]:
+    """(seconds, webhooks/s, arrays/s) per slice: the soak's fixed rates in ``slice_plan``'s
+    slices, or with ``--capacity`` one step per total rate asked, split as WEBHOOK_SHARE."""
+    if args.capacity:
+        return [
+            (args.step_minutes * 60, rate * WEBHOOK_SHARE, rate * (1 - WEBHOOK_SHARE) / ARRAY)
+            for rate in args.capacity
+        ]
+    return [(s, args.webhooks, args.arrays) for s in slice_plan(args.minutes, args.slice_minutes)]
 
 
 def pct(values: Sequence[float], q: float) -> float:
@@ -381,7 +415,7 @@ async def run(args: argparse.Namespace) -> SoakRun:
         "events": float(args.arrays),
         "reads": float(args.reads),
     }
-    result = SoakRun(args.minutes, asked)
+    result = SoakRun(args.minutes, asked, capacity=bool(args.capacity))
     stack = Stack.start()
     try:
         ingest, routing, metrics = stack.ingest(), stack.routing(), stack.metrics()
@@ -418,13 +452,19 @@ async def run(args: argparse.Namespace) -> SoakRun:
             "metrics GET /v1/kpis": metrics.url,
             "forecast GET /v1/pipeline": forecast.url,
         }
+        dsns = {
+            "ingest": stack.dsn,
+            "routing": database_dsn(stack.pg.url, "bench_routing"),
+            "metrics": stack.metrics_dsn,
+            "forecast": database_dsn(stack.pg.url, FORECAST_DATABASE),
+        }
         start = time.monotonic()
         sampler = asyncio.create_task(_sampler(pids, start, result.rss))
         sent_webhooks = sent_arrays = 0
         try:
             offset = 0.0
-            for index, seconds in enumerate(slice_plan(args.minutes, args.slice_minutes)):
-                part = Slice(index, offset, seconds)
+            for index, (seconds, rate_webhooks, rate_arrays) in enumerate(plan(args)):
+                part = Slice(index, offset, seconds, webhooks=rate_webhooks, arrays=rate_arrays)
                 first_webhook, first_array = sent_webhooks, sent_arrays
                 loads = {
                     "Pipedrive webhook": run_load(
@@ -436,7 +476,7 @@ async def run(args: argparse.Namespace) -> SoakRun:
                         concurrency=16,
                         seconds=seconds,
                         expect=(200, 202, 204),
-                        rate=args.webhooks,
+                        rate=part.webhooks,
                     ),
                     "POST /v1/events": run_load(
                         events.url,
@@ -444,7 +484,7 @@ async def run(args: argparse.Namespace) -> SoakRun:
                         events_per_request=ARRAY,
                         concurrency=16,
                         seconds=seconds,
-                        rate=args.arrays,
+                        rate=part.arrays,
                     ),
                     **{
                         kind: run_load(
@@ -466,6 +506,14 @@ async def run(args: argparse.Namespace) -> SoakRun:
                 part.loads = dict(zip(loads, done[:-1], strict=True))
                 sent_webhooks += part.loads["Pipedrive webhook"].scheduled
                 sent_arrays += part.loads["POST /v1/events"].scheduled
+                if args.capacity:
+                    part.backlog = {
+                        **{f"{n} outbox": c for n, c in (await _outbox_backlogs(dsns)).items()},
+                        **{
+                            f"{g} lag": c
+                            for g, c in (await _group_lags(stack.broker.bootstrap)).items()
+                        },
+                    }
                 result.slices.append(part)
                 offset += seconds
                 print(slice_line(part), file=sys.stderr, flush=True)
@@ -473,12 +521,6 @@ async def run(args: argparse.Namespace) -> SoakRun:
                     result.stopped_early = "the broker's RSS passed 8 GiB"
                     break
             stopped = time.monotonic()
-            dsns = {
-                "ingest": stack.dsn,
-                "routing": database_dsn(stack.pg.url, "bench_routing"),
-                "metrics": stack.metrics_dsn,
-                "forecast": database_dsn(stack.pg.url, FORECAST_DATABASE),
-            }
             consumers = {"ingest": ingest, "routing": routing, "metrics": metrics}
             consumers["forecast"] = forecast
             async with httpx.AsyncClient(timeout=60) as http:
@@ -568,7 +610,65 @@ def drain_details(d: Drain) -> list[str]:
     return out
 
 
+def capacity_report(r: SoakRun) -> str:
+    """One row per step: what was asked and answered, and the work left when it ended."""
+    kinds = list(r.slices[0].loads)
+    rows = []
+    for s in r.slices:
+        accepted = sum(s.loads[k].events for k in kinds) / s.seconds
+        rows.append(
+            [
+                f"{s.events_asked:g}",
+                f"{accepted:,.0f}",
+                *(_ms(s.loads[k].p99) for k in kinds),
+                _ms(pct(s.ruleset_ms, 0.99)),
+                f"{sum(s.backlog.values()):,}",
+                max(s.backlog, key=lambda k: s.backlog[k]) if any(s.backlog.values()) else "–",
+                "yes" if s.kept_up else "no",
+            ]
+        )
+    kept = [s.events_asked for s in r.slices if s.kept_up]
+    # The capacity is the rate below the first step that was not kept up.
+    first_missed = next((i for i, s in enumerate(r.slices) if not s.kept_up), len(r.slices))
+    capacity = r.slices[first_missed - 1].events_asked if first_missed else None
+    out = [
+        f"Capacity ramp: steps of {r.slices[0].seconds / 60:g} min on one stack (history "
+        f"accumulates), events split {WEBHOOK_SHARE:.0%} webhooks / the rest arrays of {ARRAY}, "
+        f"{r.asked['reads']:g} reads/s per service and the ruleset changes beside them; a step "
+        f"is kept up when every request due was answered and at most {BACKLOG_SECONDS:g} s of "
+        "its events were left in outboxes and consumer lags when it ended. Load average at the "
+        "end " + ", ".join(f"{x:.1f}" for x in r.load_average),
+        "",
+        table(
+            (
+                "events/s asked",
+                "accepted/s",
+                *(f"{k} p99 ms" for k in kinds),
+                "ruleset PUT p99 ms",
+                "left at the end",
+                "most left in",
+                "kept up",
+            ),
+            rows,
+        ),
+        "",
+        (
+            f"Capacity: {capacity:g} events/s (the last step kept up before the first that was "
+            f"not); half of it, for the soak: {capacity / 2:g} events/s = "
+            f"--webhooks {capacity / 2 * WEBHOOK_SHARE:g} "
+            f"--arrays {capacity / 2 * (1 - WEBHOOK_SHARE) / ARRAY:g}"
+            if capacity
+            else "Capacity: below the first step."
+        ),
+    ]
+    if kept and capacity != max(kept):
+        out.append(f"(a later step, {max(kept):g} events/s, was kept up again)")
+    return "\n".join(out)
+
+
 def report(r: SoakRun) -> str:
+    if r.capacity:
+        return capacity_report(r)
     first, last = r.slices[0], r.slices[-1]
     kinds = [*first.loads, "ruleset PUT"]
     rows = []
@@ -645,6 +745,15 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--arrays", type=float, default=20.0, help=f"arrays of {ARRAY} events/s (20)")
     p.add_argument("--reads", type=float, default=5.0, help="GETs/s to each service (5)")
     p.add_argument("--ruleset-every", type=float, default=20.0, help="seconds (20)")
+    p.add_argument(
+        "--capacity",
+        type=lambda text: [float(x) for x in text.split(",")],
+        default=None,
+        metavar="R1,R2,...",
+        help="instead of the soak: a ramp of total event rates, one step each, and the highest "
+        "rate the whole stack kept up with",
+    )
+    p.add_argument("--step-minutes", type=float, default=1.0, help="--capacity steps (1)")
     p.add_argument(
         "--drain",
         type=float,

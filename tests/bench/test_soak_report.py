@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from bench.load import LoadResult
-from bench.soak import Drain, RssSample, Slice, SoakRun, growth, report, slice_plan
+from bench.soak import Drain, RssSample, Slice, SoakRun, growth, parse, plan, report, slice_plan
 
 pytestmark = pytest.mark.unit
 
@@ -75,3 +75,32 @@ def test_the_report_compares_the_first_and_last_slices_and_shows_the_drain() -> 
     assert "| ingest | 110 | 125 | 125 | +15 |" in text
     assert "| ingest outbox | 40 | 1.5 s |" in text
     assert "| salesops-metrics-all lag | 9,000 | not within 120 s |" in text
+
+
+def test_a_capacity_ramp_is_one_step_per_rate_split_as_the_soak_splits_it() -> None:
+    args = parse(["--capacity", "50,100", "--step-minutes", "2"])
+    assert plan(args) == [(120.0, 10.0, 4.0), (120.0, 20.0, 8.0)]
+    assert (
+        plan(parse(["--minutes", "3", "--webhooks", "25", "--arrays", "10"]))
+        == [(60.0, 25.0, 10.0)] * 3
+    )
+
+
+def test_the_capacity_is_the_last_step_kept_up_before_the_first_that_was_not() -> None:
+    steps = []
+    # 100 events/s: 150 left (1.5 s of work); 200: 300 left (1.5 s); 300: 900 left (3 s).
+    for index, (rate, left) in enumerate([(100.0, 150), (200.0, 300), (300.0, 900)]):
+        step = Slice(index, index * 60.0, 60.0, webhooks=rate * 0.2, arrays=rate * 0.08)
+        step.loads = {"POST /v1/events": load([10.0] * 100)}
+        step.backlog = {"routing lag": left, "ingest outbox": 0}
+        steps.append(step)
+    # A step whose requests were not all answered is not kept up, whatever is left.
+    late = Slice(3, 180.0, 60.0, webhooks=80.0, arrays=32.0)
+    late.loads = {"POST /v1/events": load([10.0] * 99 + [3000.0], errors=1)}
+    steps.append(late)
+    run = SoakRun(2, {"webhooks": 0, "events": 0, "reads": 5.0}, slices=steps, capacity=True)
+    assert [s.kept_up for s in steps] == [True, True, False, False]
+    text = report(run)
+    assert "Capacity: 200 events/s" in text
+    assert "half of it, for the soak: 100 events/s = --webhooks 20 --arrays 8" in text
+    assert "routing lag" in text

@@ -89,7 +89,7 @@ _RECOUNT = """
     DO $$ BEGIN
       IF to_regclass('rep_lead_counts') IS NOT NULL THEN
         DELETE FROM rep_lead_counts;
-        INSERT INTO rep_lead_counts (rep_id, assigned, open)
+        INSERT INTO rep_lead_counts (rep_id, assigned_leads, open_leads)
         SELECT rep_id, count(*), count(*) FILTER (WHERE status = 'open')
         FROM assignments WHERE rep_id IS NOT NULL GROUP BY rep_id;
       END IF;

@@ -1,5 +1,6 @@
 """The compiled model in force is frozen out of the garbage collector's way; a new version
-(every ruleset PUT, every 20 s in the soak) must not keep what the previous freeze took."""
+(every ruleset PUT, every 20 s in the soak) must not freeze garbage with it for good, nor
+keep the model it replaced."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ class Node:
     me: Any = None
 
 
-async def test_garbage_frozen_with_one_model_is_collected_once_the_next_is_in_force(
+async def test_garbage_is_not_frozen_with_a_model_and_a_replaced_model_goes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     stored = iter([(1, "first"), (2, "second")])
@@ -35,7 +36,7 @@ async def test_garbage_frozen_with_one_model_is_collected_once_the_next_is_in_fo
     monkeypatch.setattr(rulesets.models, "newest", fake_newest)
     monkeypatch.setattr(rulesets, "load", fake_load)
     models = Models()
-    gc.disable()  # the cycle below must still be there when the first model is frozen
+    gc.disable()  # the cycle below must still be there when a model is frozen
     try:
         cycle = Node()
         cycle.me = cycle

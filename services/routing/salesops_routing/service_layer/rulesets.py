@@ -68,10 +68,10 @@ class Models:
 def _freeze() -> None:
     """A large model is millions of long-lived objects: keep the collector from walking them
     on every full collection (measured: 5–9 ms pauses otherwise). Frozen objects are never
-    collected, so what the previous freeze took (the model replaced, and any garbage in a
-    reference cycle alive at that moment) goes back to the collector first: freezing again
-    on every new version (every 20 s in the soak) would otherwise keep all of it for good."""
-    gc.unfreeze()
+    collected: the garbage in reference cycles made since the last freeze is collected first,
+    else each new version (every 20 s in the soak) would keep it for good. The collection
+    walks only what is not frozen yet (~12 ms after a 1,000-territory model, 45 ms for the
+    whole process unfrozen). A model replaced goes by reference counting (it has no cycles)."""
     gc.collect()
     gc.freeze()
 

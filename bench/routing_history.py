@@ -13,7 +13,8 @@ of the leads still open), and the run measures, through the service:
 - the consumer alone: ``--events`` records produced at once straight to ``salesops.crm.v1``
   in the soak's mix (per 10: 6 ``lead.created``, 2 ``lead.updated`` of stored leads,
   2 ``deal.created`` routing ignores), timed from the first record produced until routing's
-  inbox holds every handled one: ms an event;
+  inbox holds every handled one: ms an event, and the routing process's CPU ms an event
+  (from /proc; what a loaded machine changes least);
 - the same with the soak's other routing traffic at once: ``GET /v1/reps`` 5/s (4 at a
   time) and a ruleset PUT every 2 s (the soak: every 20 s).
 
@@ -38,6 +39,7 @@ import httpx
 import uvloop
 from aiokafka import AIOKafkaProducer
 
+from bench.cpu import process_cpu
 from bench.report import table
 from bench.routing_e2e import REPS, TENANT, rep_events
 from bench.soak import rulesets
@@ -165,17 +167,26 @@ async def _applied(conn: asyncpg.Connection, ids: Sequence[uuid.UUID]) -> int:
 
 
 async def _consume(
-    producer: AIOKafkaProducer, conn: asyncpg.Connection, events: int, history: int
+    producer: AIOKafkaProducer,
+    conn: asyncpg.Connection,
+    events: int,
+    history: int,
+    cpu: list[float] | None = None,
+    pid: int = 0,
 ) -> float:
-    """ms an event, from the first record produced until every handled one is applied."""
+    """ms an event, from the first record produced until every handled one is applied;
+    ``cpu`` gets the routing process's CPU ms an event over the same time."""
     records, handled = _events(uuid.uuid4().hex[:8], events, history)
     start = time.perf_counter()
+    used = process_cpu(pid) if pid else 0.0
     await _produce(producer, records)
     deadline = start + 120
     while await _applied(conn, handled) < len(handled):
         if time.perf_counter() > deadline:
             raise RuntimeError("routing did not apply the records within 120 s")
         await asyncio.sleep(0.1)
+    if cpu is not None and pid:
+        cpu.append((process_cpu(pid) - used) * 1000 / events)
     return (time.perf_counter() - start) * 1000 / events
 
 
@@ -270,7 +281,8 @@ async def run(sizes: Sequence[int], events: int) -> list[list[str]]:
                     seeded = size
                     gets = await _gets(http, routing.url, 20)
                     puts = await _puts(http, routing.url, models, 4, 1)
-                    alone = await _consume(producer, conn, events, size)
+                    cpu: list[float] = []
+                    alone = await _consume(producer, conn, events, size, cpu, routing.pid)
                     work = asyncio.create_task(_consume(producer, conn, events, size))
                     mix_gets, mix_puts = await _mix(http, routing.url, models, work)
                     rows.append(
@@ -279,6 +291,7 @@ async def run(sizes: Sequence[int], events: int) -> list[list[str]]:
                             _ms(gets),
                             _ms(puts),
                             f"{alone:.2f}",
+                            f"{cpu[0]:.2f}",
                             f"{work.result():.2f}",
                             _ms(mix_gets),
                             _ms(mix_puts),
@@ -307,6 +320,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "GET /v1/reps ms p50 / max",
                 "ruleset PUT ms p50 / max",
                 "consumer ms/event alone",
+                "routing CPU ms/event alone",
                 "consumer ms/event with GETs + PUTs",
                 "GET ms p50 / max (mix)",
                 "PUT ms p50 / max (mix)",

@@ -185,12 +185,14 @@ async def assignment_counts(
 
 
 async def open_lead_counts(conn: asyncpg.Connection, rep_ids: Collection[UUID]) -> dict[UUID, int]:
+    """Each rep's open leads, as kept with the assignments (one row a rep, not a count of
+    every open lead)."""
     rows = await conn.fetch(
-        "SELECT rep_id, count(*) AS n FROM assignments "
-        "WHERE status = 'open' AND rep_id = ANY($1::uuid[]) GROUP BY rep_id",
+        "SELECT rep_id, open_leads FROM rep_lead_counts "
+        "WHERE rep_id = ANY($1::uuid[]) AND open_leads <> 0",
         list(rep_ids),
     )
-    return {r["rep_id"]: r["n"] for r in rows}
+    return {r["rep_id"]: r["open_leads"] for r in rows}
 
 
 # --- writes -----------------------------------------------------------------------------
@@ -270,6 +272,19 @@ _DECISIONS = """
                              reason, explanation, event_id, assigned_at, previous_rep_id, n)
     )
 """
+# Each rep's lead counts follow the assignments stored (``moves``: a rep and what it gains
+# or loses), one row per rep in rep order (two transactions lock them in the same order).
+# The statement's snapshot is taken before its UPDATE: ``old`` holds what was replaced.
+_COUNTED = """
+    , counted AS (
+        INSERT INTO rep_lead_counts AS c (rep_id, assigned_leads, open_leads)
+        SELECT rep_id, sum(assigned), sum(open) FROM moves
+        WHERE rep_id IS NOT NULL GROUP BY rep_id ORDER BY rep_id
+        ON CONFLICT (rep_id) DO UPDATE
+        SET assigned_leads = c.assigned_leads + EXCLUDED.assigned_leads,
+            open_leads = c.open_leads + EXCLUDED.open_leads
+    )
+"""
 _ADD = (
     _DECISIONS
     + """
@@ -281,14 +296,19 @@ _ADD = (
         FROM x ORDER BY n
         ON CONFLICT (lead_id) DO NOTHING
         RETURNING lead_id
+    ), moves AS (
+        SELECT x.rep_id, 1 AS assigned, 1 AS open FROM x JOIN stored USING (lead_id)
     )
 """
+    + _COUNTED
     + _HISTORY
 )
 _REPLACE = (
     _DECISIONS
     + """
-    , stored AS (
+    , old AS (
+        SELECT a.lead_id, a.rep_id, a.status FROM assignments a JOIN x USING (lead_id)
+    ), stored AS (
         UPDATE assignments a SET rep_id = x.rep_id, territory_id = x.territory_id,
             strategy = x.strategy, ruleset_version = x.ruleset_version, reason = x.reason,
             explanation = x.explanation::jsonb, event_id = x.event_id,
@@ -296,8 +316,15 @@ _REPLACE = (
             reassignments = a.reassignments + 1
         FROM x WHERE a.lead_id = x.lead_id
         RETURNING a.lead_id
+    ), moves AS (
+        SELECT o.rep_id, -1 AS assigned, -(o.status = 'open')::int AS open
+        FROM old o JOIN stored USING (lead_id)
+        UNION ALL
+        SELECT x.rep_id, 1, (o.status = 'open')::int
+        FROM x JOIN old o USING (lead_id) JOIN stored USING (lead_id)
     )
 """
+    + _COUNTED
     + _HISTORY
 )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -140,13 +140,18 @@ async def accounts_to_place(session: AsyncSession) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in rows]
 
 
-async def place_account(
-    session: AsyncSession, account_id: UUID, *, territory_id: str | None, version: int
+async def place_accounts(
+    session: AsyncSession, moves: Sequence[tuple[UUID, str | None]], *, version: int
 ) -> None:
+    """Store (account id, territory) placements under ``version``, in one statement."""
+    if not moves:
+        return
     await session.execute(
         text(
-            "UPDATE accounts SET territory_id = :t, ruleset_version = :v, updated_at = now() "
-            "WHERE id = :id"
+            "UPDATE accounts a SET territory_id = x.territory, ruleset_version = :v, "
+            "updated_at = now() "
+            "FROM unnest(CAST(:ids AS uuid[]), CAST(:territories AS text[])) "
+            "AS x(id, territory) WHERE a.id = x.id"
         ),
-        {"id": account_id, "t": territory_id, "v": version},
+        {"ids": [m[0] for m in moves], "territories": [m[1] for m in moves], "v": version},
     )

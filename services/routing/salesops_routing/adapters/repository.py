@@ -19,17 +19,12 @@ _REP_COLUMNS = (
     "id, turn, name, email, active, role, team, time_zone, manager_id, working_hours, "
     "capacity_per_day, capacity_per_week, out_of_office"
 )
-_REPS_WITH_COUNTS = text(
-    f"""
-    SELECT {_REP_COLUMNS}, coalesce(a.leads, 0) AS assigned_leads,
-           coalesce(a.open_leads, 0) AS open_leads
-    FROM reps r
-    LEFT JOIN (SELECT rep_id, count(*) AS leads,
-                      count(*) FILTER (WHERE status = 'open') AS open_leads
-               FROM assignments WHERE rep_id IS NOT NULL GROUP BY rep_id) a ON a.rep_id = r.id
-    ORDER BY r.turn
-    """
-)
+# Counts kept as assignments change (rep_lead_counts), not counted over the whole history.
+_REPS_WITH_COUNTS = f"""
+    SELECT {_REP_COLUMNS}, coalesce(c.assigned_leads, 0) AS assigned_leads,
+           coalesce(c.open_leads, 0) AS open_leads
+    FROM reps r LEFT JOIN rep_lead_counts c ON c.rep_id = r.id
+"""
 # --- reps -------------------------------------------------------------------------------
 
 
@@ -66,13 +61,13 @@ async def rep_is_active(session: AsyncSession, rep_id: UUID) -> bool | None:
 
 
 async def reps_with_assignment_counts(session: AsyncSession) -> list[dict[str, Any]]:
-    rows = await session.execute(_REPS_WITH_COUNTS)
+    rows = await session.execute(text(_REPS_WITH_COUNTS + " ORDER BY r.turn"))
     return [dict(r._mapping) for r in rows]
 
 
 async def find_rep(session: AsyncSession, rep_id: UUID) -> dict[str, Any] | None:
-    rows = [r for r in await reps_with_assignment_counts(session) if r["id"] == rep_id]
-    return rows[0] if rows else None
+    row = await session.execute(text(_REPS_WITH_COUNTS + " WHERE r.id = :id"), {"id": rep_id})
+    return first_row(row)
 
 
 async def roster(session: AsyncSession) -> list[dict[str, Any]]:
@@ -160,7 +155,17 @@ async def assignment_history(session: AsyncSession, lead_id: UUID) -> list[dict[
 async def close_lead(session: AsyncSession, lead_id: UUID, *, status: str) -> None:
     """The lead is no longer open (converted, disqualified, deleted, merged)."""
     await session.execute(
-        text("UPDATE assignments SET status = :status WHERE lead_id = :id AND status = 'open'"),
+        text(
+            """
+            WITH closed AS (
+                UPDATE assignments SET status = :status
+                WHERE lead_id = :id AND status = 'open'
+                RETURNING rep_id
+            )
+            UPDATE rep_lead_counts c SET open_leads = c.open_leads - 1
+            FROM closed WHERE c.rep_id = closed.rep_id
+            """
+        ),
         {"id": lead_id, "status": status},
     )
 

@@ -1,10 +1,11 @@
 """Identical KPI requests share one read, and reads are bounded (service_layer/shared.py),
 through the service's API on the real PostgreSQL.
 
-A read is held in the middle by a lock: ``industry_keys``, which every lead statement names,
-locked ``ACCESS EXCLUSIVE`` by another transaction. By then the read has taken its snapshot
-(the roster's statements come first), so what is committed while it waits is not in its
-answer: a request that arrives then must not be answered by it.
+A read is held in the middle by a lock: ``reps`` locked ``ACCESS EXCLUSIVE`` by another
+transaction. A read takes its snapshot with its first statement (the exchange rates), then
+reads the reps and waits there; what is committed while it waits (lead assignments, which
+leave ``reps`` alone) is not in its answer: a request that arrives then must not be answered
+by it.
 """
 
 from __future__ import annotations
@@ -77,10 +78,11 @@ async def assigned_in(client: httpx.AsyncClient, year: int) -> int:
 
 
 async def held_reads(conn: asyncpg.Connection) -> int:
-    """Statements waiting for the lock on industry_keys: reads held in the middle."""
+    """Statements waiting for the lock on reps: reads held in the middle."""
     found: int = await conn.fetchval(
         """SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
-           WHERE c.relname = 'industry_keys' AND NOT l.granted"""
+           WHERE c.relname = 'reps' AND NOT l.granted
+             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"""
     )
     return found
 
@@ -95,7 +97,7 @@ class Held:
         self.conn = await asyncpg.connect(self.dsn)
         self.tx = self.conn.transaction()
         await self.tx.start()
-        await self.conn.execute("LOCK TABLE industry_keys IN ACCESS EXCLUSIVE MODE")
+        await self.conn.execute("LOCK TABLE reps IN ACCESS EXCLUSIVE MODE")
         self.held = True
         return self
 

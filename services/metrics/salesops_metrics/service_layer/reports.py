@@ -143,7 +143,12 @@ class Report:
 
         found: Rows = {}
         heaviest_first = sorted(families, key=lambda b: WEIGHTS.index(b))
-        for rows in await asyncio.gather(*(run(basis) for basis in heaviest_first)):
+        # every family ends before any error is raised: the lanes' connections go back to
+        # their pool only once no statement runs on them
+        done = await asyncio.gather(*(run(b) for b in heaviest_first), return_exceptions=True)
+        for rows in done:
+            if isinstance(rows, BaseException):
+                raise rows
             found.update(rows)
         return {(kpi.name, by): found[(kpi.name, by)] for kpi, by in wanted}
 
@@ -258,12 +263,34 @@ DEAL_CLOSED: dict[str, Measure] = {
 }
 
 
+# The aggregates of each KPI's measure (aggregates.DEALS_CLOSED): a request for one KPI
+# computes only those; ``n`` always.
+DEAL_CLOSED_NEEDS: dict[str, tuple[str, ...]] = {
+    "win_rate": ("won",),
+    "win_rate_by_value": ("valued", "won_amount", "amount"),
+    "deals_won": ("won",),
+    "deals_lost": ("lost",),
+    "sales_cycle_mean": ("cycles",),
+    "sales_cycle_median": ("cycles",),
+    "sales_cycle_p90": ("cycles",),
+}
+assert set(DEAL_CLOSED_NEEDS) == set(DEAL_CLOSED)
+
+
+def _needs(kpis: Iterable[str], needs: dict[str, tuple[str, ...]]) -> set[str]:
+    return {aggregate for name in kpis for aggregate in needs[name]}
+
+
 async def _deal_closed(
     report: Report, conn: asyncpg.Connection, kpis: dict[str, list[str | None]]
 ) -> Rows:
-    found = await aggregates.deals_closed(conn, await report.roster(), report.window, _sets(kpis))
-    found = _ordered(found, ("cycles",))
-    _keep(report, "sales_cycle", found, lambda g: g["cycles"])
+    wanted = _needs(kpis, DEAL_CLOSED_NEEDS)
+    found = await aggregates.deals_closed(
+        conn, await report.roster(), report.window, _sets(kpis), wanted
+    )
+    if "cycles" in wanted:
+        found = _ordered(found, ("cycles",))
+        _keep(report, "sales_cycle", found, lambda g: g["cycles"])
     return _collect(kpis, found, DEAL_CLOSED)
 
 
@@ -310,6 +337,17 @@ async def _stage_entered(
 
 
 BUSINESS = ("lead_response_business_median", "lead_response_business_p90")
+# The aggregates of each KPI's measure (aggregates.LEAD_JOURNEYS); ``n`` always.
+LEAD_CREATED_NEEDS: dict[str, tuple[str, ...]] = {
+    "lead_response_median": ("response",),
+    "lead_response_p90": ("response",),
+    "lead_response_business_median": ("business",),
+    "lead_response_business_p90": ("business",),
+    "lead_response_within_sla": ("within_sla",),
+    "speed_to_lead_median": ("speed",),
+    "speed_to_lead_p90": ("speed",),
+    "lead_to_deal_conversion": ("converted",),
+}
 
 
 async def _lead_created(
@@ -323,10 +361,12 @@ async def _lead_created(
             business_minutes(ctx, created, touched, rep) for _, created, touched, rep in touches
         ]
         business = ([lead for lead, *_ in touches], minutes)
+    wanted = _needs(kpis, LEAD_CREATED_NEEDS)
     found = await aggregates.lead_journeys(
-        conn, await report.roster(), report.window, _sets(kpis), business=business
+        conn, await report.roster(), report.window, _sets(kpis), business=business, wanted=wanted
     )
-    found = _ordered(found, ("response", "speed", *(("business",) if business else ())))
+    arrays = [a for a in ("response", "speed", "business") if a in wanted]
+    found = _ordered(found, arrays)
     n: Callable[[Grouped], int] = lambda g: g["n"]  # noqa: E731 - every lead is observed
     measures: dict[str, Measure] = {
         "lead_response_median": (n, lambda g: reducers.quantile_of_sorted(0.5)(g["response"])),
@@ -344,10 +384,13 @@ async def _lead_created(
         "speed_to_lead_p90": (n, lambda g: reducers.quantile_of_sorted(0.9)(g["speed"])),
         "lead_to_deal_conversion": (n, lambda g: reducers.share_of(g["converted"], g["n"])),
     }
+    assert set(measures) == set(LEAD_CREATED_NEEDS)
     rows = _collect(kpis, found, measures)
-    _keep(report, "lead_response", found, lambda g: g["response"])
-    _keep(report, "speed_to_lead", found, lambda g: g["speed"])
-    if business is not None:
+    if "response" in wanted:
+        _keep(report, "lead_response", found, lambda g: g["response"])
+    if "speed" in wanted:
+        _keep(report, "speed_to_lead", found, lambda g: g["speed"])
+    if "business" in wanted:
         _keep(report, "lead_response_business", found, lambda g: g["business"])
     return rows
 

@@ -18,6 +18,7 @@ import asyncio
 import random
 import re
 import statistics
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
@@ -34,7 +35,7 @@ from bench.stack import Stack
 from salesops_common.envelope import Envelope
 from salesops_metrics.adapters.prometheus import groupings
 from salesops_metrics.domain.periods import resolve_window
-from salesops_metrics.service_layer.kpis import Kpis
+from salesops_metrics.service_layer.kpis import Exposition, Kpis
 from salesops_metrics.service_layer.reports import KpiSettings
 
 API = metrics_scrape.API
@@ -71,6 +72,7 @@ class Step:
     fill_seconds: float
     ms: dict[str, list[float]] = field(default_factory=dict)
     snapshot_ms: list[float] = field(default_factory=list)
+    histograms_mib: float = 0.0  # what a snapshot keeps of its observations, for histograms
     concurrent_ms: float = 0.0
     computations: float | None = None  # for the concurrent requests; None: not counted
 
@@ -88,7 +90,21 @@ async def computations(http: httpx.AsyncClient) -> float | None:
     return float(found.group(1)) if found else None
 
 
-async def snapshot_ms(dsn: str, repeats: int) -> list[float]:
+def held_mib(exposition: Exposition) -> float:
+    """MiB of the lists of floats a snapshot keeps for its histograms (until the next one)."""
+    seen: set[int] = set()
+    total = 0
+    for found in exposition.histograms.values():
+        for _, values in found:
+            total += sys.getsizeof(values)
+            for value in values:
+                if id(value) not in seen:
+                    seen.add(id(value))
+                    total += sys.getsizeof(value)
+    return total / 2**20
+
+
+async def snapshot_ms(dsn: str, repeats: int) -> tuple[list[float], float]:
     """A whole /metrics snapshot (every gauge by every label over the last 30 days, no family
     kept from a snapshot before), on one connection."""
     conn = await asyncpg.connect(dsn)
@@ -102,14 +118,16 @@ async def snapshot_ms(dsn: str, repeats: int) -> list[float]:
     kpis = Kpis(read, settings=KpiSettings(), clock=lambda: now)
     window = resolve_window("30d", start=None, end=None, now=now, start_month=1)
     out = []
+    held = 0.0
     try:
         for _ in range(repeats):
             started = time.perf_counter()
-            await kpis.exposition(groupings=groupings(rep_labels=False), window=window)
+            taken = await kpis.exposition(groupings=groupings(rep_labels=False), window=window)
             out.append((time.perf_counter() - started) * 1000)
+            held = held_mib(taken)
     finally:
         await conn.close()
-    return out
+    return out, held
 
 
 async def measure(step: Step, url: str, dsn: str, repeats: int, concurrent: int) -> None:
@@ -130,7 +148,7 @@ async def measure(step: Step, url: str, dsn: str, repeats: int, concurrent: int)
         after = await computations(http)
         if before is not None and after is not None:
             step.computations = after - before
-    step.snapshot_ms = await snapshot_ms(dsn, repeats)
+    step.snapshot_ms, step.histograms_mib = await snapshot_ms(dsn, repeats)
 
 
 async def run(
@@ -185,6 +203,12 @@ def report(steps: list[Step], concurrent: int = CONCURRENT) -> str:
         [
             "a whole `/metrics` snapshot, 30d (in process)",
             *(f"{statistics.median(s.snapshot_ms):,.0f}" for s in steps),
+        ]
+    )
+    rows.append(
+        [
+            "… MiB of observations it keeps for histograms",
+            *(f"{s.histograms_mib:,.1f}" for s in steps),
         ]
     )
     events = ", ".join(f"{s.events:,} events in {s.fill_seconds:.0f} s" for s in steps)

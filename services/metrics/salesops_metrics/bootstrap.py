@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
 from fastapi import FastAPI
 from prometheus_client import Counter, Histogram
+from prometheus_client.metrics_core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from salesops_common.db import read_snapshots
 from salesops_common.envelope import utcnow
@@ -25,8 +27,29 @@ from salesops_metrics.entrypoints.api import KpiQuery, build_router
 from salesops_metrics.entrypoints.consumer import dead_letter_handlers, handlers
 from salesops_metrics.service_layer.kpis import Exposition, Kpis, Listing
 from salesops_metrics.service_layer.reports import FAMILIES, KpiSettings
+from salesops_metrics.service_layer.shared import SharedReads
 from salesops_metrics.service_layer.snapshots import LatestExposition
 
+
+class SharedReadsCollector(Collector):
+    """``GET /v1/kpis``'s requests and the KPI reads computed for them, by kind (report: one
+    KPI; listing): identical requests share a read (service_layer/shared.py)."""
+
+    def __init__(self, shared: SharedReads) -> None:
+        self._shared = shared
+
+    def collect(self) -> Iterator[Metric]:
+        for name, counts, text in (
+            ("requests", self._shared.requests, "GET /v1/kpis requests that needed a KPI read"),
+            ("computations", self._shared.started, "KPI reads computed for those requests"),
+        ):
+            family = CounterMetricFamily(f"salesops_metrics_kpi_{name}", text, labels=["kind"])
+            for kind in KINDS:
+                family.add_metric([kind], counts[kind])
+            yield family
+
+
+KINDS = ("report", "listing")  # bounded: the reads the API shares
 MIGRATIONS = Path(__file__).parent / "migrations"
 CONSUMER_BATCH = 1_000
 Clock = Callable[[], datetime]
@@ -70,6 +93,7 @@ def create_app(settings: MetricsSettings | None = None, *, clock: Clock = utcnow
             default_sla_minutes=settings.response_sla_minutes,
         ),
         clock=clock,
+        reads=settings.kpi_reads,
     )
 
     def window_of(spec: str | None, start: datetime | None, end: datetime | None) -> Window:
@@ -78,13 +102,20 @@ def create_app(settings: MetricsSettings | None = None, *, clock: Clock = utcnow
         )
 
     async def report(query: KpiQuery) -> tuple[Window, list[GroupRow]]:
-        window = window_of(query.window, query.start, query.end)
-        return window, await kpis.report(KPIS[query.kpi], window=window, group_by=query.group_by)
+        window_of(query.window, query.start, query.end)  # a bad one is refused at once
+        return await kpis.shared_report(
+            KPIS[query.kpi],
+            window=lambda: window_of(query.window, query.start, query.end),
+            window_key=(query.window, query.start, query.end),
+            group_by=query.group_by,
+        )
 
     async def listing() -> Listing:
         return await kpis.listing()
 
     grouping = groupings(rep_labels=settings.rep_labels)
+
+    runtime.metrics.registry.register(SharedReadsCollector(kpis.shared))
 
     family_reads = Counter(
         "salesops_metrics_kpi_family_reads",
@@ -124,7 +155,7 @@ def create_app(settings: MetricsSettings | None = None, *, clock: Clock = utcnow
     runtime.on_start(_freeze_garbage)
     require_token = token_guard(settings.api_token)
     require_admin = token_guard(settings.admin_token or settings.api_token)
-    return runtime.create_app(
+    app = runtime.create_app(
         title="salesops metrics",
         description="Sales-ops KPIs kept current from every event on every topic, read over "
         "REST by window and group, and scraped by Prometheus; all state is in PostgreSQL, so "
@@ -142,3 +173,5 @@ def create_app(settings: MetricsSettings | None = None, *, clock: Clock = utcnow
         ],
         exposition=[latest.text],
     )
+    app.state.kpi_reads = kpis.shared  # what the requests' reads shared, for tests
+    return app

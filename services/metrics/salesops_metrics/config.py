@@ -39,6 +39,10 @@ class MetricsSettings(CommonSettings):
         10_000, ge=0, validation_alias="SALESOPS_METRICS_SCRAPE_STALENESS_MS"
     )
 
+    # KPI reads for requests running at once (identical requests share one: a request is
+    # answered by a read started after it arrived); a listing's takes 3 connections.
+    kpi_reads: int = Field(2, ge=1, validation_alias="SALESOPS_METRICS_KPI_READS")
+
     @field_validator("currency")
     @classmethod
     def _upper(cls, value: str) -> str:

@@ -214,6 +214,8 @@ def _kpi_lines(scrape: str) -> list[str]:
         "_created ",
         "_snapshot_",
         "_family_reads_",
+        "_kpi_requests_",
+        "_kpi_computations_",
     )
     return sorted(
         line

@@ -17,7 +17,7 @@ projected, so that a segment groups exactly as the domain names it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -155,6 +155,19 @@ def _in(args: _Args, column: str, window: Window, *, micro: bool) -> str:
     return f"({start} IS NULL OR {column} >= {start}) AND ({end} IS NULL OR {column} < {end})"
 
 
+def _needed(sets: Sequence[GroupingSet]) -> frozenset[str]:
+    """The columns the grouping sets group by: the dimensions a statement must work out (the
+    others' lookups and joins are left out, which changes no row: each is a left join on a
+    key, at most one row)."""
+    return frozenset(c for s in sets for c in s)
+
+
+def _picked(aggregates: dict[str, str], wanted: Collection[str] | None) -> str:
+    """The select list of the aggregates ``wanted`` (None: all), ``n`` always."""
+    names = [n for n in aggregates if wanted is None or n == "n" or n in wanted]
+    return ", ".join(f"{aggregates[n]} AS {n}" for n in names)
+
+
 def _grouping(sets: Sequence[GroupingSet]) -> tuple[str, str, list[str]]:
     """The select list's grouping columns and the GROUP BY clause of ``sets``."""
     columns: list[str] = []
@@ -220,68 +233,99 @@ def _deal_obs(
     *,
     source: str = "deals d",
     columns: str = "",
+    need: Collection[str] = DIMENSION_COLUMNS,
+    amount: bool = True,
 ) -> str:
     """``obs``: the deals (``d``, not deleted) ``where`` selects, with their dimensions
     (domain.dimensions ``deal_dims``) and ``measures``, over ``b`` (the deal's columns and
     ``columns`` from what else ``source`` names) and ``m.amount`` (in the reporting currency;
-    null when it cannot be reported)."""
-    reporting = args(roster.reporting.upper(), "text")
+    null when it cannot be reported). Only the dimensions in ``need`` are worked out (the
+    others are null), and ``m.amount`` only with ``amount``."""
     extra = f", {columns}" if columns else ""
+    accounts = bool({"territory", "segment"} & set(need))
+    reps = bool({"team", "manager", "territory"} & set(need))
+    looked_up = []
+    lookups = ""
+    if accounts:
+        looked_up.append(
+            "a.territory_id AS account_territory, a.industry AS account_industry, "
+            "a.employees AS account_employees"
+        )
+        lookups += _by_key("a", "accounts", "account_id", "d.account_id", "AND NOT a.deleted")
+    if "source" in need:
+        looked_up.append("src.lead_source")
+        lookups += "\n" + _by_key("src", "leads", "lead_id", "d.lead_id")
+    looked = "".join(f", {c}" for c in looked_up)
+    territory = "coalesce(b.account_territory, o.territory)" if "territory" in need else "NULL"
+    segment = (
+        _segment("b.account_industry", "b.account_employees", "ka") if "segment" in need else "NULL"
+    )
+    joins = ""
+    if reps:
+        joins += "LEFT JOIN rep_dims o ON o.rep_id = b.owner_id\n"
+    if "segment" in need:
+        joins += "LEFT JOIN industry_keys ka ON ka.raw = b.account_industry\n"
+    if amount:  # a parameter named nowhere in the text would have no type
+        reporting = args(roster.reporting.upper(), "text")
+        joins += f"""LEFT JOIN exchange_rates x ON x.currency = {_currency("b", reporting)}
+            CROSS JOIN LATERAL (SELECT {_converted("b", "x", reporting)} AS amount) m"""
     return f"""
         {_rep_dims(args, roster)},
         base AS MATERIALIZED (
             SELECT d.owner_id, d.outcome, d.created_us, d.close_us, d.amount, d.currency,
-                   d.stage, d.expected_close, src.lead_source,
-                   a.territory_id AS account_territory, a.industry AS account_industry,
-                   a.employees AS account_employees
-                   {extra}
+                   d.stage, d.expected_close {looked} {extra}
             FROM {source}
-            {_by_key("a", "accounts", "account_id", "d.account_id", "AND NOT a.deleted")}
-            {_by_key("src", "leads", "lead_id", "d.lead_id")}
+            {lookups}
             WHERE NOT d.deleted AND {where}
         ),
         obs AS (
-            SELECT b.owner_id::text AS rep, o.team, o.manager,
-                   coalesce(b.account_territory, o.territory) AS territory,
-                   b.lead_source AS source,
-                   {_segment("b.account_industry", "b.account_employees", "ka")} AS segment,
+            SELECT b.owner_id::text AS rep,
+                   {"o.team" if reps else "NULL::text"} AS team,
+                   {"o.manager" if reps else "NULL::text"} AS manager,
+                   {territory}::text AS territory,
+                   {"b.lead_source" if "source" in need else "NULL"}::text AS source,
+                   {segment}::text AS segment,
                    {measures}
             FROM base b
-            LEFT JOIN rep_dims o ON o.rep_id = b.owner_id
-            LEFT JOIN industry_keys ka ON ka.raw = b.account_industry
-            LEFT JOIN exchange_rates x ON x.currency = {_currency("b", reporting)}
-            CROSS JOIN LATERAL (SELECT {_converted("b", "x", reporting)} AS amount) m
+            {joins}
         )
     """
 
 
+DEALS_CLOSED = {
+    "n": "count(*)",
+    "won": "count(*) FILTER (WHERE outcome = 'won')",
+    "lost": "count(*) FILTER (WHERE outcome = 'lost')",
+    "valued": "count(amount)",
+    "won_amount": "coalesce(sum(amount) FILTER (WHERE outcome = 'won'), 0)",
+    "amount": "coalesce(sum(amount), 0)",
+    "cycles": "coalesce(array_agg(cycle) FILTER (WHERE cycle IS NOT NULL), '{}')",
+}
+AMOUNTS = frozenset(("valued", "won_amount", "amount"))
+
+
 async def deals_closed(
-    conn: asyncpg.Connection, roster: Roster, window: Window, sets: Sequence[GroupingSet]
+    conn: asyncpg.Connection,
+    roster: Roster,
+    window: Window,
+    sets: Sequence[GroupingSet],
+    wanted: Collection[str] | None = None,
 ) -> list[Grouped]:
     """Deals closed (won or lost) in the window: counts, amounts, and won deals' cycles in
-    days."""
+    days; of DEALS_CLOSED, those ``wanted`` (None: all)."""
     args = _Args()
     cycle = _duration("b.created_us", "b.close_us", 86_400)
+    amount = wanted is None or bool(AMOUNTS & set(wanted))
     ctes = _deal_obs(
         args,
         roster,
         f"d.close_us IS NOT NULL AND {_in(args, 'd.close_us', window, micro=True)}",
-        f"""b.outcome, m.amount,
+        f"""b.outcome, {"m.amount" if amount else "NULL::numeric AS amount"},
             CASE WHEN b.outcome = 'won' AND b.created_us IS NOT NULL THEN {cycle} END AS cycle""",
+        need=_needed(sets),
+        amount=amount,
     )
-    return await _grouped(
-        conn,
-        args,
-        ctes,
-        """count(*) AS n,
-           count(*) FILTER (WHERE outcome = 'won') AS won,
-           count(*) FILTER (WHERE outcome = 'lost') AS lost,
-           count(amount) AS valued,
-           coalesce(sum(amount) FILTER (WHERE outcome = 'won'), 0) AS won_amount,
-           coalesce(sum(amount), 0) AS amount,
-           coalesce(array_agg(cycle) FILTER (WHERE cycle IS NOT NULL), '{}') AS cycles""",
-        sets,
-    )
+    return await _grouped(conn, args, ctes, _picked(DEALS_CLOSED, wanted), sets)
 
 
 async def deals_created(
@@ -293,6 +337,8 @@ async def deals_created(
         roster,
         f"d.created_us IS NOT NULL AND {_in(args, 'd.created_us', window, micro=True)}",
         "b.outcome",
+        need=_needed(sets),
+        amount=False,
     )
     return await _grouped(
         conn, args, ctes, "count(*) AS n, count(*) FILTER (WHERE outcome = 'won') AS won", sets
@@ -310,6 +356,7 @@ async def pipeline(
         "d.outcome IS NULL AND d.created_us IS NOT NULL "
         f"AND {_in(args, 'd.created_us', window, micro=True)}",
         "b.stage, m.amount",
+        need=_needed(sets),
     )
     return await _grouped(
         conn, args, ctes, "count(*) AS n, sum(amount) AS amount", sets, where="amount IS NOT NULL"
@@ -331,6 +378,8 @@ async def stage_moves(
         source="deal_stages s CROSS JOIN LATERAL "
         "(SELECT * FROM deals d WHERE d.deal_id = s.deal_id LIMIT 1) d",
         columns="s.stage AS from_stage, s.next_stage AS to_stage",
+        need=_needed(sets),
+        amount=False,
     )
     _, _, columns = _grouping(sets)
     partition = ", ".join(
@@ -356,32 +405,58 @@ def _lead_obs(
     territory: str,
     measures: str,
     joins: str = "",
+    lead: str = "",
+    need: Collection[str] = DIMENSION_COLUMNS,
 ) -> str:
-    """``obs``: lead rows (``l``, from ``source``, which may leave it null), with the
-    dimensions of domain.dimensions ``lead_dims`` (the rep ``rep_id`` names and the territory,
-    over ``b``; the lead's source and segment: its account's when the account is known, else
-    its own) and ``measures`` over ``b`` (``columns`` and the lead's) and what ``joins``
-    adds."""
+    """``obs``: lead rows (``l``, from ``source``, or looked up by ``lead`` when ``source``
+    does not name it; either may leave it null), with the dimensions of domain.dimensions
+    ``lead_dims`` (the rep ``rep_id`` names and the territory, over ``b``; the lead's source
+    and segment: its account's when the account is known, else its own) and ``measures``
+    over ``b`` (``columns`` and the lead's) and what ``joins`` adds. Only the dimensions in
+    ``need`` are worked out (the others are null)."""
+    segment = "segment" in need
+    reps = bool({"team", "manager"} & set(need))
+    looked = []
+    if "source" in need or segment:
+        looked.append("l.lead_source, l.industry, l.employees")
+    else:
+        lead = ""  # nothing read from the lead
+    if segment:
+        looked.append(
+            "a.account_id, a.industry AS account_industry, a.employees AS account_employees"
+        )
+        lead += "\n" + _by_key("a", "accounts", "account_id", "l.account_id", "AND NOT a.deleted")
+    segment_of = (
+        f"""CASE WHEN b.account_id IS NOT NULL
+                 THEN {_segment("b.account_industry", "b.account_employees", "ka")}
+                 ELSE {_segment("b.industry", "b.employees", "kl")} END"""
+        if segment
+        else "NULL"
+    )
+    dims = ""
+    if reps:
+        dims += f"LEFT JOIN rep_dims o ON o.rep_id = ({rep_id})\n"
+    if segment:
+        dims += """LEFT JOIN industry_keys ka ON ka.raw = b.account_industry
+            LEFT JOIN industry_keys kl ON kl.raw = b.industry\n"""
     return f"""
         {_rep_dims(args, roster)},
         base AS MATERIALIZED (
-            SELECT l.lead_source, l.industry, l.employees, a.account_id,
-                   a.industry AS account_industry, a.employees AS account_employees, {columns}
+            SELECT {"".join(f"{c}, " for c in looked)}{columns}
             FROM {source}
-            {_by_key("a", "accounts", "account_id", "l.account_id", "AND NOT a.deleted")}
+            {lead}
             WHERE {where}
         ),
         obs AS (
-            SELECT ({rep_id})::text AS rep, o.team, o.manager, {territory} AS territory,
-                   nullif(b.lead_source, '') AS source,
-                   CASE WHEN b.account_id IS NOT NULL
-                        THEN {_segment("b.account_industry", "b.account_employees", "ka")}
-                        ELSE {_segment("b.industry", "b.employees", "kl")} END AS segment,
+            SELECT ({rep_id})::text AS rep,
+                   {"o.team" if reps else "NULL::text"} AS team,
+                   {"o.manager" if reps else "NULL::text"} AS manager,
+                   {territory if "territory" in need else "NULL"}::text AS territory,
+                   {"nullif(b.lead_source, '')" if "source" in need else "NULL"}::text AS source,
+                   {segment_of}::text AS segment,
                    {measures}
             FROM base b
-            LEFT JOIN rep_dims o ON o.rep_id = ({rep_id})
-            LEFT JOIN industry_keys ka ON ka.raw = b.account_industry
-            LEFT JOIN industry_keys kl ON kl.raw = b.industry
+            {dims}
             {joins}
         )
     """
@@ -416,6 +491,21 @@ async def lead_touches(
     return [(r["lead_id"], r["created_us"], r["touched_us"], r["touched_by"]) for r in rows]
 
 
+LEAD_JOURNEYS = {
+    "n": "count(*)",
+    "responded": "count(touched_us)",
+    "reached": "count(*) FILTER (WHERE reached)",
+    "within_sla": "count(*) FILTER (WHERE within_sla)",
+    "converted": "count(*) FILTER (WHERE converted)",
+    "response": "coalesce(array_agg(response), '{}')",
+    "speed": "coalesce(array_agg(speed), '{}')",
+    "business": "coalesce(array_agg(business), '{}')",  # with business minutes only
+}
+# whether a deal names the lead (lead_to_deal_conversion)
+NAMED = """LEFT JOIN LATERAL (SELECT true AS named FROM deals d
+                             WHERE d.lead_id = l.lead_id AND NOT d.deleted LIMIT 1) c ON true"""
+
+
 async def lead_journeys(
     conn: asyncpg.Connection,
     roster: Roster,
@@ -423,13 +513,16 @@ async def lead_journeys(
     sets: Sequence[GroupingSet],
     *,
     business: tuple[Sequence[UUID], Sequence[float]] | None = None,
+    wanted: Collection[str] | None = None,
 ) -> list[Grouped]:
     """Leads (not merged, not deleted) created in the window, with their journeys (newest
     assignment, first assignment to a rep, first outbound touch by a rep the lead was assigned
     to: domain lead_kpis.journeys, kept in ``lead_journeys``): response and speed in minutes
     (infinite when they never happened), within the SLA, converted; with ``business`` (the
-    touched leads and their business minutes: lead_touches), business response time too."""
+    touched leads and their business minutes: lead_touches), business response time too. Of
+    LEAD_JOURNEYS, those ``wanted`` (None: all)."""
     args = _Args()
+    converted = wanted is None or "converted" in wanted
     slas = f"""
         slas AS (
             SELECT * FROM unnest({args(list(roster.sla_territories), "text[]")},
@@ -454,17 +547,16 @@ async def lead_journeys(
             args,
             roster,
             source=f"""leads l {_by_key("j", "lead_journeys", "lead_id", "l.lead_id")}
-                   LEFT JOIN LATERAL (SELECT true AS named FROM deals d
-                                      WHERE d.lead_id = l.lead_id AND NOT d.deleted LIMIT 1)
-                       c ON true""",
+                   {NAMED if converted else ""}""",
             where="NOT l.deleted AND NOT l.merged AND l.created_us IS NOT NULL "
             f"AND {_in(args, 'l.created_us', window, micro=True)}",
-            columns="""l.lead_id, l.created_us, l.owner_id, j.lead_id IS NOT NULL AS assigned,
+            columns=f"""l.lead_id, l.created_us, l.owner_id, j.lead_id IS NOT NULL AS assigned,
                    j.latest_rep_id, j.latest_territory, j.first_to_rep_us, j.touched_us,
                    j.touched_by,
-                   l.converted OR c.named IS NOT NULL AS converted""",
+                   {"l.converted OR c.named IS NOT NULL" if converted else "NULL"} AS converted""",
             rep_id="CASE WHEN b.assigned THEN b.latest_rep_id ELSE b.owner_id END",
             territory="b.latest_territory",
+            need=_needed(sets),
             measures=f"""b.touched_us, m.response, b.converted,
                      CASE WHEN b.touched_us IS NULL THEN 'Infinity'::float8
                           ELSE z.minutes END AS business,
@@ -477,20 +569,10 @@ async def lead_journeys(
                   CROSS JOIN LATERAL (SELECT {response} AS response) m""",
         )
     )
-    return await _grouped(
-        conn,
-        args,
-        ctes,
-        """count(*) AS n,
-           count(touched_us) AS responded,
-           count(*) FILTER (WHERE reached) AS reached,
-           count(*) FILTER (WHERE within_sla) AS within_sla,
-           count(*) FILTER (WHERE converted) AS converted,
-           coalesce(array_agg(response), '{}') AS response,
-           coalesce(array_agg(speed), '{}') AS speed"""
-        + (", coalesce(array_agg(business), '{}') AS business" if business else ""),
-        sets,
-    )
+    aggregates = dict(LEAD_JOURNEYS)
+    if not business:
+        del aggregates["business"]
+    return await _grouped(conn, args, ctes, _picked(aggregates, wanted), sets)
 
 
 async def first_assignments(
@@ -504,7 +586,9 @@ async def first_assignments(
     ctes = _lead_obs(
         args,
         roster,
-        source=f"lead_journeys j {lead}",
+        source="lead_journeys j",
+        lead=lead,
+        need=_needed(sets),
         where="j.first_to_rep_us IS NOT NULL "
         f"AND {_in(args, 'j.first_to_rep_us', window, micro=True)}",
         columns="j.latest_rep_id, j.latest_territory",
@@ -525,7 +609,9 @@ async def assignments_made(
     ctes = _lead_obs(
         args,
         roster,
-        source=f"lead_assignments x {lead}",
+        source="lead_assignments x",
+        lead=lead,
+        need=_needed(sets),
         where=f"x.rep_id IS NOT NULL AND {_in(args, 'x.assigned_at', window, micro=False)}",
         columns="""x.rep_id, x.territory_id,
                    EXISTS (SELECT 1 FROM sla_breaches z

@@ -24,12 +24,16 @@ from salesops_metrics.service_layer.reports import (
     Report,
     Territories,
 )
+from salesops_metrics.service_layer.shared import SharedReads
 
 NO_VALUE = KpiValue(None, None, None, 0)
 # ``read(n)``: n connections in read-only transactions on one snapshot of the data.
 Reader = Callable[[int], AbstractAsyncContextManager[list[asyncpg.Connection]]]
 # Connections a listing or an exposition runs its families on, side by side.
 LANES = 3
+# KPI reads for requests running at once (each shared by the identical requests that arrived
+# before it started: service_layer/shared.py); a listing runs on LANES connections.
+READS = 2
 # How long an exposition keeps a family's rows while nothing it reads changes: rolling
 # windows move with the clock.
 KEEP_FOR = timedelta(seconds=10)
@@ -92,8 +96,10 @@ class Kpis:
         settings: KpiSettings,
         clock: Clock,
         pace_clock: Callable[[], float] = time.monotonic,
+        reads: int = READS,
     ) -> None:
         self._reader = read
+        self.shared = SharedReads(reads)
         self._settings = settings
         self._clock = clock
         self._pace_clock = pace_clock
@@ -123,9 +129,31 @@ class Kpis:
             rows = await self._report(conns, window).compute([(kpi, group_by)])
         return rows[(kpi.name, group_by)]
 
+    async def shared_report(
+        self,
+        kpi: KpiDefinition,
+        *,
+        window: Callable[[], Window],
+        window_key: Hashable,
+        group_by: str | None,
+    ) -> tuple[Window, list[GroupRow]]:
+        """``report`` for a request, shared with the identical requests (same KPI, grouping
+        and ``window_key``, what names the window) that arrived before its computation
+        started; ``window()`` resolves the window when it starts (a rolling one ends then)."""
+
+        async def compute() -> tuple[Window, list[GroupRow]]:
+            resolved = window()
+            return resolved, await self.report(kpi, window=resolved, group_by=group_by)
+
+        key = ("report", kpi.name, window_key, group_by)
+        return await self.shared.run(key, compute, kind="report")
+
     async def listing(self) -> Listing:
         """Every KPI over all time, ungrouped; a KPI whose rows carry their own keys (a stage,
-        a period) has no single value and shows null."""
+        a period) has no single value and shows null. Shared as ``shared_report`` is."""
+        return await self.shared.run(("listing",), self._listing, kind="listing")
+
+    async def _listing(self) -> Listing:
         async with self._read(LANES) as conns:
             rows = await self._report(conns, ALL_TIME).compute([(k, None) for k in KPIS.values()])
             events = await queries.events_by_type(conns[0])

@@ -196,12 +196,11 @@ class RequestMetricsMiddleware:
 
     @staticmethod
     def _request_id(scope: Scope) -> str:
+        sent = b""
         for name, value in scope.get("headers") or ():
             if name == b"x-request-id":
-                if value:
-                    return str(value[:64].decode("latin-1"))
-                break
-        return uuid.uuid4().hex
+                sent = value  # the last one, if a client sends several
+        return sent[:64].decode("latin-1") if sent else uuid.uuid4().hex
 
     def _observe(self, method: str, route: str, status: int, seconds: float) -> None:
         counted = self._counted.get((method, route, status))

@@ -16,6 +16,7 @@ from sqlalchemy import text
 
 from salesops_common.aio import stop_tasks
 from salesops_common.db import UnitOfWork, create_engine, migrate, wait_for_database
+from salesops_common.http import PlainRoute
 from salesops_common.http import create_app as create_http_app
 from salesops_common.inbox import ConsumerRunner, Handler
 from salesops_common.kafka import (
@@ -175,8 +176,10 @@ class ServiceRuntime:
         routers: Sequence[APIRouter],
         before_scrape: Sequence[Callable[[], Awaitable[None]]] = (),
         exposition: Sequence[Callable[[], Awaitable[bytes]]] = (),
+        plain_routes: Sequence[PlainRoute] = (),
     ) -> FastAPI:
-        """The service's HTTP app, with this runtime as its lifespan, readiness and metrics."""
+        """The service's HTTP app, with this runtime as its lifespan, readiness and metrics
+        (``plain_routes``: see ``salesops_common.http.create_app``)."""
         app = create_http_app(
             title=title,
             description=description,
@@ -188,6 +191,7 @@ class ServiceRuntime:
             exposition=exposition,
             body_grace=self.settings.http_body_grace_seconds,
             body_min_rate=self.settings.http_body_min_rate,
+            plain_routes=plain_routes,
         )
         app.state.runtime = self
         return app

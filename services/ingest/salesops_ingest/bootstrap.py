@@ -174,6 +174,7 @@ def create_app(
             webhooks.build_router(ctx, webhook_auth(settings)),
         ],
         before_scrape=[refresh_gauges],
+        plain_routes=[api.events_route(ctx)],
     )
 
 

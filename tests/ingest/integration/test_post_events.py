@@ -111,8 +111,25 @@ async def test_an_idempotency_key_replays_the_first_answer(ingest: httpx.AsyncCl
             401,
             "unauthenticated",
         ),
+        (b"{}", {"Authorization": AUTH["Authorization"] + "x"}, 401, "unauthenticated"),
+        (
+            b"{}",
+            {"Authorization": AUTH["Authorization"].replace("Bearer", "Basic")},
+            401,
+            "unauthenticated",
+        ),
+        (b"{}", {"Authorization": "Bearer"}, 401, "unauthenticated"),
+        (b"{}", {**AUTH, "Idempotency-Key": "k" * 256}, 422, "invalid"),
     ],
-    ids=["malformed-json", "unknown-type", "missing-token"],
+    ids=[
+        "malformed-json",
+        "unknown-type",
+        "missing-token",
+        "wrong-token",
+        "other-scheme",
+        "scheme-alone",
+        "idempotency-key-too-long",
+    ],
 )
 async def test_bad_input_is_refused_and_nothing_is_stored(
     ingest: httpx.AsyncClient,
@@ -128,6 +145,58 @@ async def test_bad_input_is_refused_and_nothing_is_stored(
     assert resp.status_code == status, resp.text
     assert resp.json()["error"]["code"] == code
     assert await stored_counts(iso) == (0, 0)
+
+
+async def test_the_served_route_checks_what_the_documented_one_declares(
+    ingest: httpx.AsyncClient,
+) -> None:
+    """POST /v1/events is served by a plain Starlette route; its checks answer as FastAPI's
+    would for the documented route's dependencies, and the schema still documents them."""
+    spec = (await ingest.get("/openapi.json")).json()
+    post = spec["paths"]["/v1/events"]["post"]
+    assert post["security"] == [{"HTTPBearer": []}]
+    [key] = [p for p in post["parameters"] if p["name"] == "idempotency-key"]
+    assert key["in"] == "header"
+    assert key["schema"]["anyOf"][0]["maxLength"] == 255
+
+    refused = await ingest.post("/v1/events", json={}, headers={"Authorization": "x"})
+    assert refused.status_code == 401
+    assert refused.headers["www-authenticate"] == "Bearer"
+    too_long = await ingest.post(
+        "/v1/events", json={}, headers={**AUTH, "Idempotency-Key": "k" * 256}
+    )
+    assert too_long.json()["error"]["details"] == [
+        {
+            "loc": ["header", "idempotency-key"],
+            "message": "String should have at most 255 characters",
+            "type": "string_too_long",
+        }
+    ]
+    # The longest key is taken, and the scheme's case does not matter.
+    lower = {"Authorization": AUTH["Authorization"].replace("Bearer", "bearer")}
+    event = api_event("account.created", "A-key", {"name": "Acme"})
+    kept = await ingest.post(
+        "/v1/events", json=event, headers={**lower, "Idempotency-Key": "k" * 255}
+    )
+    assert kept.status_code == 202, kept.text
+
+
+async def test_requests_are_counted_by_route_template_with_their_id(
+    ingest: httpx.AsyncClient,
+) -> None:
+    event = api_event("account.created", "A-metrics", {"name": "Acme"})
+    resp = await ingest.post("/v1/events", json=event, headers={**AUTH, "X-Request-ID": "rq-1"})
+    assert resp.status_code == 202
+    assert resp.headers["x-request-id"] == "rq-1"
+    minted = await ingest.post("/v1/events", json=event, headers=AUTH)
+    assert len(minted.headers["x-request-id"]) == 32
+    await ingest.post("/v1/events", json=event, headers={})
+    exposition = (await ingest.get("/metrics")).text
+    counted = 'salesops_ingest_http_requests_total{method="POST",route="/v1/events",status="%d"}'
+    assert counted % 202 + " 2.0" in exposition
+    assert counted % 401 + " 1.0" in exposition
+    timed = 'salesops_ingest_http_request_duration_seconds_count{method="POST",route="/v1/events"}'
+    assert timed + " 3.0" in exposition
 
 
 async def test_an_oversize_array_is_refused_whole(

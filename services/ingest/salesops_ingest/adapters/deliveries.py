@@ -35,6 +35,8 @@ _INSERT_PROCESSED = """
     RETURNING id
 """
 
+_INSERT_PROCESSED_WRITE = _INSERT_PROCESSED.replace("RETURNING id", "")
+
 
 async def stop_writers(tasks: list[asyncio.Task[None]], queue: asyncio.Queue[Any]) -> None:
     """Cancel writer tasks, then fail the futures of what is still queued (each item a tuple
@@ -142,6 +144,14 @@ class DeliveryStore:
             for (*_, future), row in zip(batch, rows, strict=True):
                 if not future.done():
                     future.set_result(row[0])
+
+
+def processed_write(
+    source: str, headers: Mapping[str, str], body: bytes, items: int
+) -> tuple[str, Sequence[Any]]:
+    """The same archive as :func:`insert_processed`, as a write to send with others
+    (``salesops_common.writes``) when nothing needs the delivery's id."""
+    return _INSERT_PROCESSED_WRITE, (source, _headers_json(headers), body, items)
 
 
 async def insert_processed(

@@ -14,7 +14,7 @@ from fastapi.responses import Response
 
 from salesops_common.db import driver_connection
 from salesops_common.events import Source
-from salesops_common.http import ApiError, JsonResponse, read_body
+from salesops_common.http import ApiError, JsonResponse, PlainRoute, read_body
 from salesops_common.outbox import add_to_outbox
 from salesops_ingest.adapters import repository
 from salesops_ingest.domain.model import ACCEPTED_TYPES, EventError, ValidEvent, validate_events
@@ -89,39 +89,16 @@ def build_router(ctx: IngestContext) -> APIRouter:
     @router.post("/events", status_code=202, openapi_extra=_BODY)
     async def post_events(
         request: Request,
-        idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+        idempotency_key: Annotated[str | None, Header(max_length=IDEMPOTENCY_KEY_MAX)] = None,
     ) -> Response:
         """Accept one canonical event or an array of up to 1,000. A 202 means every event
         is committed in PostgreSQL with its outbox row. Events go through the same hygiene
         as CRM webhooks: normalized, deduplicated by ``source_event_id`` (status
         ``duplicate``), an update that changes nothing publishes nothing (``unchanged``), a
         new lead matching an existing one is merged into it (``merged``)."""
-        body = await read_body(request, limit=ctx.settings.max_batch_bytes)
-        events = _validate(_parse(body, max_events=ctx.settings.max_batch_events))
-        prepared = prepare_events(ctx.processor, events)
-        if not idempotency_key:
-            # Committed with the other requests in flight (group commit).
-            results = await ctx.events.accept(prepared)
-            ctx.observe_outcomes("api", [r.status for r in results])
-            return Response(_answer(results), status_code=202, media_type="application/json")
-        request_hash = hashlib.sha256(body).hexdigest()
-        async with ctx.uow() as session:
-            earlier = await repository.lock_idempotency_key(session, idempotency_key)
-            if earlier is not None:
-                return _replay(earlier, request_hash)
-            conn = await driver_connection(session)
-            result, (results,) = await apply_events(conn, ctx.processor, [prepared])
-            encoded = _answer(results)
-            await repository.store_idempotent_response(
-                session,
-                key=idempotency_key,
-                request_hash=request_hash,
-                status=202,
-                response=encoded,
-            )
-        ctx.observe_published(result)
-        ctx.observe_outcomes("api", [r.status for r in results])
-        return Response(encoded, status_code=202, media_type="application/json")
+        # Documents the endpoint; `events_route` serves it (the same code, without FastAPI's
+        # per-request dependency resolution).
+        return await accept_events(ctx, request, idempotency_key)
 
     @router.get("/entities")
     async def get_entity(
@@ -167,6 +144,71 @@ def build_router(ctx: IngestContext) -> APIRouter:
         return erasure_response(erasure)
 
     return router
+
+
+IDEMPOTENCY_KEY_MAX = 255
+_EVENTS_PATH = "/v1/events"
+# pydantic's message for a string over ``max_length``, as FastAPI's validation answers it.
+_KEY_TOO_LONG = f"String should have at most {IDEMPOTENCY_KEY_MAX} characters"
+
+
+def events_route(ctx: IngestContext) -> PlainRoute:
+    """``POST /v1/events`` served by Starlette alone (the app's ``plain_routes``): the hot
+    path of ingest, one request per event for many clients. It does what the documented
+    FastAPI route's dependencies do (the bearer token, the ``Idempotency-Key`` header's
+    length, with the same 401 and 422 answers) and then the same work."""
+    require_token = ctx.require_token
+
+    async def endpoint(request: Request) -> Response:
+        await require_token(request)
+        idempotency_key = request.headers.get("idempotency-key")
+        if idempotency_key is not None and len(idempotency_key) > IDEMPOTENCY_KEY_MAX:
+            raise ApiError(
+                422,
+                "request is invalid",
+                details=[
+                    {
+                        "loc": ["header", "idempotency-key"],
+                        "message": _KEY_TOO_LONG,
+                        "type": "string_too_long",
+                    }
+                ],
+            )
+        return await accept_events(ctx, request, idempotency_key)
+
+    return PlainRoute(_EVENTS_PATH, endpoint, methods=["POST"], include_in_schema=False)
+
+
+async def accept_events(
+    ctx: IngestContext, request: Request, idempotency_key: str | None
+) -> Response:
+    """Read, validate and commit the request's events; the 202 answer."""
+    body = await read_body(request, limit=ctx.settings.max_batch_bytes)
+    events = _validate(_parse(body, max_events=ctx.settings.max_batch_events))
+    prepared = prepare_events(ctx.processor, events)
+    if not idempotency_key:
+        # Committed with the other requests in flight (group commit).
+        results = await ctx.events.accept(prepared)
+        ctx.observe_outcomes("api", [r.status for r in results])
+        return Response(_answer(results), status_code=202, media_type="application/json")
+    request_hash = hashlib.sha256(body).hexdigest()
+    async with ctx.uow() as session:
+        earlier = await repository.lock_idempotency_key(session, idempotency_key)
+        if earlier is not None:
+            return _replay(earlier, request_hash)
+        conn = await driver_connection(session)
+        result, (results,) = await apply_events(conn, ctx.processor, [prepared])
+        encoded = _answer(results)
+        await repository.store_idempotent_response(
+            session,
+            key=idempotency_key,
+            request_hash=request_hash,
+            status=202,
+            response=encoded,
+        )
+    ctx.observe_published(result)
+    ctx.observe_outcomes("api", [r.status for r in results])
+    return Response(encoded, status_code=202, media_type="application/json")
 
 
 def _answer(results: Sequence[EventResult]) -> bytes:

@@ -38,6 +38,9 @@ class IngestContext:
     echoes: Counter = field(init=False)
     quality: Gauge = field(init=False)
     pending: Gauge = field(init=False)
+    # Labelled children resolved once (the label sets are small: sources, types, outcomes).
+    _published: dict[tuple[str, str], Any] = field(init=False, default_factory=dict)
+    _outcome: dict[tuple[str, str], Any] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         # POST /v1/events: concurrent requests committed together, on the store's pool.
@@ -108,12 +111,20 @@ class IngestContext:
     def observe_published(self, result: BatchResult) -> None:
         """Count the events a committed batch staged for publication, by source and type."""
         for envelope in result.envelopes:
-            source = envelope.source.split("/")[2] if envelope.source.count("/") >= 2 else "api"
-            self.accepted.labels(source, envelope.type).inc()
+            path = envelope.source
+            source = path.split("/")[2] if path.count("/") >= 2 else "api"
+            child = self._published.get((source, envelope.type))
+            if child is None:
+                child = self.accepted.labels(source, envelope.type)
+                self._published[(source, envelope.type)] = child
+            child.inc()
 
     def observe_outcomes(self, source: str, statuses: Sequence[str]) -> None:
         for status in statuses:
-            self.outcomes.labels(source, status).inc()
+            child = self._outcome.get((source, status))
+            if child is None:
+                child = self._outcome[(source, status)] = self.outcomes.labels(source, status)
+            child.inc()
 
     def count_dead(self, source: str, count: int) -> None:
         self.dead_letters.labels(source).inc(count)

@@ -373,10 +373,10 @@ async def plan_writebacks(
     apis: Mapping[str, CrmApi],
     object_types: Mapping[str, str],
 ) -> list[tuple[str, str]]:
-    """Record the write-backs a batch of assignments needs (idempotent by event id), in three
-    statements whatever the batch's size (one round trip per assignment made the write-back
-    consumer the slowest to drain on a busy machine); returns (source, status) pairs for
-    metrics."""
+    """Record the write-backs a batch of assignments needs (idempotent by event id), in at
+    most three statements whatever the batch's size (one round trip per assignment made the
+    write-back consumer the slowest to drain on a busy machine); returns (source, status)
+    pairs for metrics."""
     leads = {
         row["id"]: row
         for row in await conn.fetch(
@@ -386,15 +386,27 @@ async def plan_writebacks(
             list({a.lead_id for a in assignments}),
         )
     }
-    reps = {a.rep_id for a in assignments if a.rep_id is not None}
-    owners = {
-        (row["id"], row["source"], row["tenant"]): row["source_id"]
-        for row in await conn.fetch(
-            "SELECT DISTINCT ON (id, source, tenant) id, source, tenant, source_id "
-            "FROM entities WHERE id = ANY($1::uuid[]) AND kind = 'rep'",
-            list(reps),
-        )
+    # Owners are looked up only for leads a CRM API can be written to (REST leads never).
+    reps = {
+        a.rep_id
+        for a in assignments
+        if a.rep_id is not None
+        and (lead := leads.get(a.lead_id)) is not None
+        and lead["source"] in OWNER_FIELD
+        and lead["source"] in apis
     }
+    owners = (
+        {
+            (row["id"], row["source"], row["tenant"]): row["source_id"]
+            for row in await conn.fetch(
+                "SELECT DISTINCT ON (id, source, tenant) id, source, tenant, source_id "
+                "FROM entities WHERE id = ANY($1::uuid[]) AND kind = 'rep'",
+                list(reps),
+            )
+        }
+        if reps
+        else {}
+    )
     rows: list[tuple[Any, ...]] = []
     for a in assignments:
         lead = leads.get(a.lead_id)

@@ -27,6 +27,7 @@ from salesops_common import writes
 from salesops_common.aio import wait_event
 from salesops_common.inbox import is_transient
 from salesops_common.kafka import Topics
+from salesops_common.writes import Statement
 from salesops_ingest.adapters import deliveries as store
 from salesops_ingest.adapters import state as repo
 from salesops_ingest.adapters.deliveries import Delivery
@@ -248,6 +249,16 @@ class Processor:
             for source, *_ in letters:
                 self._on_dead(source, 1)
         return result
+
+    async def apply_changes(
+        self, conn: asyncpg.Connection, changes: Sequence[Change], *, also: Sequence[Statement]
+    ) -> BatchResult:
+        """Apply ``changes`` prepared by the caller, none dead (REST events: refused whole
+        before), in the caller's transaction, like :meth:`apply`; ``also``: the caller's
+        writes (its delivery's archive), sent with the last of the pipeline's."""
+        resolved = repo.resolve_writes([(c.record.source, c.record.delivery_key) for c in changes])
+        pipeline = Pipeline(conn, topics=self.topics)
+        return await pipeline.apply(changes, also=[*also, *resolved])
 
     async def run(self) -> None:
         """Process pending deliveries until cancelled; woken by NOTIFY, polls as a fallback."""

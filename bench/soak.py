@@ -6,18 +6,18 @@ One stack of real processes (embedded PostgreSQL with fsync on, the Tansu broker
 reps, then for ``--minutes`` (20) at fixed rates, open loop (bench/load.py: a latency
 counts from when the request was due):
 
-- webhooks: Pipedrive ``person`` changes, one event each (``--webhooks``/s, 50);
+- webhooks: Pipedrive ``person`` changes, one event each (``--webhooks``/s, 30);
 - REST writes: ``POST /v1/events`` arrays of 10 (8 ``lead.created``, 2 deals), ``--arrays``/s
-  (20): leads that routing assigns and metrics counts, deals that forecast keeps;
+  (12): leads that routing assigns and metrics counts, deals that forecast keeps;
 - REST reads: routing ``GET /v1/reps``, metrics ``GET /v1/kpis?kpi=leads_assigned``, forecast
   ``GET /v1/pipeline`` (``--reads``/s each, 5);
 - routing admin changes: a new ruleset every ``--ruleset-every`` seconds (20), two territory
   models in turn (``PUT /v1/routing/ruleset``).
 
-The defaults ask 250 events/s: half of the 500 events/s that ingest and metrics sustain
-together on this machine (docs/benchmarks.md, "Metrics (issue 5)"), the highest end-to-end
-rate measured as kept up with. The broker keeps every event in memory: its RSS is reported,
-and the load stops early if it passes 8 GiB.
+The defaults ask 150 events/s (30 webhooks/s and 12 arrays of 10/s): half of the 300
+events/s the whole stack kept up with in this mix on the 2-core machine (``--capacity``, 2026-11-30:
+400 events/s left routing's consumer behind; docs/benchmarks.md, "Soak"). The broker keeps
+every event in memory: its RSS is reported, and the load stops early if it passes 8 GiB.
 
 ``--capacity 50,100,150,...`` runs a ramp instead (``--step-minutes`` each, 1): the same mix
 at each total rate in turn, on one stack, and reports the highest rate the whole stack kept
@@ -741,8 +741,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__)
     p.add_argument("--minutes", type=float, default=20.0, help="how long the load runs (20)")
     p.add_argument("--slice-minutes", type=float, default=5.0, help="report slices (5)")
-    p.add_argument("--webhooks", type=float, default=50.0, help="Pipedrive webhooks/s (50)")
-    p.add_argument("--arrays", type=float, default=20.0, help=f"arrays of {ARRAY} events/s (20)")
+    p.add_argument("--webhooks", type=float, default=30.0, help="Pipedrive webhooks/s (30)")
+    p.add_argument("--arrays", type=float, default=12.0, help=f"arrays of {ARRAY} events/s (12)")
     p.add_argument("--reads", type=float, default=5.0, help="GETs/s to each service (5)")
     p.add_argument("--ruleset-every", type=float, default=20.0, help="seconds (20)")
     p.add_argument(

@@ -235,6 +235,8 @@ class Run:
     cpu_wall: float = 0.0  # s over which the CPU was measured (sending and draining)
     drained_in: float = 0.0  # s after the last answer until everything was seen (or gave up)
     consumer: ConsumerStats | None = None  # routing's, when it ran
+    # PostgreSQL transactions committed per lead accepted, per database (pg_stat_database)
+    commits: dict[str, float] = field(default_factory=dict)
 
     def end_to_end(self) -> list[float]:
         return self.latencies(self.accepted, self.seen.assigned)
@@ -254,6 +256,11 @@ class Run:
             parts.append(f"{self.cpu.line(self.cpu_wall)} over {self.cpu_wall:.1f} s")
         if self.consumer is not None:
             parts.append(self.consumer.line(self.cpu_wall))
+        if self.commits:
+            parts.append(
+                "PostgreSQL commits a lead: "
+                + ", ".join(f"{db} {n:.2f}" for db, n in sorted(self.commits.items()))
+            )
         return "; ".join(parts)
 
     def latencies(self, start: dict[str, float], end: dict[str, float]) -> list[float]:
@@ -333,6 +340,18 @@ async def send(
         cpu_wall=drained - started,
         drained_in=drained - done,
     )
+
+
+async def _commits(stack: Stack) -> dict[str, int]:
+    """Transactions committed so far, per database. Backends report theirs at most once a
+    second: wait that long first, so that what the leads caused is counted."""
+    await asyncio.sleep(1.2)
+    conn = await stack.connect()
+    try:
+        rows = await conn.fetch("SELECT datname, xact_commit FROM pg_stat_database")
+    finally:
+        await conn.close()
+    return {r["datname"]: int(r["xact_commit"]) for r in rows if r["datname"]}
 
 
 def _metric(text: str, name: str, **labels: str) -> float:
@@ -475,6 +494,7 @@ async def run(
         async def leads(name: str, seed: int, load: Load, until: str = "assigned") -> Run:
             routed = until == "assigned"
             before = await _scrape(routing) if routed else None
+            commits_before = await _commits(stack)
             result = await send(
                 ingest,
                 reader,
@@ -488,6 +508,12 @@ async def run(
             )
             if before is not None:
                 result.consumer = await _scrape(routing) - before
+            commits = await _commits(stack)
+            result.commits = {
+                db: (n - commits_before.get(db, 0)) / max(1, len(result.accepted))
+                for db, n in commits.items()
+                if n > commits_before.get(db, 0) and db.startswith("bench")
+            }
             return result
 
         warm = await send(

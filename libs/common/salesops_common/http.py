@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from salesops_common.observability import ServiceMetrics, correlation_id
+from salesops_common.observability import Children, ServiceMetrics, correlation_id
 
 log = logging.getLogger(__name__)
 
@@ -184,9 +184,9 @@ class RequestMetricsMiddleware:
     def __init__(self, app: ASGIApp, *, metrics: ServiceMetrics) -> None:
         self.app = app
         self.metrics = metrics
-        # Each labelled child resolved once: the label sets are bounded by the routes.
-        self._counted: dict[tuple[str, str, int], Any] = {}
-        self._timed: dict[tuple[str, str], Any] = {}
+        # The label sets are bounded by the routes.
+        self._counted = Children(metrics.http_requests)
+        self._timed = Children(metrics.http_latency)
 
     @staticmethod
     def _template(scope: Scope) -> str:
@@ -201,17 +201,6 @@ class RequestMetricsMiddleware:
             if name == b"x-request-id":
                 sent = value  # the last one, if a client sends several
         return sent[:64].decode("latin-1") if sent else uuid.uuid4().hex
-
-    def _observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        counted = self._counted.get((method, route, status))
-        if counted is None:
-            counted = self.metrics.http_requests.labels(method, route, str(status))
-            self._counted[(method, route, status)] = counted
-        counted.inc()
-        timed = self._timed.get((method, route))
-        if timed is None:
-            timed = self._timed[(method, route)] = self.metrics.http_latency.labels(method, route)
-        timed.observe(seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -233,8 +222,9 @@ class RequestMetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            seconds = time.perf_counter() - started
-            self._observe(scope["method"], self._template(scope), status, seconds)
+            method, route = scope["method"], self._template(scope)
+            self._counted(method, route, str(status)).inc()
+            self._timed(method, route).observe(time.perf_counter() - started)
             correlation_id.reset(token)
 
 

@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
@@ -20,6 +21,22 @@ correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 event_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("event_id", default=None)
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Children:
+    """A labelled metric's children, each resolved once: ``labels()`` validates and locks on
+    every call, which hot paths (every request, every event) need not pay again. Only for
+    label values bounded by the code (routes, sources, types, outcomes)."""
+
+    def __init__(self, metric: Any) -> None:
+        self._metric = metric
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *labels: str) -> Any:
+        child = self._children.get(labels)
+        if child is None:
+            child = self._children[labels] = self._metric.labels(*labels)
+        return child
 
 
 class ServiceMetrics:

@@ -10,7 +10,7 @@ from prometheus_client import Counter, Gauge
 
 from salesops_common.db import UnitOfWork
 from salesops_common.kafka import Topics
-from salesops_common.observability import ServiceMetrics
+from salesops_common.observability import Children, ServiceMetrics
 from salesops_ingest.adapters.deliveries import Delivery, DeliveryStore
 from salesops_ingest.config import IngestSettings
 from salesops_ingest.domain.records import CrmApi
@@ -39,8 +39,8 @@ class IngestContext:
     quality: Gauge = field(init=False)
     pending: Gauge = field(init=False)
     # Labelled children resolved once (the label sets are small: sources, types, outcomes).
-    _published: dict[tuple[str, str], Any] = field(init=False, default_factory=dict)
-    _outcome: dict[tuple[str, str], Any] = field(init=False, default_factory=dict)
+    _published: Children = field(init=False)
+    _outcome: Children = field(init=False)
 
     def __post_init__(self) -> None:
         # POST /v1/events: concurrent requests committed together, on the store's pool.
@@ -61,6 +61,7 @@ class IngestContext:
             ["source", "outcome"],
             registry=r,
         )
+        self._published, self._outcome = Children(self.accepted), Children(self.outcomes)
         self.webhook_items = Counter(
             "salesops_ingest_webhook_items_received",
             "Items in webhook deliveries stored, by source",
@@ -106,25 +107,18 @@ class IngestContext:
         self.observe_published(result)
         for (source, metric), count in result.quality.items():
             if metric == "deliveries_duplicate":
-                self.outcomes.labels(source, "duplicate").inc(count)
+                self._outcome(source, "duplicate").inc(count)
 
     def observe_published(self, result: BatchResult) -> None:
         """Count the events a committed batch staged for publication, by source and type."""
         for envelope in result.envelopes:
             path = envelope.source
             source = path.split("/")[2] if path.count("/") >= 2 else "api"
-            child = self._published.get((source, envelope.type))
-            if child is None:
-                child = self.accepted.labels(source, envelope.type)
-                self._published[(source, envelope.type)] = child
-            child.inc()
+            self._published(source, envelope.type).inc()
 
     def observe_outcomes(self, source: str, statuses: Sequence[str]) -> None:
         for status in statuses:
-            child = self._outcome.get((source, status))
-            if child is None:
-                child = self._outcome[(source, status)] = self.outcomes.labels(source, status)
-            child.inc()
+            self._outcome(source, status).inc()
 
     def count_dead(self, source: str, count: int) -> None:
         self.dead_letters.labels(source).inc(count)

@@ -210,16 +210,22 @@ class Successive:
     events: dict[str, list[int]] = field(default_factory=dict)
 
 
-async def successive(dsn: str, held: Sequence[Envelope], batch: int, repeats: int) -> Successive:
-    conn = await asyncpg.connect(dsn)
+def one_connection_kpis(conn: asyncpg.Connection, now: datetime) -> Kpis:
+    """Metrics' KPIs read on ``conn`` alone (every read a read-only repeatable-read
+    transaction on it, whatever lanes the read asks for), at a fixed ``now``."""
 
     @asynccontextmanager
     async def read(lanes: int) -> AsyncIterator[list[asyncpg.Connection]]:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             yield [conn]
 
+    return Kpis(read, settings=KpiSettings(), clock=lambda: now)
+
+
+async def successive(dsn: str, held: Sequence[Envelope], batch: int, repeats: int) -> Successive:
+    conn = await asyncpg.connect(dsn)
     now = datetime.now(UTC)
-    kpis = Kpis(read, settings=KpiSettings(), clock=lambda: now)
+    kpis = one_connection_kpis(conn, now)
     grouping = groupings(rep_labels=False)
     window = resolve_window("30d", start=None, end=None, now=now, start_month=1)
     pid = await conn.fetchval("SELECT pg_backend_pid()")

@@ -21,8 +21,7 @@ import statistics
 import sys
 import time
 from array import array
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -30,14 +29,14 @@ import asyncpg
 import httpx
 
 from bench import metrics_scrape
+from bench.metrics_cpu import one_connection_kpis
 from bench.metrics_org import Org, Size
 from bench.report import table
 from bench.stack import Stack
 from salesops_common.envelope import Envelope
 from salesops_metrics.adapters.prometheus import groupings
 from salesops_metrics.domain.periods import resolve_window
-from salesops_metrics.service_layer.kpis import Exposition, Kpis
-from salesops_metrics.service_layer.reports import KpiSettings
+from salesops_metrics.service_layer.kpis import Exposition
 
 API = metrics_scrape.API
 STEPS = (5_000, 15_000, 40_000)
@@ -111,14 +110,8 @@ async def snapshot_ms(dsn: str, repeats: int) -> tuple[list[float], float]:
     """A whole /metrics snapshot (every gauge by every label over the last 30 days, no family
     kept from a snapshot before), on one connection."""
     conn = await asyncpg.connect(dsn)
-
-    @asynccontextmanager
-    async def read(lanes: int) -> AsyncIterator[list[asyncpg.Connection]]:
-        async with conn.transaction(isolation="repeatable_read", readonly=True):
-            yield [conn]
-
     now = datetime.now(UTC)
-    kpis = Kpis(read, settings=KpiSettings(), clock=lambda: now)
+    kpis = one_connection_kpis(conn, now)
     window = resolve_window("30d", start=None, end=None, now=now, start_month=1)
     out = []
     held = 0.0

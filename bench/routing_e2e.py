@@ -409,18 +409,27 @@ async def _scrape(server: Server) -> ConsumerStats:
     return ConsumerStats.scrape(r.text)
 
 
-async def _seed(http: httpx.AsyncClient, ingest: Server, routing: Server) -> dict[str, Any]:
-    r = await http.post(ingest.url + "/v1/events", json=rep_events())
+async def seed_reps(
+    http: httpx.AsyncClient, ingest: str, routing: str, *, within: float = 60.0
+) -> list[str]:
+    """The REPS reps created through ingest (``rep.created``), once routing knows them all;
+    their ids. ``ingest``, ``routing``: the services' base URLs."""
+    r = await http.post(ingest + "/v1/events", json=rep_events())
     if r.status_code != 202:
         raise RuntimeError(f"seeding reps: {r.status_code} {r.text[:500]}")
-    deadline = time.monotonic() + 60
+    rep_ids = [result["entity_id"] for result in r.json()["results"]]
+    deadline = time.monotonic() + within
     while True:
-        roster = await http.get(routing.url + "/v1/reps")
+        roster = await http.get(routing + "/v1/reps")
         if roster.status_code == 200 and len(roster.json()["reps"]) >= REPS:
-            break
+            return rep_ids
         if time.monotonic() > deadline:
-            raise RuntimeError("routing did not learn the seeded reps within 60 s")
+            raise RuntimeError(f"routing did not learn the seeded reps within {within:g} s")
         await asyncio.sleep(0.2)
+
+
+async def _seed(http: httpx.AsyncClient, ingest: Server, routing: Server) -> dict[str, Any]:
+    await seed_reps(http, ingest.url, routing.url)
     ruleset = ruleset_with_reps()
     body = orjson.dumps(ruleset.model_dump(mode="json", exclude_defaults=True))
     r = await http.put(

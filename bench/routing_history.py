@@ -41,7 +41,7 @@ from aiokafka import AIOKafkaProducer
 
 from bench.cpu import process_cpu
 from bench.report import table
-from bench.routing_e2e import REPS, TENANT, rep_events
+from bench.routing_e2e import TENANT, seed_reps
 from bench.soak import rulesets
 from bench.stack import ROUTING_DATABASE, TOKEN, Stack
 from salesops_common.envelope import Envelope
@@ -255,14 +255,7 @@ async def run(sizes: Sequence[int], events: int) -> list[list[str]]:
     try:
         ingest, routing = stack.ingest(), stack.routing()
         async with httpx.AsyncClient(headers=API, timeout=300) as http:
-            resp = await http.post(ingest.url + "/v1/events", json=rep_events())
-            resp.raise_for_status()
-            rep_ids = [r["entity_id"] for r in resp.json()["results"]]
-            for _ in range(600):
-                r = await http.get(routing.url + "/v1/reps")
-                if r.status_code == 200 and len(r.json()["reps"]) == REPS:
-                    break
-                await asyncio.sleep(0.2)
+            rep_ids = await seed_reps(http, ingest.url, routing.url, within=120)
             models = rulesets(rep_ids)
             await _puts(http, routing.url, models, 1, 0)
             conn = await asyncpg.connect(database_dsn(stack.pg.url, ROUTING_DATABASE))

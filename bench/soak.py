@@ -54,7 +54,7 @@ from bench import payloads
 from bench.load import LoadResult, Post, RequestMaker, run_load
 from bench.memory import rss_mib
 from bench.report import table
-from bench.routing_e2e import REPS, TENANT, rep_events
+from bench.routing_e2e import REPS, TENANT, seed_reps
 from bench.stack import TOKEN, Server, Stack, _wait_ready
 from salesops_cli.infra import free_port
 from salesops_common.settings import database_dsn
@@ -421,14 +421,7 @@ async def run(args: argparse.Namespace) -> SoakRun:
         ingest, routing, metrics = stack.ingest(), stack.routing(), stack.metrics()
         forecast = serve_forecast(stack)
         async with httpx.AsyncClient(headers=API, timeout=60) as http:
-            resp = await http.post(ingest.url + "/v1/events", json=rep_events())
-            resp.raise_for_status()
-            rep_ids = [r["entity_id"] for r in resp.json()["results"]]
-            for _ in range(600):
-                r = await http.get(routing.url + "/v1/reps")
-                if r.status_code == 200 and len(r.json()["reps"]) == REPS:
-                    break
-                await asyncio.sleep(0.2)
+            rep_ids = await seed_reps(http, ingest.url, routing.url, within=120)
         models = rulesets(rep_ids)
         pids = {
             "ingest": ingest.pid,

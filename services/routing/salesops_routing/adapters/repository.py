@@ -25,6 +25,8 @@ _REPS_WITH_COUNTS = f"""
            coalesce(c.open_leads, 0) AS open_leads
     FROM reps r LEFT JOIN rep_lead_counts c ON c.rep_id = r.id
 """
+_ROSTER_WITH_COUNTS = text(_REPS_WITH_COUNTS + " ORDER BY r.turn")
+_REP_WITH_COUNTS = text(_REPS_WITH_COUNTS + " WHERE r.id = :id")
 # --- reps -------------------------------------------------------------------------------
 
 
@@ -61,12 +63,12 @@ async def rep_is_active(session: AsyncSession, rep_id: UUID) -> bool | None:
 
 
 async def reps_with_assignment_counts(session: AsyncSession) -> list[dict[str, Any]]:
-    rows = await session.execute(text(_REPS_WITH_COUNTS + " ORDER BY r.turn"))
+    rows = await session.execute(_ROSTER_WITH_COUNTS)
     return [dict(r._mapping) for r in rows]
 
 
 async def find_rep(session: AsyncSession, rep_id: UUID) -> dict[str, Any] | None:
-    row = await session.execute(text(_REPS_WITH_COUNTS + " WHERE r.id = :id"), {"id": rep_id})
+    row = await session.execute(_REP_WITH_COUNTS, {"id": rep_id})
     return first_row(row)
 
 
